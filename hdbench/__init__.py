@@ -1,0 +1,26 @@
+"""hdbench: benchmark theories of high-dimensional learning dynamics against simulation.
+
+Flat public API (see docs/ for the guide):
+
+    import hdbench
+    s = hdbench.Scenario.from_dict({...})
+    sim = hdbench.simulate(s)                        # sim.times, sim.mean, sim.stderr, sim.per_seed
+    p = hdbench.registry().predictor("lsq-homogenized-sgd")
+    curves = p.predict(s, sim.times)
+    scores = hdbench.score(sim, curves)
+    hdbench.run_suite("quick", db=".hdbench/results.sqlite")
+"""
+from .component import YES, Dynamics, Model, Param, Predictor, Support, no
+from .errors import InputError, PluginError
+from .hookspecs import hookimpl
+from .registry import registry
+from .scenario import Scenario, builtin_suites, load_suite
+from .simulate import Simulation, simulate
+from .score import score
+
+__version__ = "0.1.0"
+
+__all__ = ["YES", "Dynamics", "InputError", "Model", "Param", "PluginError", "Predictor",
+           "Scenario", "Simulation", "Support", "builtin_suites", "hookimpl", "load_suite", "no", "registry",
+           "run_suite", "score", "simulate", "__version__"]
+

@@ -1,0 +1,85 @@
+"""Scores of a predictor's curves against a simulation.
+
+For each observable both sides have, on the scored window (the times before the first seed
+diverged), with ``scale = max_t |sim mean|``:
+- ``sup_error = max_t |pred - mean| / scale`` (normalised sup distance),
+- ``rel_l2 = ||pred - mean||_2 / ||mean||_2`` over the grid,
+- ``noise_floor``: the same metric between the means of two independent halves of the seeds,
+  divided by 2, i.e. the error a perfect theory would show against the all-seed mean
+  (``Var(mean_A - mean_B) = 4 Var(mean - truth)``),
+- ``z_max = max_t |pred - mean| / stderr`` (stderr floored at 1e-5 scale for deterministic points).
+The headline ``error``/``noise_floor``/``z_max`` are the maxima over the common observables, so a
+theory must get every observable right to score well.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+STDERR_FLOOR = 1e-5
+
+
+class ScoreError(ValueError):
+    """The curves cannot be scored (wrong shape, non-finite, nothing in common)."""
+
+
+def scored_window(sim) -> np.ndarray:
+    """Boolean mask of the times before the earliest divergence among seeds."""
+    return sim.times < np.min(sim.diverged_at)
+
+
+def check_curves(curves, times, window=None) -> dict:
+    """Validate a predictor's output: a dict of 1-D arrays of len(times), finite on ``window``."""
+    if not isinstance(curves, dict) or not curves:
+        raise ScoreError(f"predict returned {type(curves).__name__}, expected a non-empty dict of arrays")
+    out = {}
+    for name, values in curves.items():
+        arr = np.asarray(values, dtype=float)
+        if arr.shape != (len(times),):
+            raise ScoreError(f"observable '{name}' has shape {arr.shape}, expected ({len(times)},)")
+        mask = np.ones(len(times), bool) if window is None else window
+        bad = ~np.isfinite(arr) & mask
+        if bad.any():
+            raise ScoreError(f"observable '{name}' is not finite at t = {times[bad.argmax()]:g}")
+        out[str(name)] = arr
+    return out
+
+
+def _metrics(pred, ref, scale):
+    diff = np.abs(pred - ref)
+    norm = np.linalg.norm(ref)
+    return diff.max() / scale, np.linalg.norm(pred - ref) / (norm if norm > 0 else 1.0)
+
+
+def score(sim, curves: dict) -> dict:
+    """Score ``curves`` (``{observable: array on sim.times}``) against ``sim``; see module doc."""
+    window = scored_window(sim)
+    if window.sum() < 2:
+        raise ScoreError(f"the simulation diverged at t = {np.min(sim.diverged_at):g}, before the "
+                         "second time point: nothing to score")
+    curves = check_curves(curves, sim.times, window)
+    common = [k for k in curves if k in sim.per_seed]
+    if not common:
+        raise ScoreError(f"no observable in common (predictor: {', '.join(curves)}; "
+                         f"simulation: {', '.join(sim.per_seed)})")
+    half = sim.scenario.seeds // 2
+    per_obs = {}
+    for name in common:
+        seeds = sim.per_seed[name][:, window]
+        mean = seeds.mean(axis=0)
+        stderr = seeds.std(axis=0, ddof=1) / np.sqrt(seeds.shape[0])
+        pred = curves[name][window]
+        scale = np.abs(mean).max() or 1.0
+        sup, l2 = _metrics(pred, mean, scale)
+        floor_sup, floor_l2 = _metrics(seeds[:half].mean(axis=0), seeds[half:2 * half].mean(axis=0), scale)
+        z = np.abs(pred - mean) / np.maximum(stderr, STDERR_FLOOR * scale)
+        per_obs[name] = {"sup_error": float(sup), "rel_l2": float(l2), "noise_floor": float(floor_sup / 2),
+                         "noise_floor_l2": float(floor_l2 / 2), "z_max": float(z.max()),
+                         "t_worst": float(sim.times[window][z.argmax()])}
+    worst = max(per_obs, key=lambda k: per_obs[k]["sup_error"])
+    diverged = int(np.isfinite(sim.diverged_at).sum())
+    return {"error": per_obs[worst]["sup_error"], "worst_observable": worst,
+            "rel_l2": max(v["rel_l2"] for v in per_obs.values()),
+            "noise_floor": max(v["noise_floor"] for v in per_obs.values()),
+            "z_max": max(v["z_max"] for v in per_obs.values()),
+            "scored_until": float(sim.times[window][-1]), "diverged_seeds": diverged,
+            "observables": per_obs}

@@ -1,0 +1,137 @@
+"""Dynamics built on optax, each mapped onto ``t = samples/d`` with per-sample step ``gamma/d``.
+
+| name          | data   | one step                                              | dt    |
+| online-sgd    | online | B fresh samples, ``optax.sgd(gamma B/d)`` on the mean  | B/d   |
+| sgd           | finite | B indices i.i.d. uniform from n (with replacement)    | B/d   |
+| sgd-epochs    | finite | reshuffle once per epoch, sweep in batches of B       | B/d   |
+| sgf           | finite | Euler-Maruyama of SGF/SME, Gaussian re-weighting      | h     |
+| gd            | finite | full-batch gradient descent, step ``gamma h``         | h     |
+| momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)`` (no theory)   | B/d   |
+| adam          | either | ``optax.adam(gamma B/d^1.5)`` (no theory)             | B/d   |
+
+SGF: ``theta += -gamma h [gbar + (1/sqrt(h d n)) sum_i (xi_i - xibar) g_i]``, ``xi ~ N(0, I_n)``,
+whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (CONVENTIONS.md). ``either`` dynamics draw
+fresh samples without ``alpha`` and with-replacement batches with it. Adam's step scales as
+``d^-1.5`` because its per-coordinate steps are O(lr) while coordinates are O(d^-1/2).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+import hdbench
+from hdbench import Dynamics, InputError, Param
+
+GAMMA = Param(0.5, float, low=0.0, low_open=True, doc="learning rate (per-sample step gamma/d)")
+BATCH = Param(1, int, low=1, doc="mini-batch size B")
+H = Param(0.01, float, low=0.0, low_open=True, high=1.0, doc="time step h of the discretised flow")
+
+
+def _check_batch(scenario):
+    B, n = scenario.dynamics_params.get("batch_size", 1), scenario.n
+    if n is not None and B > n:
+        raise InputError(f"dynamics '{scenario.dynamics}': batch_size = {B} is not allowed with "
+                         f"n = {n} samples (need batch_size <= n)")
+
+
+def _with_replacement(key, step, n, B):
+    idx = jax.random.randint(jax.random.fold_in(key, step), (B,), 0, n)
+    return idx, jnp.full((B,), 1.0 / B)
+
+
+class OnlineSGD(Dynamics):
+    name = "online-sgd"
+    description = "one-pass SGD: a fresh mini-batch each step"
+    sampling = "online"
+    params = {"gamma": GAMMA, "batch_size": BATCH}
+
+    def dt(self, s):
+        return s.dynamics_params["batch_size"] / s.d
+
+    def optimizer(self, s):
+        return optax.sgd(s.dynamics_params["gamma"] * s.dynamics_params["batch_size"] / s.d)
+
+
+class SGD(OnlineSGD):
+    name = "sgd"
+    description = "multi-pass SGD: B indices i.i.d. from the n samples each step (Poisson limit)"
+    sampling = "finite"
+    check_scenario = staticmethod(_check_batch)
+
+    def batch(self, key, step, n, s):
+        return _with_replacement(key, step, n, s.dynamics_params["batch_size"])
+
+
+class SGDEpochs(SGD):
+    name = "sgd-epochs"
+    description = "multi-pass SGD with a reshuffle per epoch (floor(n/B) batches, remainder dropped)"
+
+    def batch(self, key, step, n, s):
+        B = s.dynamics_params["batch_size"]
+        per_epoch = n // B
+        perm = jax.random.permutation(jax.random.fold_in(key, step // per_epoch), n)
+        idx = jax.lax.dynamic_slice(perm, ((step % per_epoch) * B,), (B,))
+        return idx, jnp.full((B,), 1.0 / B)
+
+
+class GD(Dynamics):
+    name = "gd"
+    description = "full-batch gradient descent with step gamma*h (-> gradient flow as h -> 0)"
+    sampling = "finite"
+    params = {"gamma": GAMMA, "h": H}
+
+    def dt(self, s):
+        return s.dynamics_params["h"]
+
+    def optimizer(self, s):
+        return optax.sgd(s.dynamics_params["gamma"] * s.dynamics_params["h"])
+
+    def batch(self, key, step, n, s):
+        return jnp.arange(n), jnp.full((n,), 1.0 / n)
+
+
+class SGF(GD):
+    name = "sgf"
+    description = "stochastic gradient flow / SME by Euler-Maruyama (Gaussian re-weighting of samples)"
+
+    def batch(self, key, step, n, s):
+        xi = jax.random.normal(jax.random.fold_in(key, step), (n,))
+        scale = 1.0 / jnp.sqrt(s.dynamics_params["h"] * s.d * n)
+        return jnp.arange(n), 1.0 / n + scale * (xi - xi.mean())
+
+
+class _Either(OnlineSGD):
+    sampling = "either"
+    check_scenario = staticmethod(_check_batch)
+
+    def batch(self, key, step, n, s):
+        return _with_replacement(key, step, n, s.dynamics_params["batch_size"])
+
+
+class Momentum(_Either):
+    name = "momentum"
+    description = "SGD with heavy-ball momentum (optax.sgd momentum=beta); no theory yet"
+    params = {"gamma": GAMMA, "batch_size": BATCH,
+              "beta": Param(0.9, float, low=0.0, high=0.999, doc="momentum")}
+
+    def optimizer(self, s):
+        p = s.dynamics_params
+        return optax.sgd(p["gamma"] * p["batch_size"] / s.d, momentum=p["beta"])
+
+
+class Adam(_Either):
+    name = "adam"
+    description = "optax.adam with learning rate gamma*B/d^1.5; no theory yet"
+    params = {"gamma": Param(0.05, float, low=0.0, low_open=True, doc="learning rate scale"),
+              "batch_size": BATCH,
+              "b1": Param(0.9, float, low=0.0, high=0.999), "b2": Param(0.999, float, low=0.0, high=0.99999)}
+
+    def optimizer(self, s):
+        p = s.dynamics_params
+        return optax.adam(p["gamma"] * p["batch_size"] / s.d**1.5, b1=p["b1"], b2=p["b2"])
+
+
+@hdbench.hookimpl
+def hdbench_dynamics():
+    return [OnlineSGD, SGD, SGDEpochs, GD, SGF, Momentum, Adam]
