@@ -17,6 +17,7 @@ from .registry import registry
 from .scenario import Scenario, builtin_suites, load_suite
 from .simulate import Simulation, simulate
 from .score import score
+from .runner import run_suite
 
 __version__ = "0.1.0"
 

@@ -1,0 +1,160 @@
+"""Command line: ``hdbench list | run | leaderboard | plot``. Bad input: one line, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .errors import InputError, PluginError
+from .store import DEFAULT_DB
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def _parser():
+    p = argparse.ArgumentParser(prog="hdbench", description="Benchmark theories of high-dimensional "
+                                "learning dynamics against finite-d simulations.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="models, dynamics, predictors and suites, with their plugins")
+    ls.add_argument("--format", choices=("table", "json"), default="table")
+
+    run = sub.add_parser("run", help="simulate, predict, score and store a suite; print its leaderboard")
+    run.add_argument("--suite", default="quick", help="built-in suite name or a TOML file (default: quick)")
+    run.add_argument("--predictor", action="append", dest="predictors", metavar="NAME",
+                     help="only this predictor (repeatable; default: all)")
+    run.add_argument("--workers", type=int, default=1, help="local processes (spawned; default 1)")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    run.add_argument("--db", default=str(DEFAULT_DB), help=f"result store (default {DEFAULT_DB})")
+    run.add_argument("--timeout", type=float, default=60.0, help="seconds per predict call (default 60)")
+    run.add_argument("--format", choices=FORMATS, default="table", help="leaderboard format")
+
+    lb = sub.add_parser("leaderboard", help="rank predictors from the store")
+    lb.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
+    lb.add_argument("--format", choices=FORMATS, default="table")
+    lb.add_argument("--db", default=str(DEFAULT_DB))
+    lb.add_argument("--view", choices=("both", "scenarios", "suite"), default="both")
+
+    pl = sub.add_parser("plot", help="theory curves over the simulation's 95%% band, one panel per observable")
+    pl.add_argument("scenario", help="scenario hash (prefix) or label, as in the leaderboard")
+    pl.add_argument("--out", default=None, help="output .png or .svg (default: <hash>.png)")
+    pl.add_argument("--db", default=str(DEFAULT_DB))
+    return p
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "plot": cmd_plot}[args.command](args)
+    except (InputError, PluginError) as exc:
+        print(f"hdbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hdbench: interrupted; finished items are stored, run the same command again to resume",
+              file=sys.stderr)
+        return 130
+
+
+def cmd_list(args) -> int:
+    from .registry import registry
+    from .scenario import builtin_suites
+    reg = registry()
+    if args.format == "json":
+        out = {kind: [{"name": e.name, "provider": e.provider, "description": e.cls.description}
+                      for e in sorted(entries.values(), key=lambda e: e.name)]
+               for kind, entries in reg.entries.items()}
+        out["failures"] = [{"plugin": f.plugin, "dist": f.dist, "error": f.error} for f in reg.failures]
+        out["suites"] = builtin_suites()
+        print(json.dumps(out, indent=1))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+    console = Console()
+    for kind, title in (("model", "Models"), ("dynamics", "Dynamics"), ("predictor", "Predictors")):
+        table = Table(title=title, title_justify="left")
+        for col in ("name", "plugin (distribution version)", "description"):
+            table.add_column(col, overflow="fold")
+        for e in sorted(reg.entries[kind].values(), key=lambda e: e.name):
+            table.add_row(e.name, e.provider, e.cls.description)
+        console.print(table)
+    if reg.failures:
+        table = Table(title="Plugins that failed to load", title_justify="left")
+        for col in ("plugin", "distribution", "error"):
+            table.add_column(col, overflow="fold")
+        for f in reg.failures:
+            table.add_row(f.plugin, f.dist, f.error)
+        console.print(table)
+    console.print("Suites: " + ", ".join(builtin_suites()))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .runner import run_suite
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description:<42}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        report = run_suite(args.suite, predictors=args.predictors, db=args.db, workers=args.workers,
+                           scheduler=args.scheduler, timeout=args.timeout, progress=progress)
+    console.print(f"run {report.run_id} ({report.suite}): {report.scenarios} scenarios, "
+                  f"{report.simulated} simulated + {report.cached_simulations} cached, "
+                  f"{report.predicted} predictions + {report.reused_predictions} reused, "
+                  f"{report.not_applicable} n/a, {report.failed} failed, {report.wall_s:.1f} s; store {report.db}")
+    show_leaderboard(args.db, report.suite, args.format, "both")
+    return 0
+
+
+def cmd_leaderboard(args) -> int:
+    from .store import Store
+    store = Store(args.db)
+    suite = args.suite
+    if suite is None:
+        runs = store.runs()
+        if not runs:
+            raise InputError(f"--db {args.db} holds no runs yet (run hdbench run first)")
+        suite = runs[-1]["suite"]
+    elif suite not in store.suites():
+        from .errors import unknown_name
+        raise unknown_name("suite in the store", suite, store.suites())
+    store.close()
+    show_leaderboard(args.db, suite, args.format, args.view)
+    return 0
+
+
+def show_leaderboard(db, suite, fmt, view) -> None:
+    from .report import render, scenario_rows, scenario_table, suite_rows, suite_table
+    from .store import Store
+    store = Store(db)
+    parts = []
+    if view in ("both", "scenarios"):
+        rows = scenario_rows(store, suite)
+        parts.append((scenario_table(rows), f"Suite '{suite}': per scenario", rows, True))
+    if view in ("both", "suite"):
+        rows = suite_rows(store, suite)
+        parts.append((suite_table(rows), f"Suite '{suite}': aggregate", rows, False))
+    store.close()
+    if fmt == "json":
+        print(json.dumps({title: rows for _, title, rows, _ in parts}, indent=1, default=float))
+        return
+    for (head, body), title, rows, group in parts:
+        text = render(head, body, fmt, title, rows, group=group)
+        if text is not None:
+            print(text)
+
+
+def cmd_plot(args) -> int:
+    from .report import plot
+    from .store import Store
+    store = Store(args.db)
+    h, _, _ = store.find_scenario(args.scenario)
+    out = args.out or f"{h}.png"
+    if not out.endswith((".png", ".svg")):
+        raise InputError(f"--out {out}: expected a .png or .svg file name")
+    print(plot(store, args.scenario, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

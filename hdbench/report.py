@@ -1,0 +1,215 @@
+"""Leaderboards (from the store alone) and plots.
+
+Per scenario: predictors ranked by ``error`` (normalised sup error, worst observable), with the
+noise floor, ``err/floor``, worst z-score, cold/warm wall time and speed-up over the simulation;
+"n/a: reason" and "failed: message" rows where that is what happened.
+Per suite: Borda count and mean rank over the scenarios each predictor supports (with a 95% interval
+from a bootstrap over simulation seeds), mean and median error, and coverage = scenarios scored.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+
+from .simulate import ENGINE_VERSION
+from .store import Store
+
+BOOTSTRAP = 200
+
+
+def scenario_rows(store: Store, suite: str) -> list[dict]:
+    rows = []
+    for h, label, _ in store.suite_scenarios(suite):
+        have_sim = store.get_simulation(h, ENGINE_VERSION) is not None
+        block = []
+        for pred in store.predictions(h):
+            sc = store.get_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION)
+            row = {"scenario": label, "hash": h, "predictor": pred["predictor"], "provider": pred["provider"]}
+            if pred["status"] != "ok":
+                row.update(status=pred["status"], message=pred["message"])
+            elif sc is None:
+                row.update(status="pending", message="not scored yet" if have_sim else "no simulation yet")
+            elif sc["status"] != "ok":
+                row.update(status=sc["status"], message=sc["message"])
+            else:
+                s = sc["scores"]
+                row.update(status="ok", message="", error=s["error"], noise_floor=s["noise_floor"],
+                           ratio=s["error"] / max(s["noise_floor"], 1e-12), z_max=s["z_max"],
+                           rel_l2=s["rel_l2"], worst=s["worst_observable"], cold_s=s["cold_s"],
+                           warm_s=s["warm_s"], speedup=s["speedup"], scored_until=s["scored_until"],
+                           diverged_seeds=s["diverged_seeds"], observables=s["observables"])
+            block.append(row)
+        ok = sorted((r for r in block if r["status"] == "ok"), key=lambda r: r["error"])
+        for i, r in enumerate(ok):
+            r["rank"] = i + 1
+        rows += ok + sorted((r for r in block if r["status"] != "ok"), key=lambda r: r["predictor"])
+    return rows
+
+
+def _bootstrap_errors(sim, curves_by_pred, rng, n_boot):
+    """errors[n_boot, P] of each predictor against seed-resampled simulation means."""
+    window = sim["times"] < np.min(sim["diverged_at"])
+    per_seed = sim["per_seed"]
+    S = next(iter(per_seed.values())).shape[0]
+    idx = rng.integers(0, S, size=(n_boot, S))
+    errs = np.zeros((n_boot, len(curves_by_pred)))
+    for name, seeds in per_seed.items():
+        means = seeds[:, window][idx].mean(axis=1)                    # [B, T]
+        scale = np.maximum(np.abs(means).max(axis=1), 1e-300)
+        for j, curves in enumerate(curves_by_pred):
+            if name in curves:
+                errs[:, j] = np.maximum(errs[:, j], np.abs(curves[name][window] - means).max(axis=1) / scale)
+    return errs
+
+
+def suite_rows(store: Store, suite: str, n_boot: int = BOOTSTRAP) -> list[dict]:
+    rows = scenario_rows(store, suite)
+    scenarios = list(dict.fromkeys(r["hash"] for r in rows))
+    total = len(store.suite_scenarios(suite))
+    preds = sorted({r["predictor"] for r in rows})
+    agg = {p: {"predictor": p, "borda": 0, "ranks": [], "errors": [], "failed": 0} for p in preds}
+    rng = np.random.default_rng(0)
+    boot_sum = {p: np.zeros(n_boot) for p in preds}
+    for h in scenarios:
+        block = [r for r in rows if r["hash"] == h]
+        ok = [r for r in block if r["status"] == "ok"]
+        for r in block:
+            if r["status"] in ("failed", "timeout"):
+                agg[r["predictor"]]["failed"] += 1
+        for r in ok:
+            a = agg[r["predictor"]]
+            a["borda"] += len(ok) - r["rank"]
+            a["ranks"].append(r["rank"])
+            a["errors"].append(r["error"])
+        if not ok:
+            continue
+        sim = store.get_simulation(h, ENGINE_VERSION)
+        curves = [next(p["curves"] for p in store.predictions(h) if p["predictor"] == r["predictor"]) for r in ok]
+        errs = _bootstrap_errors(sim, curves, rng, n_boot)
+        ranks = errs.argsort(axis=1).argsort(axis=1) + 1
+        for j, r in enumerate(ok):
+            boot_sum[r["predictor"]] += ranks[:, j]
+    out = []
+    for p, a in agg.items():
+        k = len(a["ranks"])
+        row = {"predictor": p, "borda": a["borda"], "coverage": f"{k}/{total}", "scored": k, "failed": a["failed"],
+               "mean_rank": float(np.mean(a["ranks"])) if k else None,
+               "mean_error": float(np.mean(a["errors"])) if k else None,
+               "median_error": float(np.median(a["errors"])) if k else None}
+        if k:
+            lo, hi = np.percentile(boot_sum[p] / k, [2.5, 97.5])
+            row.update(rank_lo=float(lo), rank_hi=float(hi))
+        out.append(row)
+    out.sort(key=lambda r: (-r["borda"], r["mean_rank"] if r["mean_rank"] is not None else 1e9, r["predictor"]))
+    return out
+
+
+# -- rendering -----------------------------------------------------------------------------------
+def _fmt(x, spec=".3g"):
+    return "" if x is None else format(x, spec)
+
+
+def scenario_table(rows):
+    head = ["scenario", "rank", "predictor", "error", "noise floor", "err/floor", "worst z", "cold s",
+            "warm s", "speed-up"]
+    body = []
+    for r in rows:
+        if r["status"] == "ok":
+            body.append([r["scenario"], str(r["rank"]), r["predictor"], _fmt(r["error"]), _fmt(r["noise_floor"]),
+                         _fmt(r["ratio"], ".2g"), _fmt(r["z_max"], ".2g"), _fmt(r["cold_s"], ".2g"),
+                         _fmt(r["warm_s"], ".2g"), _fmt(r["speedup"], ".3g") + "x"])
+        else:
+            body.append([r["scenario"], "", r["predictor"], f"{r['status']}: {r['message']}", "", "", "", "", "", ""])
+    return head, body
+
+
+def suite_table(rows):
+    head = ["predictor", "borda", "mean rank [95%]", "mean error", "median error", "coverage", "failed"]
+    body = []
+    for r in rows:
+        rank = "" if r["mean_rank"] is None else f"{r['mean_rank']:.2f} [{r['rank_lo']:.2f}, {r['rank_hi']:.2f}]"
+        body.append([r["predictor"], str(r["borda"]), rank, _fmt(r["mean_error"]), _fmt(r["median_error"]),
+                     r["coverage"], str(r["failed"])])
+    return head, body
+
+
+def render(head, body, fmt="table", title="", rows=None, console=None, group=False) -> str | None:
+    """Render as a rich table (printed; returns None), or return markdown/csv/json text."""
+    if fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+        if console is None:
+            console = Console()
+            if not console.is_terminal:
+                console = Console(width=max(console.width, 160))
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for i, h in enumerate(head):
+            table.add_column(h, overflow="fold", no_wrap=i > 0 and h not in ("error", "predictor"))
+        previous = None
+        for b in body:
+            if group and b[0] == previous:         # print each scenario's name once
+                b = [""] + list(b[1:])
+            else:
+                previous = b[0]
+                if group and table.row_count:
+                    table.add_section()
+            table.add_row(*b)
+        console.print(table)
+        return None
+    if fmt == "markdown":
+        lines = ([f"**{title}**", ""] if title else []) + ["| " + " | ".join(head) + " |",
+                                                            "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in b) + " |" for b in body]
+        return "\n".join(lines) + "\n"
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf)
+        writer.writerow(head)
+        writer.writerows(body)
+        return buf.getvalue()
+    if fmt == "json":
+        return json.dumps(rows, indent=1, default=float)
+    from .errors import InputError
+    raise InputError(f"--format = {fmt!r} is not allowed (expected one of table, markdown, csv, json)")
+
+
+# -- plots -----------------------------------------------------------------------------------------
+def plot(store: Store, ref: str, out_path) -> str:
+    """One panel per observable: simulation mean with its 95% band, each predictor's curve over it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .errors import InputError
+    h, label, _ = store.find_scenario(ref)
+    sim = store.get_simulation(h, ENGINE_VERSION)
+    if sim is None:
+        raise InputError(f"scenario '{ref}' has no stored simulation (run hdbench run first)")
+    names = list(sim["per_seed"])
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    t = sim["times"]
+    preds = [p for p in store.predictions(h) if p["status"] == "ok"]
+    for ax, name in zip(axes.flat, names):
+        seeds = sim["per_seed"][name]
+        mean = seeds.mean(axis=0)
+        se = seeds.std(axis=0, ddof=1) / np.sqrt(seeds.shape[0])
+        ax.fill_between(t, mean - 1.96 * se, mean + 1.96 * se, color="0.8", label="simulation 95%")
+        ax.plot(t, mean, color="k", lw=1, label="simulation mean")
+        for p in preds:
+            if name in p["curves"]:
+                ax.plot(t, p["curves"][name], lw=1.5, ls="--", label=p["predictor"])
+        ax.set_title(name)
+        ax.set_xlabel("t = samples / d")
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.suptitle(label, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_path)
+    plt.close(fig)
+    return str(out_path)

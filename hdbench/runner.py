@@ -1,0 +1,268 @@
+"""Plan -> execute (serial, local processes, or Dask) -> store -> score.
+
+Tasks are plain functions of JSON-able arguments (``task_simulate``, ``task_predict``), so any
+``concurrent.futures``-style executor can run them: in-process, a spawn-context process pool
+(JAX must not be forked once initialised), or a Dask cluster's ``client.get_executor()``.
+Workers only compute; this process is the single writer of the store, and writes each finished item
+in its own transaction. Re-running skips what the store already has (simulations by scenario hash +
+engine version, predictions by scenario hash + predictor + provider version), so an interrupted run
+resumes where it stopped.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import dataclasses
+import multiprocessing
+import os
+import platform
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .registry import registry
+from .scenario import Scenario, load_suite
+from .score import ScoreError, check_curves, score
+from .simulate import ENGINE_VERSION, Simulation, simulate
+from .store import DEFAULT_DB, Store
+
+DEFAULT_TIMEOUT = 60.0
+
+
+# -- tasks (run in workers) --------------------------------------------------------------------
+def task_simulate(spec: dict) -> dict:
+    sim = simulate(Scenario.from_dict(spec))
+    return {"times": sim.times, "per_seed": sim.per_seed, "diverged_at": sim.diverged_at,
+            "compile_s": sim.compile_s, "run_s": sim.run_s}
+
+
+def task_predict(spec: dict, predictor: str, timeout: float = DEFAULT_TIMEOUT) -> dict:
+    """Call ``predict`` twice (cold, then warm), each under ``timeout`` seconds; never raises."""
+    try:
+        scenario = Scenario.from_dict(spec)
+        pred = registry().predictor(predictor)
+        times = scenario.times()
+        out = []
+        for _ in range(2):
+            start = time.perf_counter()
+            curves = _call_with_timeout(pred.predict, (scenario, times), timeout)
+            out.append((curves, time.perf_counter() - start))
+        curves = check_curves(out[1][0], times)  # non-finite values are judged when scoring
+    except TimeoutError:
+        return {"status": "timeout", "message": f"predict took longer than {timeout:g} s"}
+    except ScoreError as exc:
+        return {"status": "failed", "message": str(exc)}
+    except Exception as exc:   # noqa: BLE001 - a plugin's failure is recorded, never fatal
+        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        return {"status": "failed", "message": text}
+    return {"status": "ok", "curves": curves, "cold_s": out[0][1], "warm_s": out[1][1]}
+
+
+def _call_with_timeout(fn, args, timeout):
+    box = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:   # noqa: BLE001
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)   # abandoned (not joined) on timeout
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# -- executors -----------------------------------------------------------------------------------
+class InlineExecutor(cf.Executor):
+    """Runs each task at submission, in this process (the serial default)."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        fut = cf.Future()
+        try:
+            fut.set_result(fn(*args, **kwargs))
+        except BaseException as exc:   # noqa: BLE001
+            fut.set_exception(exc)
+        return fut
+
+
+def make_executor(workers: int = 1, scheduler: str | None = None):
+    if scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise InputError("--scheduler needs dask distributed: pip install 'hdbench[dask]'") from None
+        try:
+            client = Client(scheduler, timeout=10)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
+        return client.get_executor(pure=False), client.close
+    if workers < 1:
+        raise InputError(f"--workers = {workers} is not allowed (expected an integer >= 1)")
+    if workers == 1:
+        return InlineExecutor(), lambda: None
+    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return pool, lambda: pool.shutdown(wait=False, cancel_futures=True)
+
+
+# -- environment ---------------------------------------------------------------------------------
+def environment(reg=None) -> dict:
+    import jax
+
+    from . import __version__
+    reg = reg or registry()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"hdbench": __version__, "plugins": reg.plugin_versions(), "jax": jax.__version__,
+            "numpy": np.__version__, "python": platform.python_version(), "platform": platform.platform(),
+            "machine": platform.machine(), "cpu_count": os.cpu_count(),
+            "devices": [str(d) for d in jax.devices()], "git_commit": commit}
+
+
+def as_simulation(scenario: Scenario, rec: dict) -> Simulation:
+    return Simulation(scenario, np.asarray(rec["times"]), dict(rec["per_seed"]), np.asarray(rec["diverged_at"]),
+                      rec.get("compile_s", 0.0), rec.get("run_s", 0.0))
+
+
+# -- the run ---------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class RunReport:
+    run_id: int
+    suite: str
+    scenarios: int
+    simulated: int = 0
+    cached_simulations: int = 0
+    predicted: int = 0
+    reused_predictions: int = 0
+    not_applicable: int = 0
+    failed: int = 0
+    wall_s: float = 0.0
+    db: str = ""
+
+
+def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1, scheduler: str | None = None,
+              timeout: float = DEFAULT_TIMEOUT, progress=None) -> RunReport:
+    """Simulate every scenario of ``suite`` (a built-in name or a TOML path; cached), run every
+    supporting predictor (all registered, or ``predictors``), score, and store in ``db``.
+
+    ``workers > 1`` uses spawned local processes; ``scheduler`` a Dask scheduler address.
+    ``timeout`` bounds each ``predict`` call. ``progress``: an optional ``rich.progress.Progress``.
+    """
+    start = time.perf_counter()
+    reg = registry()
+    suite_name, scenarios = load_suite(suite, reg)
+    names = list(predictors) if predictors else reg.names("predictor")
+    for name in names:
+        reg.entry("predictor", name)   # unknown name -> InputError with a suggestion
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise InputError(f"--timeout = {timeout!r} is not allowed (expected seconds > 0)")
+    store = Store(db)
+    run_id = store.begin_run(suite_name, environment(reg))
+    store.add_suite(suite_name, scenarios)
+    report = RunReport(run_id, suite_name, len(scenarios), db=str(db))
+
+    by_hash = {s.hash: s for s in scenarios}
+    sims: dict[str, Simulation] = {}
+    jobs = []   # (kind, hash, predictor, provider)
+    for s in scenarios:
+        rec = store.get_simulation(s.hash, ENGINE_VERSION)
+        if rec is None:
+            jobs.append(("sim", s.hash, None, None))
+        else:
+            sims[s.hash] = as_simulation(s, rec)
+            report.cached_simulations += 1
+        for name in names:
+            entry = reg.entry("predictor", name)
+            if store.get_prediction(s.hash, name, entry.provider) is not None:
+                report.reused_predictions += 1
+                continue
+            support = _supports(reg.predictor(name), s)
+            if not support:
+                store.put_prediction(s.hash, name, entry.provider, {"status": "n/a", "message": support.reason}, run_id)
+                report.not_applicable += 1
+                continue
+            jobs.append(("predict", s.hash, name, entry.provider))
+
+    executor, shutdown = make_executor(workers, scheduler)
+    task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
+    kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))   # resume tests: SIGKILL mid-run
+    writes = 0
+    status = "interrupted"
+    try:
+        futures = {}
+        for job in jobs:   # simulations first: they are the long items
+            kind, h, name, _ = job
+            spec = by_hash[h].to_dict()
+            fut = executor.submit(task_simulate, spec) if kind == "sim" else executor.submit(task_predict, spec, name, timeout)
+            futures[fut] = job
+        for fut in cf.as_completed(futures):
+            kind, h, name, provider = futures[fut]
+            if kind == "sim":
+                try:
+                    rec = fut.result()
+                except Exception as exc:   # noqa: BLE001
+                    raise RuntimeError(f"simulation of '{by_hash[h].label}' failed: {exc}") from exc
+                store.put_simulation(h, ENGINE_VERSION, rec, run_id)
+                sims[h] = as_simulation(by_hash[h], rec)
+                report.simulated += 1
+            else:
+                try:
+                    result = fut.result()
+                except Exception as exc:   # noqa: BLE001 - e.g. a worker died
+                    result = {"status": "failed", "message": f"{type(exc).__name__}: {exc}".splitlines()[0]}
+                store.put_prediction(h, name, provider, result, run_id)
+                report.predicted += result["status"] == "ok"
+                report.failed += result["status"] != "ok"
+            writes += 1
+            if kill_after and writes >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if progress is not None:
+                progress.update(task, advance=1, description=f"{by_hash[h].label[:40]}")
+        status = "finished"
+    finally:
+        shutdown()
+        if status == "finished":
+            score_pending(store, by_hash, sims)
+        store.finish_run(run_id, status)
+        store.close()
+    report.wall_s = time.perf_counter() - start
+    return report
+
+
+def _supports(pred, scenario):
+    try:
+        return pred.supports(scenario)
+    except Exception as exc:   # noqa: BLE001
+        from .component import no
+        return no(f"supports() raised {type(exc).__name__}: {exc}")
+
+
+def score_pending(store: Store, by_hash: dict, sims: dict) -> None:
+    """Score every stored prediction of these scenarios that has no score for this engine yet."""
+    for h, sim in sims.items():
+        for pred in store.predictions(h):
+            if store.get_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION) is not None:
+                continue
+            if pred["status"] != "ok":
+                store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, pred["status"],
+                                pred["message"], None)
+                continue
+            try:
+                result = score(sim, pred["curves"])
+            except ScoreError as exc:
+                store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, "failed", str(exc), None)
+                continue
+            result.update(cold_s=pred["cold_s"], warm_s=pred["warm_s"], sim_run_s=sim.run_s,
+                          sim_compile_s=sim.compile_s, speedup=sim.run_s / max(pred["warm_s"], 1e-9))
+            store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, "ok", "", result)
