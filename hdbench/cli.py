@@ -102,6 +102,8 @@ def cmd_run(args) -> int:
                   f"{report.simulated} simulated + {report.cached_simulations} cached, "
                   f"{report.predicted} predictions + {report.reused_predictions} reused, "
                   f"{report.not_applicable} n/a, {report.failed} failed, {report.wall_s:.1f} s; store {report.db}")
+    for error in report.errors:
+        console.print(f"[red]{error}[/red]")
     show_leaderboard(args.db, report.suite, args.format, "both")
     return 0
 

@@ -13,6 +13,7 @@ class PluginError(RuntimeError):
 def unknown_name(kind: str, name: str, known) -> InputError:
     """`unknown dynamics 'sdg'; did you mean 'sgd'? (known: gd, sgd, ...)`"""
     known = sorted(known)
-    close = difflib.get_close_matches(str(name), known, n=1)
+    swapped = [k for k in known if sorted(k) == sorted(str(name))]   # transposed letters first
+    close = swapped or difflib.get_close_matches(str(name), known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
     return InputError(f"unknown {kind} '{name}'{hint} (known: {', '.join(known) or 'none'})")

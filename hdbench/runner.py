@@ -82,18 +82,6 @@ def _call_with_timeout(fn, args, timeout):
 
 
 # -- executors -----------------------------------------------------------------------------------
-class InlineExecutor(cf.Executor):
-    """Runs each task at submission, in this process (the serial default)."""
-
-    def submit(self, fn, /, *args, **kwargs):
-        fut = cf.Future()
-        try:
-            fut.set_result(fn(*args, **kwargs))
-        except BaseException as exc:   # noqa: BLE001
-            fut.set_exception(exc)
-        return fut
-
-
 def make_executor(workers: int = 1, scheduler: str | None = None):
     if scheduler:
         try:
@@ -108,7 +96,7 @@ def make_executor(workers: int = 1, scheduler: str | None = None):
     if workers < 1:
         raise InputError(f"--workers = {workers} is not allowed (expected an integer >= 1)")
     if workers == 1:
-        return InlineExecutor(), lambda: None
+        return None, lambda: None     # serial: run_suite computes each job in this process, in turn
     pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
     return pool, lambda: pool.shutdown(wait=False, cancel_futures=True)
 
@@ -149,6 +137,7 @@ class RunReport:
     failed: int = 0
     wall_s: float = 0.0
     db: str = ""
+    errors: list = dataclasses.field(default_factory=list)
 
 
 def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1, scheduler: str | None = None,
@@ -158,6 +147,7 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
 
     ``workers > 1`` uses spawned local processes; ``scheduler`` a Dask scheduler address.
     ``timeout`` bounds each ``predict`` call. ``progress``: an optional ``rich.progress.Progress``.
+    Everything that can be wrong with the input is checked before the store is touched.
     """
     start = time.perf_counter()
     reg = registry()
@@ -167,14 +157,50 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         reg.entry("predictor", name)   # unknown name -> InputError with a suggestion
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise InputError(f"--timeout = {timeout!r} is not allowed (expected seconds > 0)")
-    store = Store(db)
-    run_id = store.begin_run(suite_name, environment(reg))
-    store.add_suite(suite_name, scenarios)
-    report = RunReport(run_id, suite_name, len(scenarios), db=str(db))
+    executor, shutdown = make_executor(workers, scheduler)
+    status, store, report = "interrupted", None, None
+    try:
+        store = Store(db)
+        run_id = store.begin_run(suite_name, environment(reg))
+        store.add_suite(suite_name, scenarios)
+        report = RunReport(run_id, suite_name, len(scenarios), db=str(db))
+        by_hash = {s.hash: s for s in scenarios}
+        sims, jobs = _plan(store, reg, scenarios, names, report)
+        task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
+        kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))   # resume tests: SIGKILL mid-run
+        for writes, ((kind, h, name, provider), outcome) in enumerate(_execute(executor, jobs, by_hash, timeout), 1):
+            if kind == "sim":
+                if isinstance(outcome, BaseException):   # a model/dynamics plugin failed: recorded, not fatal
+                    report.errors.append(f"simulation of '{by_hash[h].label}' failed: {type(outcome).__name__}: {outcome}")
+                else:
+                    store.put_simulation(h, ENGINE_VERSION, outcome, run_id)
+                    sims[h] = as_simulation(by_hash[h], outcome)
+                    report.simulated += 1
+            else:
+                if isinstance(outcome, BaseException):   # e.g. a worker process died
+                    outcome = {"status": "failed", "message": f"{type(outcome).__name__}: {outcome}".splitlines()[0]}
+                store.put_prediction(h, name, provider, outcome, run_id)
+                report.predicted += outcome["status"] == "ok"
+                report.failed += outcome["status"] != "ok"
+            if kill_after and writes >= kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if progress is not None:
+                progress.update(task, advance=1, description=by_hash[h].label[:40])
+        score_pending(store, sims)
+        status = "finished"
+    finally:
+        shutdown()
+        if store is not None:
+            if report is not None:
+                store.finish_run(report.run_id, status)
+            store.close()
+    report.wall_s = time.perf_counter() - start
+    return report
 
-    by_hash = {s.hash: s for s in scenarios}
-    sims: dict[str, Simulation] = {}
-    jobs = []   # (kind, hash, predictor, provider)
+
+def _plan(store, reg, scenarios, names, report):
+    """Cached simulations, plus the jobs still to do; declined predictors are stored as n/a now."""
+    sims, jobs = {}, []
     for s in scenarios:
         rec = store.get_simulation(s.hash, ENGINE_VERSION)
         if rec is None:
@@ -189,55 +215,35 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
                 continue
             support = _supports(reg.predictor(name), s)
             if not support:
-                store.put_prediction(s.hash, name, entry.provider, {"status": "n/a", "message": support.reason}, run_id)
+                store.put_prediction(s.hash, name, entry.provider, {"status": "n/a", "message": support.reason},
+                                     report.run_id)
                 report.not_applicable += 1
                 continue
             jobs.append(("predict", s.hash, name, entry.provider))
+    return sims, jobs
 
-    executor, shutdown = make_executor(workers, scheduler)
-    task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
-    kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))   # resume tests: SIGKILL mid-run
-    writes = 0
-    status = "interrupted"
-    try:
-        futures = {}
-        for job in jobs:   # simulations first: they are the long items
-            kind, h, name, _ = job
-            spec = by_hash[h].to_dict()
-            fut = executor.submit(task_simulate, spec) if kind == "sim" else executor.submit(task_predict, spec, name, timeout)
-            futures[fut] = job
-        for fut in cf.as_completed(futures):
-            kind, h, name, provider = futures[fut]
-            if kind == "sim":
-                try:
-                    rec = fut.result()
-                except Exception as exc:   # noqa: BLE001
-                    raise RuntimeError(f"simulation of '{by_hash[h].label}' failed: {exc}") from exc
-                store.put_simulation(h, ENGINE_VERSION, rec, run_id)
-                sims[h] = as_simulation(by_hash[h], rec)
-                report.simulated += 1
-            else:
-                try:
-                    result = fut.result()
-                except Exception as exc:   # noqa: BLE001 - e.g. a worker died
-                    result = {"status": "failed", "message": f"{type(exc).__name__}: {exc}".splitlines()[0]}
-                store.put_prediction(h, name, provider, result, run_id)
-                report.predicted += result["status"] == "ok"
-                report.failed += result["status"] != "ok"
-            writes += 1
-            if kill_after and writes >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
-            if progress is not None:
-                progress.update(task, advance=1, description=f"{by_hash[h].label[:40]}")
-        status = "finished"
-    finally:
-        shutdown()
-        if status == "finished":
-            score_pending(store, by_hash, sims)
-        store.finish_run(run_id, status)
-        store.close()
-    report.wall_s = time.perf_counter() - start
-    return report
+
+def _execute(executor, jobs, by_hash, timeout):
+    """Yield ``(job, result or exception)`` as each finishes: serially one by one (so each is stored
+    before the next starts), or all submitted to ``executor`` and yielded as completed."""
+    def call(kind, h, name):
+        spec = by_hash[h].to_dict()
+        return (task_simulate, spec) if kind == "sim" else (task_predict, spec, name, timeout)
+
+    if executor is None:
+        for job in jobs:
+            fn, *args = call(*job[:3])
+            try:
+                yield job, fn(*args)
+            except Exception as exc:   # noqa: BLE001
+                yield job, exc
+        return
+    futures = {executor.submit(*call(*job[:3])): job for job in jobs}
+    for fut in cf.as_completed(futures):
+        try:
+            yield futures[fut], fut.result()
+        except Exception as exc:   # noqa: BLE001
+            yield futures[fut], exc
 
 
 def _supports(pred, scenario):
@@ -248,7 +254,7 @@ def _supports(pred, scenario):
         return no(f"supports() raised {type(exc).__name__}: {exc}")
 
 
-def score_pending(store: Store, by_hash: dict, sims: dict) -> None:
+def score_pending(store: Store, sims: dict) -> None:
     """Score every stored prediction of these scenarios that has no score for this engine yet."""
     for h, sim in sims.items():
         for pred in store.predictions(h):

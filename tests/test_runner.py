@@ -1,0 +1,118 @@
+"""Runner: cache and resume, local processes and Dask give the serial results, CLI exit codes."""
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+import hdbench
+from conftest import run_cli
+from hdbench.report import scenario_rows, suite_rows
+from hdbench.store import Store
+
+PREDICTORS = ["lsq-online-ode", "lsq-homogenized-sgd", "population-gf"]
+
+
+def _scores(db, suite="tiny"):
+    store = Store(db)
+    rows = {(r["hash"], r["predictor"]): (r["status"], r.get("error")) for r in scenario_rows(store, suite)}
+    store.close()
+    return rows
+
+
+def test_serial_run_caches_and_reuses(tiny_suite, db):
+    first = hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
+    assert first.simulated == 3 and first.cached_simulations == 0
+    assert first.predicted == 4 and first.not_applicable == 5 and first.failed == 0
+    second = hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
+    assert second.simulated == 0 and second.cached_simulations == 3
+    assert second.predicted == 0 and second.reused_predictions == 9
+    rows = _scores(db)
+    assert sum(status == "ok" for status, _ in rows.values()) == 4
+    store = Store(db)
+    env = json.loads(store.runs()[0]["env"])
+    assert env["jax"] and env["plugins"]["least_squares"].startswith("hdbench") and env["devices"]
+    agg = {r["predictor"]: r for r in suite_rows(store, "tiny")}
+    assert agg["lsq-online-ode"]["coverage"] == "1/3" and agg["population-gf"]["coverage"] == "2/3"
+    assert agg["population-gf"]["rank_lo"] <= agg["population-gf"]["mean_rank"] <= agg["population-gf"]["rank_hi"]
+
+
+def test_resume_after_sigkill(tiny_suite, db):
+    killed = run_cli("run", "--suite", tiny_suite, "--db", db, *sum((["--predictor", p] for p in PREDICTORS), []),
+                     env={"HDBENCH_TEST_KILL_AFTER": "2"})
+    assert killed.returncode == -9
+    con = sqlite3.connect(db)
+    sims_before = con.execute("SELECT hash, created FROM simulations").fetchall()
+    preds_before = con.execute("SELECT hash, predictor, created FROM predictions WHERE status='ok'").fetchall()
+    assert len(sims_before) + len(preds_before) == 2          # exactly the finished items survived
+    assert con.execute("SELECT status FROM runs").fetchone()[0] == "running"
+    con.close()
+    report = hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
+    assert report.simulated == 3 - len(sims_before)
+    con = sqlite3.connect(db)
+    for h, created in sims_before:                          # not recomputed
+        assert con.execute("SELECT created FROM simulations WHERE hash=?", (h,)).fetchone()[0] == created
+    for h, p, created in preds_before:
+        assert con.execute("SELECT created FROM predictions WHERE hash=? AND predictor=?", (h, p)).fetchone()[0] == created
+    con.close()
+    assert sum(status == "ok" for status, _ in _scores(db).values()) == 4
+
+
+def test_local_processes_and_dask_equal_serial(tiny_suite, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    serial = tmp_path / "serial.sqlite"
+    hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=serial)
+    procs = tmp_path / "procs.sqlite"
+    hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=procs, workers=2)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster:
+        dask_db = tmp_path / "dask.sqlite"
+        hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=dask_db, scheduler=cluster.scheduler_address)
+    expected = _scores(serial)
+    for other in (procs, dask_db):
+        got = _scores(other)
+        assert got.keys() == expected.keys()
+        for key, (status, err) in expected.items():
+            assert got[key][0] == status
+            if err is not None:
+                np.testing.assert_allclose(got[key][1], err, rtol=1e-5)
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(tiny_suite, tmp_path):
+    db = tmp_path / "r.sqlite"
+    cases = [
+        (["run", "--suite", "quik", "--db", db], "did you mean 'quick'"),
+        (["run", "--suite", tiny_suite, "--predictor", "lsq-online-odee", "--db", db], "did you mean 'lsq-online-ode'"),
+        (["run", "--suite", tmp_path / "missing.toml", "--db", db], "does not exist"),
+        (["run", "--suite", tiny_suite, "--workers", "0", "--db", db], "--workers = 0"),
+        (["leaderboard", "--db", db], "holds no runs yet"),
+    ]
+    for args, needle in cases:
+        out = run_cli(*args)
+        assert out.returncode == 2, (args, out.stderr)
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], lines
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[scenario]]\nd = 'x'\n")
+    out = run_cli("run", "--suite", bad, "--db", db)
+    assert out.returncode == 2 and "scenario 1" in out.stderr
+    if db.exists():   # the leaderboard case may create an empty store, never a run
+        assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_leaderboard_formats_and_plot(tiny_suite, tmp_path):
+    db = tmp_path / "r.sqlite"
+    hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
+    for fmt, marker in (("markdown", "| lsq-online-ode |"), ("csv", "lsq-online-ode,"), ("table", "lsq-online-ode")):
+        out = run_cli("leaderboard", "--db", db, "--format", fmt)
+        assert out.returncode == 0 and marker in out.stdout.replace("  ", " "), out.stdout
+    out = run_cli("leaderboard", "--db", db, "--format", "json")
+    board = json.loads(out.stdout)
+    assert any(r.get("status") == "n/a" for r in board["Suite 'tiny': per scenario"])
+    png = tmp_path / "p.png"
+    out = run_cli("plot", "online g0.5", "--db", db, "--out", png)
+    assert out.returncode == 0, out.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = tmp_path / "p.svg"
+    assert run_cli("plot", "online g0.5", "--db", db, "--out", svg).returncode == 0 and b"<svg" in svg.read_bytes()[:500]
+    assert run_cli("plot", "nope", "--db", db).returncode == 2
