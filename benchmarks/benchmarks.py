@@ -1,0 +1,131 @@
+"""asv benchmarks: warm predict time per predictor, simulation throughput (and its RNG-bound limit),
+peak memory of a quick run, and ``track_`` error of every predictor on a fixed reference scenario
+(so a commit that makes a theory less accurate shows up like a slowdown)."""
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import hdbench
+
+
+def _lsq(dynamics, gamma, alpha=None, d=400, seeds=16, t_max=8.0):
+    spec = {"model": {"name": "linear", "params": {"sigma": 0.5}},
+            "dynamics": {"name": dynamics, "params": {"gamma": gamma}},
+            "d": d, "t_max": t_max, "seeds": seeds}
+    if alpha is not None:
+        spec["alpha"] = alpha
+    return hdbench.Scenario.from_dict(spec)
+
+
+# Each predictor is measured on the first of these it supports.
+REFERENCE = [lambda: _lsq("online-sgd", 1.5), lambda: _lsq("sgd", 0.5, alpha=2.0),
+             lambda: _lsq("gd", 0.5, alpha=2.0), lambda: _lsq("sgf", 0.5, alpha=2.0)]
+PREFERRED = {"lsq-gf-mp": 2}   # a gradient-flow theory is measured on gradient descent
+
+
+def reference_scenario(name):
+    pred = hdbench.registry().predictor(name)
+    order = [PREFERRED[name]] if name in PREFERRED else []
+    for i in order + list(range(len(REFERENCE))):
+        s = REFERENCE[i]()
+        if pred.supports(s):
+            return s
+    return None
+
+
+PREDICTORS = [n for n in hdbench.registry().names("predictor") if reference_scenario(n) is not None]
+
+
+class PredictWarm:
+    params = PREDICTORS
+    param_names = ["predictor"]
+
+    def setup(self, name):
+        self.pred = hdbench.registry().predictor(name)
+        self.scenario = reference_scenario(name)
+        self.times = self.scenario.times()
+        self.pred.predict(self.scenario, self.times)     # untimed warm-up (compilation, caches)
+
+    def time_predict(self, name):
+        self.pred.predict(self.scenario, self.times)
+
+
+class PredictorError:
+    """Normalised sup error vs a 16-seed simulation at d = 400 (deterministic seeds)."""
+
+    params = PREDICTORS
+    param_names = ["predictor"]
+    timeout = 600
+
+    def setup_cache(self):
+        errors = {}
+        for name in PREDICTORS:
+            s = reference_scenario(name)
+            sim = hdbench.simulate(s)
+            errors[name] = hdbench.score(sim, hdbench.registry().predictor(name).predict(s, sim.times))["error"]
+        return errors
+
+    def track_error(self, errors, name):
+        return errors[name]
+
+    track_error.unit = "normalised sup error"
+
+
+class Simulation:
+    """Throughput in samples x dimension per second (run only; compilation is warmed up in setup)."""
+
+    params = ["online-sgd", "sgd"]
+    param_names = ["dynamics"]
+
+    def setup(self, dynamics):
+        self.scenario = _lsq(dynamics, 0.5, alpha=2.0 if dynamics == "sgd" else None, d=1000, t_max=4.0)
+        hdbench.simulate(self.scenario)
+
+    def time_simulate(self, dynamics):
+        hdbench.simulate(self.scenario)
+
+    def track_throughput(self, dynamics):
+        return hdbench.simulate(self.scenario).throughput
+
+    track_throughput.unit = "samples*d/s"
+
+    def track_fraction_of_rng_bound(self, dynamics):
+        """Throughput over that of drawing the same Gaussians alone (online SGD's lower bound on work)."""
+        return hdbench.simulate(self.scenario).throughput / rng_throughput(self.scenario)
+
+    track_fraction_of_rng_bound.unit = "ratio"
+
+
+def rng_throughput(s, repeats=3):
+    """samples*d/s of ``jax.random.normal`` alone: seeds x steps draws of shape (1, d) in a scan."""
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    steps = int(round(s.t_max * s.d))
+
+    @jax.jit
+    def draw(keys):
+        def one(key):
+            def step(acc, k):
+                return acc + jax.random.normal(jax.random.fold_in(key, k), (1, s.d)).sum(), None
+            return jax.lax.scan(step, 0.0, jnp.arange(steps))[0]
+        return jax.vmap(one)(keys)
+
+    keys = jax.random.split(jax.random.PRNGKey(0), s.seeds)
+    draw(keys).block_until_ready()
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        draw(keys).block_until_ready()
+        best = min(best, time.perf_counter() - start)
+    return s.seeds * steps * s.d / best
+
+
+class QuickRun:
+    timeout = 600
+
+    def peakmem_quick_run(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            hdbench.run_suite("quick", db=Path(tmp) / "r.sqlite")

@@ -1,0 +1,73 @@
+"""One table of components under test: the plugin registry itself (optax's idea). A component is
+tested here the moment it is registered, built-in or third-party."""
+import numpy as np
+import pytest
+
+import hdbench
+from hdbench.component import Support
+
+REG = hdbench.registry()
+MODELS, DYNAMICS, PREDICTORS = REG.names("model"), REG.names("dynamics"), REG.names("predictor")
+
+
+def candidate_scenarios():
+    """Every model x dynamics pair with default parameters, at a tiny size."""
+    out = []
+    for model in MODELS:
+        for dyn in DYNAMICS:
+            sampling = REG.entry("dynamics", dyn).cls.sampling
+            for alpha in ([None] if sampling == "online" else [2.0] if sampling == "finite" else [None, 2.0]):
+                spec = {"model": model, "dynamics": dyn, "d": 64, "t_max": 0.5, "seeds": 2, "n_times": 3}
+                if alpha is not None:
+                    spec["alpha"] = alpha
+                out.append(hdbench.Scenario.from_dict(spec))
+    return out
+
+
+SCENARIOS = candidate_scenarios()
+
+
+def test_registry_loaded_cleanly():
+    assert REG.failures == []
+    assert {"linear"} <= set(MODELS)
+    assert {"online-sgd", "sgd", "sgd-epochs", "sgf", "gd", "momentum", "adam"} <= set(DYNAMICS)
+    assert {"lsq-online-ode", "lsq-gf-mp", "lsq-homogenized-sgd", "population-gf"} <= set(PREDICTORS)
+
+
+@pytest.mark.parametrize("kind,name", [(k, n) for k in ("model", "dynamics", "predictor") for n in REG.names(k)])
+def test_defaults_validate_and_are_described(kind, name):
+    cls = REG.entry(kind, name).cls
+    params = cls.validate({})
+    assert set(params) == set(cls.params)
+    assert cls.description and "\n" not in cls.description
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.model}-{s.dynamics}-a{s.alpha}")
+def test_every_model_and_dynamics_simulates(scenario):
+    sim = hdbench.simulate(scenario)
+    names = REG.model(scenario.model).observable_names(finite=scenario.alpha is not None)
+    assert tuple(sim.per_seed) == tuple(names)
+    for values in sim.per_seed.values():
+        assert values.shape == (scenario.seeds, scenario.n_times) and np.isfinite(values).all()
+    np.testing.assert_allclose(sim.times, scenario.times())
+
+
+@pytest.mark.parametrize("name", PREDICTORS)
+def test_predictor_contract(name):
+    pred = REG.predictor(name)
+    supported = 0
+    for s in SCENARIOS:
+        answer = pred.supports(s)
+        assert isinstance(answer, Support)
+        if not answer:
+            assert answer.reason and "\n" not in answer.reason
+            continue
+        supported += 1
+        times = s.times()
+        curves = pred.predict(s, times)
+        observables = REG.model(s.model).observable_names(finite=s.alpha is not None)
+        assert curves and set(curves) <= set(observables), (s.label, set(curves))
+        for key, values in curves.items():
+            values = np.asarray(values)
+            assert values.shape == times.shape and np.isfinite(values).all(), (s.label, key)
+    assert supported, f"{name} supports none of the candidate scenarios: it cannot be tested"
