@@ -33,7 +33,8 @@ def _parser():
     lb.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
     lb.add_argument("--format", choices=FORMATS, default="table")
     lb.add_argument("--db", default=str(DEFAULT_DB))
-    lb.add_argument("--view", choices=("both", "scenarios", "suite"), default="both")
+    lb.add_argument("--view", choices=("both", "scenarios", "suite", "finite-size"), default="both",
+                    help="both = per scenario and aggregate (plus finite-size exponents where d was swept)")
 
     pl = sub.add_parser("plot", help="theory curves over the simulation's 95%% band, one panel per observable")
     pl.add_argument("scenario", help="scenario hash (prefix) or label, as in the leaderboard")
@@ -126,7 +127,8 @@ def cmd_leaderboard(args) -> int:
 
 
 def show_leaderboard(db, suite, fmt, view) -> None:
-    from .report import render, scenario_rows, scenario_table, suite_rows, suite_table
+    from .report import (finite_size_rows, finite_size_table, render, scenario_rows, scenario_table, suite_rows,
+                         suite_table)
     from .store import Store
     store = Store(db)
     parts = []
@@ -136,6 +138,11 @@ def show_leaderboard(db, suite, fmt, view) -> None:
     if view in ("both", "suite"):
         rows = suite_rows(store, suite)
         parts.append((suite_table(rows), f"Suite '{suite}': aggregate", rows, False))
+    if view in ("both", "finite-size"):
+        rows = finite_size_rows(store, suite)
+        if rows or view == "finite-size":
+            parts.append((finite_size_table(rows), f"Suite '{suite}': finite-size exponents (error ~ d^-p)",
+                          rows, True))
     store.close()
     if fmt == "json":
         print(json.dumps({title: rows for _, title, rows, _ in parts}, indent=1, default=float))

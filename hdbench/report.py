@@ -3,8 +3,10 @@
 Per scenario: predictors ranked by ``error`` (normalised sup error, worst observable), with the
 noise floor, ``err/floor``, worst z-score, cold/warm wall time and speed-up over the simulation;
 "n/a: reason" and "failed: message" rows where that is what happened.
-Per suite: Borda count and mean rank over the scenarios each predictor supports (with a 95% interval
-from a bootstrap over simulation seeds), mean and median error, and coverage = scenarios scored.
+Per suite, over the scenarios each predictor supports: a normalised Borda score (the mean fraction
+of the other scored predictors it beats, over scenarios with at least two), the mean rank (with a
+95% interval from a bootstrap over simulation seeds), mean and median error, and coverage =
+scenarios scored / scenarios in the suite. Sorted by Borda score, then mean rank.
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def suite_rows(store: Store, suite: str, n_boot: int = BOOTSTRAP) -> list[dict]:
     scenarios = list(dict.fromkeys(r["hash"] for r in rows))
     total = len(store.suite_scenarios(suite))
     preds = sorted({r["predictor"] for r in rows})
-    agg = {p: {"predictor": p, "borda": 0, "ranks": [], "errors": [], "failed": 0} for p in preds}
+    agg = {p: {"predictor": p, "beaten": [], "ranks": [], "errors": [], "failed": 0} for p in preds}
     rng = np.random.default_rng(0)
     boot_sum = {p: np.zeros(n_boot) for p in preds}
     for h in scenarios:
@@ -81,7 +83,8 @@ def suite_rows(store: Store, suite: str, n_boot: int = BOOTSTRAP) -> list[dict]:
                 agg[r["predictor"]]["failed"] += 1
         for r in ok:
             a = agg[r["predictor"]]
-            a["borda"] += len(ok) - r["rank"]
+            if len(ok) > 1:
+                a["beaten"].append((len(ok) - r["rank"]) / (len(ok) - 1))
             a["ranks"].append(r["rank"])
             a["errors"].append(r["error"])
         if not ok:
@@ -95,7 +98,8 @@ def suite_rows(store: Store, suite: str, n_boot: int = BOOTSTRAP) -> list[dict]:
     out = []
     for p, a in agg.items():
         k = len(a["ranks"])
-        row = {"predictor": p, "borda": a["borda"], "coverage": f"{k}/{total}", "scored": k, "failed": a["failed"],
+        borda = float(np.mean(a["beaten"])) if a["beaten"] else None
+        row = {"predictor": p, "borda": borda, "coverage": f"{k}/{total}", "scored": k, "failed": a["failed"],
                "mean_rank": float(np.mean(a["ranks"])) if k else None,
                "mean_error": float(np.mean(a["errors"])) if k else None,
                "median_error": float(np.median(a["errors"])) if k else None}
@@ -103,8 +107,54 @@ def suite_rows(store: Store, suite: str, n_boot: int = BOOTSTRAP) -> list[dict]:
             lo, hi = np.percentile(boot_sum[p] / k, [2.5, 97.5])
             row.update(rank_lo=float(lo), rank_hi=float(hi))
         out.append(row)
-    out.sort(key=lambda r: (-r["borda"], r["mean_rank"] if r["mean_rank"] is not None else 1e9, r["predictor"]))
+    out.sort(key=lambda r: (-(r["borda"] if r["borda"] is not None else -1),
+                            r["mean_rank"] if r["mean_rank"] is not None else 1e9, r["predictor"]))
     return out
+
+
+def finite_size_rows(store: Store, suite: str) -> list[dict]:
+    """Finite-size exponent p of error ~ d^-p, for scenarios of the suite that differ only in d.
+
+    With a fixed number of seeds the noise floor itself falls like d^-1/2, so an asymptotically
+    exact theory shows p near 1/2 (or more, while O(1/d) bias dominates), a wrong one p near 0.
+    The noise floor's own exponent is shown beside it.
+    """
+    import re
+    specs = {h: spec for h, _, spec in store.suite_scenarios(suite)}
+    labels = {h: label for h, label, _ in store.suite_scenarios(suite)}
+    groups = {}
+    for h, spec in specs.items():
+        key = json.dumps({k: v for k, v in spec.items() if k not in ("d", "name")}, sort_keys=True)
+        groups.setdefault(key, []).append(h)
+    by_hash = {}
+    for r in scenario_rows(store, suite):
+        if r["status"] == "ok":
+            by_hash.setdefault(r["hash"], {})[r["predictor"]] = r
+    out = []
+    for hashes in groups.values():
+        ds = sorted({specs[h]["d"] for h in hashes})
+        if len(ds) < 2:
+            continue
+        family = re.sub(r",? ?d=\d+", "", labels[hashes[0]]).replace("[]", "").strip()
+        preds = sorted({p for h in hashes for p in by_hash.get(h, {})})
+        for p in preds:
+            pts = sorted((specs[h]["d"], by_hash[h][p]["error"], by_hash[h][p]["noise_floor"])
+                         for h in hashes if p in by_hash.get(h, {}))
+            if len(pts) < 2:
+                continue
+            d, err, floor = map(np.array, zip(*pts))
+            slope = np.polyfit(np.log(d), np.log(np.maximum(err, 1e-300)), 1)[0]
+            floor_slope = np.polyfit(np.log(d), np.log(np.maximum(floor, 1e-300)), 1)[0]
+            out.append({"family": family, "predictor": p, "d": d.tolist(), "error": err.tolist(),
+                        "exponent": float(-slope), "floor_exponent": float(-floor_slope)})
+    return out
+
+
+def finite_size_table(rows):
+    head = ["scenarios", "predictor", "d", "error", "exponent p", "noise-floor p"]
+    body = [[r["family"], r["predictor"], ", ".join(map(str, r["d"])), ", ".join(f"{e:.3g}" for e in r["error"]),
+             f"{r['exponent']:.2f}", f"{r['floor_exponent']:.2f}"] for r in rows]
+    return head, body
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -131,7 +181,7 @@ def suite_table(rows):
     body = []
     for r in rows:
         rank = "" if r["mean_rank"] is None else f"{r['mean_rank']:.2f} [{r['rank_lo']:.2f}, {r['rank_hi']:.2f}]"
-        body.append([r["predictor"], str(r["borda"]), rank, _fmt(r["mean_error"]), _fmt(r["median_error"]),
+        body.append([r["predictor"], _fmt(r["borda"], ".2f"), rank, _fmt(r["mean_error"]), _fmt(r["median_error"]),
                      r["coverage"], str(r["failed"])])
     return head, body
 
