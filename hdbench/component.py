@@ -111,7 +111,7 @@ class Model(Component):
     - ``loss(theta, x, y, p)``: the loss of one sample (a scalar).
     - ``observables(theta, teacher, data, p)``: ``{name: scalar}``, exact population quantities
       (``data`` is ``(X, y)`` for finite data, for ``train_*`` observables, else ``None``).
-    - ``observable_names(finite)``: the names ``observables`` returns.
+    - ``observable_names(p, finite)``: the names ``observables`` returns for these params.
     ``p`` is the validated parameter dict. ``isotropic(p)`` tells theories whether ``Sigma = I``.
     """
 
@@ -138,7 +138,7 @@ class Model(Component):
         ...
 
     @abc.abstractmethod
-    def observable_names(self, finite: bool) -> tuple[str, ...]:
+    def observable_names(self, p, finite: bool) -> tuple[str, ...]:
         ...
 
     def divergence_statistic(self, obs: dict):

@@ -51,7 +51,7 @@ def task_predict(spec: dict, predictor: str, timeout: float = DEFAULT_TIMEOUT) -
             start = time.perf_counter()
             curves = _call_with_timeout(pred.predict, (scenario, times), timeout)
             out.append((curves, time.perf_counter() - start))
-        curves = check_curves(out[1][0], times)  # non-finite values are judged when scoring
+        curves = check_curves(out[1][0], times)  # +-inf marks a predicted divergence, NaN fails
     except TimeoutError:
         return {"status": "timeout", "message": f"predict took longer than {timeout:g} s"}
     except ScoreError as exc:

@@ -1,7 +1,8 @@
 """Scores of a predictor's curves against a simulation.
 
-For each observable both sides have, on the scored window (the times before the first seed
-diverged), with ``scale = max_t |sim mean|``:
+A predictor marks a divergence it predicts with +-inf (NaN is allowed only after that); NaN before,
+or wrong shapes, are failures. For each observable both sides have, on the scored window (the times
+before the first seed diverged and before the predicted divergence), with ``scale = max_t |sim mean|``:
 - ``sup_error = max_t |pred - mean| / scale`` (normalised sup distance),
 - ``rel_l2 = ||pred - mean||_2 / ||mean||_2`` over the grid,
 - ``noise_floor``: the same metric between the means of two independent halves of the seeds,
@@ -27,21 +28,33 @@ def scored_window(sim) -> np.ndarray:
     return sim.times < np.min(sim.diverged_at)
 
 
-def check_curves(curves, times, window=None) -> dict:
-    """Validate a predictor's output: a dict of 1-D arrays of len(times), finite on ``window``."""
+def check_curves(curves, times) -> dict:
+    """Validate a predictor's output: a dict of 1-D float arrays of len(times), finite or +-inf (a
+    predicted divergence), NaN only after an inf."""
     if not isinstance(curves, dict) or not curves:
         raise ScoreError(f"predict returned {type(curves).__name__}, expected a non-empty dict of arrays")
     out = {}
     for name, values in curves.items():
-        arr = np.asarray(values, dtype=float)
+        try:
+            arr = np.asarray(values, dtype=float)
+        except (TypeError, ValueError):
+            raise ScoreError(f"observable '{name}' is not an array of numbers") from None
         if arr.shape != (len(times),):
             raise ScoreError(f"observable '{name}' has shape {arr.shape}, expected ({len(times)},)")
-        mask = np.ones(len(times), bool) if window is None else window
-        bad = ~np.isfinite(arr) & mask
-        if bad.any():
-            raise ScoreError(f"observable '{name}' is not finite at t = {times[bad.argmax()]:g}")
+        nan, inf = np.isnan(arr), np.isinf(arr)
+        first_inf = inf.argmax() if inf.any() else len(arr)
+        if nan[:first_inf].any():
+            raise ScoreError(f"observable '{name}' is not finite at t = {times[nan.argmax()]:g}")
         out[str(name)] = arr
     return out
+
+
+def predicted_divergence(curves, times) -> float:
+    """First time at which any curve is non-finite (inf if none)."""
+    bad = np.zeros(len(times), bool)
+    for arr in curves.values():
+        bad |= ~np.isfinite(arr)
+    return float(times[bad.argmax()]) if bad.any() else np.inf
 
 
 def _metrics(pred, ref, scale):
@@ -52,11 +65,13 @@ def _metrics(pred, ref, scale):
 
 def score(sim, curves: dict) -> dict:
     """Score ``curves`` (``{observable: array on sim.times}``) against ``sim``; see module doc."""
-    window = scored_window(sim)
+    curves = check_curves(curves, sim.times)
+    t_pred = predicted_divergence(curves, sim.times)
+    window = scored_window(sim) & (sim.times < t_pred)
     if window.sum() < 2:
-        raise ScoreError(f"the simulation diverged at t = {np.min(sim.diverged_at):g}, before the "
+        who = "the simulation" if np.min(sim.diverged_at) <= t_pred else "the prediction"
+        raise ScoreError(f"{who} diverged at t = {min(np.min(sim.diverged_at), t_pred):g}, before the "
                          "second time point: nothing to score")
-    curves = check_curves(curves, sim.times, window)
     common = [k for k in curves if k in sim.per_seed]
     if not common:
         raise ScoreError(f"no observable in common (predictor: {', '.join(curves)}; "
@@ -82,4 +97,10 @@ def score(sim, curves: dict) -> dict:
             "noise_floor": max(v["noise_floor"] for v in per_obs.values()),
             "z_max": max(v["z_max"] for v in per_obs.values()),
             "scored_until": float(sim.times[window][-1]), "diverged_seeds": diverged,
+            "simulated_divergence": _time_or_none(np.min(sim.diverged_at)), "predicted_divergence": _time_or_none(t_pred),
             "observables": per_obs}
+
+
+def _time_or_none(t) -> float | None:
+    """JSON-safe divergence time: None for "never"."""
+    return float(t) if np.isfinite(t) else None

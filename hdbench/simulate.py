@@ -99,7 +99,7 @@ def build(s: Scenario):
     dt = dyn.dt(s)
     spr = s.steps_per_record(dt)
     opt = dyn.optimizer(s)
-    names = tuple(model.observable_names(finite=not online))
+    names = tuple(model.observable_names(mp, finite=not online))
     batch = dyn.online_batch_size(s) if online else None
 
     def one_seed(key):

@@ -45,7 +45,7 @@ def test_defaults_validate_and_are_described(kind, name):
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: f"{s.model}-{s.dynamics}-a{s.alpha}")
 def test_every_model_and_dynamics_simulates(scenario):
     sim = hdbench.simulate(scenario)
-    names = REG.model(scenario.model).observable_names(finite=scenario.alpha is not None)
+    names = REG.model(scenario.model).observable_names(scenario.model_params, finite=scenario.alpha is not None)
     assert tuple(sim.per_seed) == tuple(names)
     for values in sim.per_seed.values():
         assert values.shape == (scenario.seeds, scenario.n_times) and np.isfinite(values).all()
@@ -65,7 +65,7 @@ def test_predictor_contract(name):
         supported += 1
         times = s.times()
         curves = pred.predict(s, times)
-        observables = REG.model(s.model).observable_names(finite=s.alpha is not None)
+        observables = REG.model(s.model).observable_names(s.model_params, finite=s.alpha is not None)
         assert curves and set(curves) <= set(observables), (s.label, set(curves))
         for key, values in curves.items():
             values = np.asarray(values)

@@ -70,7 +70,7 @@ class Linear(Model):
             out["train_risk"] = 0.5 * jnp.mean((X @ theta - y) ** 2)
         return out
 
-    def observable_names(self, finite):
+    def observable_names(self, p, finite):
         return ("risk", "D", "m", "q") + (("train_risk",) if finite else ())
 
 

@@ -2,6 +2,9 @@
 
 It omits every high-dimensional effect (the ``gamma^2`` SGD-noise correction, finite data), so any
 real theory should beat it at ``gamma = O(1)``; it ties as ``gamma -> 0`` on online data.
+Each model family contributes its flow to ``FLOWS`` (the same summary-statistic ODEs as the family's
+theory, without the corrector).
+
 Linear model, any spectrum ``lambda_j``, ``e_j(t) = e_j(0) exp(-gamma lambda_j t)`` with
 ``E e_j(0)^2 = D0/d`` (``theta*`` uniform on the sphere):
 ``D = D0 <e^{-2 gamma lambda t}>``, ``risk = (D0 <lambda e^{-2 gamma lambda t}> + sigma^2)/2``,
@@ -14,6 +17,7 @@ import numpy as np
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import spectrum
+from hdbench_plugins.predictors.glm_ode import solve_glm
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
 
@@ -23,23 +27,30 @@ class PopulationGF(Predictor):
     description = "baseline: gradient flow on the population risk (no SGD-noise or finite-data terms)"
 
     def supports(self, s):
-        if s.model != "linear":
-            return no(f"no population-risk flow implemented for model '{s.model}'")
+        if s.model not in FLOWS:
+            return no(f"no population-risk flow for model '{s.model}' (have: {', '.join(sorted(FLOWS))})")
         if s.dynamics not in GRADIENT_DYNAMICS:
             return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)})")
         return YES
 
     def predict(self, s, times):
-        p = s.model_params
-        m0, q0, sigma = p["m0"], p["q0"], p["sigma"]
-        D0 = q0 - 2 * m0 + 1
-        gamma = s.dynamics_params["gamma"]
-        lam, counts = np.unique(spectrum(s.d, p), return_counts=True)
-        frac = counts / counts.sum()
-        decay = np.exp(-gamma * np.outer(np.asarray(times, float), lam))
-        D = D0 * (decay**2 @ frac)
-        m = 1 + (m0 - 1) * (decay @ frac)
-        return {"risk": 0.5 * (D0 * (decay**2 @ (frac * lam)) + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1}
+        return FLOWS[s.model](s, times)
+
+
+def linear_flow(s, times):
+    p = s.model_params
+    m0, q0, sigma = p["m0"], p["q0"], p["sigma"]
+    D0 = q0 - 2 * m0 + 1
+    gamma = s.dynamics_params["gamma"]
+    lam, counts = np.unique(spectrum(s.d, p), return_counts=True)
+    frac = counts / counts.sum()
+    decay = np.exp(-gamma * np.outer(np.asarray(times, float), lam))
+    D = D0 * (decay**2 @ frac)
+    m = 1 + (m0 - 1) * (decay @ frac)
+    return {"risk": 0.5 * (D0 * (decay**2 @ (frac * lam)) + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1}
+
+
+FLOWS = {"linear": linear_flow, "glm": lambda s, times: solve_glm(s, times, correction=False)}
 
 
 @hdbench.hookimpl

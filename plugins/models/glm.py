@@ -1,0 +1,212 @@
+"""Model ``glm``: single-index teacher-student, ``x ~ N(0, I_d)``, ``|theta*| = 1``.
+
+Labels: regression ``y = f*(lambda*) + sigma eps`` for links linear, relu, erf, tanh, quadratic;
+classification ``y = sign(lambda* + sigma eps)`` in {-1, +1} for the ``sign`` link (label noise as a
+noisy teacher pre-activation). Student output ``f(lambda)``, ``lambda = <theta, x>``, with an
+activation (linear, relu, erf, tanh, quadratic) and a loss ``square = (f - y)^2/2``,
+``logistic = log(1 + exp(-y f))``, ``hinge = max(0, 1 - y f)`` (the last two need ``link = sign``).
+``erf`` means ``erf(z/sqrt 2)``. Phase retrieval is link = activation = quadratic with square loss.
+
+Observables, exact population values by nested Gauss-Legendre quadrature (split at the kinks of
+relu, sign and hinge) in the Gaussian pair ``(lambda, lambda*)`` with covariance
+``[[q, m], [m, 1]]`` (``lambda* + sigma eps`` for ``sign``):
+``risk = E loss``, ``gen_error = E (f(lambda) - f*(lambda*))^2 / 2`` (regression),
+``error_rate = P(sign(lambda) != y)`` (classification, closed form ``arccos(m / sqrt(q (1+sigma^2)))/pi``),
+``m``, ``q``, and ``train_risk`` on finite data. The helpers here take ``xp`` (numpy or jax.numpy)
+so that theories evaluate exactly the same functions in float64.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import hdbench
+from hdbench import InputError, Model, Param
+
+from .linear import init_from_overlaps, unit_teacher
+
+LINKS = ("linear", "sign", "relu", "erf", "tanh", "quadratic")
+ACTIVATIONS = ("linear", "relu", "erf", "tanh", "quadratic")
+LOSSES = ("square", "logistic", "hinge")
+SQRT2 = np.sqrt(2.0)
+
+
+def _erf(xp):
+    if xp is np:
+        from scipy.special import erf
+        return erf
+    return jax.scipy.special.erf
+
+
+def activation(name, z, xp):
+    if name == "linear":
+        return z
+    if name == "relu":
+        return xp.maximum(z, 0.0)
+    if name == "erf":
+        return _erf(xp)(z / SQRT2)
+    if name == "tanh":
+        return xp.tanh(z)
+    if name == "quadratic":
+        return z * z
+    if name == "sign":
+        return xp.sign(z)
+    raise InputError(f"unknown activation {name!r}")
+
+
+def activation_prime(name, z, xp):
+    if name == "linear":
+        return xp.ones_like(z)
+    if name == "relu":
+        return (z > 0).astype(z.dtype) if xp is np else jnp.where(z > 0, 1.0, 0.0)
+    if name == "erf":
+        return np.sqrt(2 / np.pi) * xp.exp(-z * z / 2)
+    if name == "tanh":
+        return 1 - xp.tanh(z) ** 2
+    if name == "quadratic":
+        return 2 * z
+    raise InputError(f"unknown activation {name!r}")
+
+
+def loss_value(name, out, y, xp):
+    if name == "square":
+        return 0.5 * (out - y) ** 2
+    if name == "logistic":
+        return xp.logaddexp(0.0, -y * out)
+    if name == "hinge":
+        return xp.maximum(0.0, 1.0 - y * out)
+    raise InputError(f"unknown loss {name!r}")
+
+
+def loss_grad(name, out, y, xp):
+    """d loss / d out."""
+    if name == "square":
+        return out - y
+    if name == "logistic":
+        return -y / (1 + xp.exp(y * out))
+    if name == "hinge":
+        return xp.where(y * out < 1.0, -y, 0.0)
+    raise InputError(f"unknown loss {name!r}")
+
+
+@functools.lru_cache(maxsize=8)
+def _legendre(n):
+    return np.polynomial.legendre.leggauss(n)
+
+
+def _normal_nodes(mu, sd, breaks, xp, n=40, width=10.0):
+    """Nodes and weights of E over N(mu, sd^2) (arrays of any shape; a new last axis holds the
+    nodes): Gauss-Legendre on [mu - width sd, mu + width sd], split at ``breaks``, so that integrands
+    that are smooth between the breaks (kinks of relu, sign, hinge) converge exponentially."""
+    x, w = _legendre(n)
+    sd = xp.maximum(sd, 1e-12)
+    lo, hi = mu - width * sd, mu + width * sd
+    edges = [lo] + [xp.clip(b, lo, hi) for b in breaks] + [hi]
+    nodes, weights = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        half, mid = (b - a)[..., None] / 2, (b + a)[..., None] / 2
+        z = mid + half * x
+        pdf = xp.exp(-0.5 * ((z - mu[..., None]) / sd[..., None]) ** 2) / (np.sqrt(2 * np.pi) * sd[..., None])
+        nodes.append(z)
+        weights.append(half * w * pdf)
+    nodes, weights = xp.concatenate(nodes, axis=-1), xp.concatenate(weights, axis=-1)
+    return nodes, weights / xp.sum(weights, axis=-1, keepdims=True)
+
+
+def teacher_variance(p):
+    """Variance of the variable ``t`` the label depends on: ``lambda* + sigma eps`` for the sign link."""
+    return 1.0 + p["sigma"] ** 2 if p["link"] == "sign" else 1.0
+
+
+def expectation_nodes(m, q, p, xp):
+    """Flattened nodes ``(lambda, t)`` and weights for E over ``(lambda, t)`` with
+    ``Var t = teacher_variance(p)``, ``Cov(lambda, t) = m``, ``Var lambda = q``: outer integral over
+    ``t``, inner over ``lambda | t``, each split where the link, activation or loss has a kink."""
+    var_t = teacher_variance(p)
+    t, wt = _normal_nodes(xp.zeros(()), xp.asarray(np.sqrt(var_t)), [0.0] if p["link"] in ("sign", "relu") else [], xp)
+    breaks = [0.0] if p["activation"] == "relu" else []
+    if p["loss"] == "hinge" and p["activation"] == "linear":
+        breaks = [-1.0, 1.0]
+    cond_sd = xp.sqrt(xp.maximum(q - m * m / var_t, 0.0))
+    lam, wl = _normal_nodes((m / var_t) * t, cond_sd * xp.ones_like(t), breaks, xp)
+    return lam.ravel(), (t[:, None] * xp.ones_like(lam)).ravel(), (wt[:, None] * wl).ravel()
+
+
+def label(t, p, xp):
+    """The noise-free label function of the teacher variable (noise added separately for regression)."""
+    return xp.sign(t) if p["link"] == "sign" else activation(p["link"], t, xp)
+
+
+def population(m, q, p, xp=np):
+    """Exact population observables at overlaps (m, q)."""
+    lam, t, w = expectation_nodes(m, q, p, xp)
+    var_t = teacher_variance(p)
+    y = label(t, p, xp)
+    out = activation(p["activation"], lam, xp)
+    if p["link"] == "sign":
+        res = {"risk": xp.sum(w * loss_value(p["loss"], out, y, xp))}
+        rho = m / xp.sqrt(xp.maximum(q * var_t, 1e-30))
+        res["error_rate"] = xp.arccos(xp.clip(rho, -1.0, 1.0)) / np.pi
+    else:   # square loss: E over the additive noise is sigma^2/2
+        gen = xp.sum(w * 0.5 * (out - y) ** 2)
+        res = {"risk": gen + 0.5 * p["sigma"] ** 2, "gen_error": gen}
+    return res
+
+
+class GLM(Model):
+    name = "glm"
+    description = "single-index teacher-student GLM: links, activations, square/logistic/hinge losses"
+    params = {
+        "link": Param("sign", str, choices=LINKS, doc="teacher link f*"),
+        "activation": Param("linear", str, choices=ACTIVATIONS, doc="student activation f"),
+        "loss": Param("logistic", str, choices=LOSSES),
+        "sigma": Param(0.0, float, low=0.0, doc="label noise (added to y, or to lambda* for sign)"),
+        "m0": Param(0.0, float, doc="initial overlap <theta0, theta*>"),
+        "q0": Param(0.0, float, low=0.0, doc="initial |theta0|^2 (>= m0^2)"),
+    }
+
+    @classmethod
+    def check_params(cls, p):
+        if p["loss"] != "square" and p["link"] != "sign":
+            raise InputError(f"model 'glm': loss = {p['loss']!r} is not allowed with link = {p['link']!r} "
+                             "(classification losses need link = 'sign')")
+        if p["q0"] < p["m0"] ** 2:
+            raise InputError(f"model 'glm': q0 = {p['q0']} is not allowed with m0 = {p['m0']} (need q0 >= m0^2)")
+
+    def teacher(self, key, d, p):
+        return unit_teacher(key, d)
+
+    def init(self, key, d, teacher, p):
+        return init_from_overlaps(key, d, teacher, p["m0"], p["q0"])
+
+    def sample(self, key, n, d, teacher, p):
+        kx, ke = jax.random.split(key)
+        X = jax.random.normal(kx, (n, d))
+        noise = p["sigma"] * jax.random.normal(ke, (n,))
+        pre = X @ teacher
+        if p["link"] == "sign":
+            return X, jnp.where(pre + noise >= 0, 1.0, -1.0)
+        return X, activation(p["link"], pre, jnp) + noise
+
+    def loss(self, theta, x, y, p):
+        return loss_value(p["loss"], activation(p["activation"], jnp.dot(theta, x), jnp), y, jnp)
+
+    def observables(self, theta, teacher, data, p):
+        m, q = jnp.dot(theta, teacher), jnp.dot(theta, theta)
+        out = {"m": m, "q": q, **population(m, q, p, jnp)}
+        if data is not None:
+            X, y = data
+            out["train_risk"] = jnp.mean(loss_value(p["loss"], activation(p["activation"], X @ theta, jnp), y, jnp))
+        return out
+
+    def observable_names(self, p, finite):
+        kind = ("error_rate",) if p["link"] == "sign" else ("gen_error",)
+        return ("risk",) + kind + ("m", "q") + (("train_risk",) if finite else ())
+
+
+@hdbench.hookimpl
+def hdbench_models():
+    return [GLM]
