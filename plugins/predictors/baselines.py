@@ -18,6 +18,7 @@ import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import spectrum
 from hdbench_plugins.predictors.glm_ode import solve_glm
+from hdbench_plugins.predictors.saad_solla import solve_committee, supports_committee
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
 
@@ -31,7 +32,7 @@ class PopulationGF(Predictor):
             return no(f"no population-risk flow for model '{s.model}' (have: {', '.join(sorted(FLOWS))})")
         if s.dynamics not in GRADIENT_DYNAMICS:
             return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)})")
-        return YES
+        return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
 
     def predict(self, s, times):
         return FLOWS[s.model](s, times)
@@ -50,7 +51,9 @@ def linear_flow(s, times):
     return {"risk": 0.5 * (D0 * (decay**2 @ (frac * lam)) + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1}
 
 
-FLOWS = {"linear": linear_flow, "glm": lambda s, times: solve_glm(s, times, correction=False)}
+FLOWS = {"linear": linear_flow, "glm": lambda s, times: solve_glm(s, times, correction=False),
+         "committee": lambda s, times: solve_committee(s, times, correction=False)}
+MODEL_CHECKS = {"committee": lambda s: supports_committee(s, online=False)}
 
 
 @hdbench.hookimpl

@@ -1,0 +1,155 @@
+"""Model ``committee``: two-layer soft committee machine, teacher-student (one_pass.md section 2).
+
+Student ``yhat = sum_i v_i g(lambda_i)``, ``lambda_i = <w_i, x>``, i = 1..K; teacher
+``y = sum_n A g(nu_n) + sigma zeta``, ``nu_n = <w*_n, x>``, n = 1..M, with orthonormal teacher rows
+(``T = I``), ``x ~ N(0, I_d)``, loss ``(y - yhat)^2 / 2``; ``g`` is ``erf(z/sqrt 2)``, linear or relu.
+The second layer ``v`` trains (same per-sample step ``gamma/d``) only if ``train_second_layer``.
+
+Initialisation ``init = "overlaps"``: exactly ``Q = W W^T = q0 I + q_off (1 - I)`` and
+``R = W W*^T = r0`` on the diagonal (``r_off`` elsewhere), built as ``R W* + chol(Q - R R^T) U``
+with ``U`` orthonormal and orthogonal to the teacher; ``init = "random"``: rows ``N(0, q0 I/d)``.
+Observables (exact): ``gen_error = E (yhat - y + sigma zeta)^2 / 2``, ``risk = gen_error + sigma^2/2``,
+``Q_i_j`` (i <= j), ``R_i_n``, ``v_i``.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import hdbench
+from hdbench import InputError, Model, Param
+
+ACTIVATIONS = ("erf", "linear", "relu")
+
+
+def g(name, z):
+    if name == "erf":
+        return jax.scipy.special.erf(z / np.sqrt(2.0))
+    if name == "relu":
+        return jnp.maximum(z, 0.0)
+    return z
+
+
+def pair_kernel(name, Caa, Cbb, Cab, xp=jnp):
+    """``I2 = E[g(a) g(b)]`` for centred Gaussians with variances Caa, Cbb and covariance Cab."""
+    if name == "erf":
+        return (2 / np.pi) * xp.arcsin(Cab / xp.sqrt((1 + Caa) * (1 + Cbb)))
+    if name == "linear":
+        return Cab
+    sa, sb = xp.sqrt(Caa), xp.sqrt(Cbb)     # relu: the order-1 arc-cosine kernel
+    r = xp.clip(Cab / xp.maximum(sa * sb, 1e-30), -1.0, 1.0)
+    return sa * sb * (xp.sqrt(1 - r * r) + r * (np.pi - xp.arccos(r))) / (2 * np.pi)
+
+
+def generalisation_error(name, Q, R, T, v, A, xp=jnp):
+    """``E (yhat - y_clean)^2 / 2`` from the order parameters."""
+    dq, dt = xp.diagonal(Q), xp.diagonal(T)
+    ss = pair_kernel(name, dq[:, None], dq[None, :], Q, xp)
+    st = pair_kernel(name, dq[:, None], dt[None, :], R, xp)
+    tt = pair_kernel(name, dt[:, None], dt[None, :], T, xp)
+    return 0.5 * (v @ ss @ v - 2 * v @ st @ A + A @ tt @ A)
+
+
+def initial_overlaps(p):
+    """The overlaps ``(Q0, R0)`` that ``init = "overlaps"`` realises exactly."""
+    K, M = p["K"], p["M"]
+    Q0 = p["q_off"] * np.ones((K, K)) + (p["q0"] - p["q_off"]) * np.eye(K)
+    R0 = p["r_off"] * np.ones((K, M))
+    R0[np.arange(min(K, M)), np.arange(min(K, M))] = p["r0"]
+    return Q0, R0
+
+
+class Committee(Model):
+    name = "committee"
+    description = "soft committee machine: K student / M teacher hidden units, erf, linear or relu"
+    params = {
+        "K": Param(2, int, low=1, high=256, doc="student hidden units"),
+        "M": Param(2, int, low=1, high=256, doc="teacher hidden units"),
+        "activation": Param("erf", str, choices=ACTIVATIONS),
+        "sigma": Param(0.0, float, low=0.0, doc="label noise"),
+        "A": Param(1.0, float, doc="teacher second-layer weight (all units)"),
+        "v0": Param(1.0, float, doc="initial student second-layer weight (all units)"),
+        "train_second_layer": Param(False, bool),
+        "init": Param("overlaps", str, choices=("overlaps", "random")),
+        "q0": Param(0.5, float, low=0.0, low_open=True, doc="initial Q_ii"),
+        "q_off": Param(0.0, float, doc="initial Q_ik, i != k"),
+        "r0": Param(1e-3, float, doc="initial R_ii"),
+        "r_off": Param(0.0, float, doc="initial R_in, i != n"),
+    }
+
+    @classmethod
+    def check_params(cls, p):
+        if p["init"] == "overlaps":
+            Q0, R0 = initial_overlaps(p)
+            if np.linalg.eigvalsh(Q0 - R0 @ R0.T).min() <= 0:
+                raise InputError("model 'committee': q0/q_off/r0/r_off are not allowed together: "
+                                 "Q0 - R0 R0^T must be positive definite")
+
+    @classmethod
+    def check_scenario(cls, s):
+        p = s.model_params
+        if s.d < p["K"] + p["M"]:
+            raise InputError(f"model 'committee': d = {s.d} is not allowed with K + M = {p['K'] + p['M']} (need d >= K + M)")
+
+    def teacher(self, key, d, p):
+        q, _ = jnp.linalg.qr(jax.random.normal(key, (d, p["M"])))
+        return q.T                                                    # M x d, orthonormal rows
+
+    def init(self, key, d, teacher, p):
+        K = p["K"]
+        v = jnp.full((K,), p["v0"])
+        if p["init"] == "random":
+            return {"W": jax.random.normal(key, (K, d)) * jnp.sqrt(p["q0"] / d), "v": v}
+        Q0, R0 = initial_overlaps(p)
+        U = jax.random.normal(key, (d, K))
+        U = U - teacher.T @ (teacher @ U)
+        U, _ = jnp.linalg.qr(U)
+        C = np.linalg.cholesky(Q0 - R0 @ R0.T)
+        return {"W": jnp.asarray(R0, jnp.float32) @ teacher + jnp.asarray(C, jnp.float32) @ U.T, "v": v}
+
+    def _output(self, params, x, p):
+        v = params["v"] if p["train_second_layer"] else jax.lax.stop_gradient(params["v"])
+        return jnp.dot(v, g(p["activation"], params["W"] @ x))
+
+    def sample(self, key, n, d, teacher, p):
+        kx, ke = jax.random.split(key)
+        X = jax.random.normal(kx, (n, d))
+        y = p["A"] * g(p["activation"], X @ teacher.T).sum(axis=1) + p["sigma"] * jax.random.normal(ke, (n,))
+        return X, y
+
+    def loss(self, params, x, y, p):
+        return 0.5 * (self._output(params, x, p) - y) ** 2
+
+    def observables(self, params, teacher, data, p):
+        W, v = params["W"], params["v"]
+        Q, R = W @ W.T, W @ teacher.T
+        M = p["M"]
+        eg = generalisation_error(p["activation"], Q, R, jnp.eye(M), v, jnp.full((M,), p["A"]))
+        out = {"gen_error": eg, "risk": eg + 0.5 * p["sigma"] ** 2}
+        K = p["K"]
+        for i in range(K):
+            for j in range(i, K):
+                out[f"Q_{i}_{j}"] = Q[i, j]
+            for n in range(M):
+                out[f"R_{i}_{n}"] = R[i, n]
+            out[f"v_{i}"] = v[i]
+        if data is not None:
+            X, y = data
+            out["train_risk"] = jnp.mean(jax.vmap(lambda x, yy: self.loss(params, x, yy, p))(X, y))
+        return out
+
+    def observable_names(self, p, finite):
+        K, M = p["K"], p["M"]
+        names = ["gen_error", "risk"]
+        for i in range(K):
+            names += [f"Q_{i}_{j}" for j in range(i, K)] + [f"R_{i}_{n}" for n in range(M)] + [f"v_{i}"]
+        return tuple(names) + (("train_risk",) if finite else ())
+
+    def divergence_statistic(self, obs):
+        return obs["gen_error"]
+
+
+@hdbench.hookimpl
+def hdbench_models():
+    return [Committee]

@@ -1,0 +1,169 @@
+"""``saad-solla``: online SGD on the soft committee machine (Saad & Solla 1995; Goldt et al. 2019),
+one_pass.md section 2, in our conventions (per-sample step ``gamma/d`` = their ``eta/d``, same time).
+
+Order parameters ``Q`` (K x K), ``R`` (K x M), ``v`` (K); ``C`` is the covariance of all K + M
+pre-activations ``[[Q, R], [R^T, T]]``, ``c_u = A`` (teacher units) or ``-v_j`` (student units):
+``dR_in/dt = gamma v_i sum_u c_u I3(i, n, u)``,
+``dQ_ik/dt = gamma v_i sum_u c_u I3(i, k, u) + gamma v_k sum_u c_u I3(k, i, u)
+            + gamma^2 v_i v_k [sum_{u u'} c_u c_u' I4(i, k, u, u') + sigma^2 J2(i, k)]``,
+``dv_i/dt = gamma sum_u c_u I2(i, u)`` when the second layer trains.
+``I2, I3, I4, J2`` in closed form for erf (Saad-Solla) and linear ``g``; all K^2 (K+M)^2 ``I4`` terms are
+one broadcast tensor expression (no Python loops over units). ``population-gf`` drops the ``gamma^2``
+term. Integrated with RK4 in JAX, float64, ``lax.scan`` over output times (step <= ``DT``), compiled
+once per (K, M, activation, number of times) with ``gamma``, ``sigma``, ``A`` as traced arguments.
+ReLU is declined: its ``I4`` has no closed form here.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import hdbench
+from hdbench import YES, Predictor, no
+from hdbench_plugins.models.committee import generalisation_error, initial_overlaps, pair_kernel
+
+DT = 0.01          # maximal RK4 step (global error ~ DT^4: far below Monte-Carlo noise)
+MAX_BATCH_FRACTION = 0.05
+SUPPORTED = ("erf", "linear")
+
+
+def _integrals(act, C, K):
+    """``I3[i, b, u]`` (i a student unit; b, u any unit), ``I4[i, k, u, w]`` (i, k students) and
+    ``J2[i, k]``, for pre-activation covariance ``C`` whose first K units are the student's."""
+    N = C.shape[0]
+    if act == "linear":   # g' = 1: I3 = C_bu, I4 = C_uw, J2 = 1
+        return (jnp.broadcast_to(C, (K, N, N)), jnp.broadcast_to(C, (K, K, N, N)), jnp.ones((K, K)))
+    one = 1.0 + jnp.diagonal(C)
+    Cs, os_ = C[:K], one[:K]
+    Cii = os_[:, None, None]
+    I3 = (2 / np.pi) * (C[None] * Cii - Cs[:, :, None] * Cs[:, None, :]) / (
+        Cii * jnp.sqrt(Cii * one[None, None, :] - Cs[:, None, :] ** 2))
+    c11, c22 = os_[:, None, None, None], os_[None, :, None, None]
+    c33, c44 = one[None, None, :, None], one[None, None, None, :]
+    c12 = C[:K, :K][:, :, None, None]
+    c13, c14 = Cs[:, None, :, None], Cs[:, None, None, :]
+    c23, c24 = Cs[None, :, :, None], Cs[None, :, None, :]
+    c34 = C[None, None]
+    L4 = c11 * c22 - c12**2
+    L0 = L4 * c34 - c23 * c24 * c11 - c13 * c14 * c22 + c12 * c13 * c24 + c12 * c14 * c23
+    L1 = L4 * c33 - c23**2 * c11 - c13**2 * c22 + 2 * c12 * c13 * c23
+    L2 = L4 * c44 - c24**2 * c11 - c14**2 * c22 + 2 * c12 * c14 * c24
+    I4 = (4 / np.pi**2) * jnp.arcsin(L0 / jnp.sqrt(L1 * L2)) / jnp.sqrt(L4)
+    J2 = (2 / np.pi) / jnp.sqrt(os_[:, None] * os_[None, :] - C[:K, :K] ** 2)
+    return I3, I4, J2
+
+
+def rates(state, gamma, sigma, A, act, K, M, trained, correction):
+    """Time derivatives of (Q, R, v)."""
+    Q, R, v = state
+    C = jnp.block([[Q, R], [R.T, jnp.eye(M)]])
+    c = jnp.concatenate([-v, jnp.full((M,), A)])
+    I3, I4, J2 = _integrals(act, C, K)
+    drive = jnp.einsum("ibu,u->ib", I3, c)            # sum_u c_u I3(i, b, u)
+    dR = gamma * v[:, None] * drive[:, K:]
+    first = gamma * v[:, None] * drive[:, :K]
+    dQ = first + first.T
+    if correction:
+        quad = jnp.einsum("ikuw,u,w->ik", I4, c, c)
+        dQ = dQ + gamma**2 * jnp.outer(v, v) * (quad + sigma**2 * J2)
+    if trained:
+        dv = gamma * pair_kernel(act, jnp.diagonal(Q)[:, None], jnp.diagonal(C)[None, :], C[:K], jnp) @ c
+    else:
+        dv = jnp.zeros_like(v)
+    return dQ, dR, dv
+
+
+@functools.lru_cache(maxsize=32)
+def _solver(act, K, M, trained, correction, n_sub):
+    """Jitted RK4 over output intervals; cached per shape so a warm call never recompiles."""
+    def f(state, args):
+        return rates(state, *args, act, K, M, trained, correction)
+
+    def rk4(state, h, args):
+        add = lambda s, k, a: jax.tree.map(lambda x, y: x + a * y, s, k)   # noqa: E731
+        k1 = f(state, args)
+        k2 = f(add(state, k1, h / 2), args)
+        k3 = f(add(state, k2, h / 2), args)
+        k4 = f(add(state, k3, h), args)
+        return jax.tree.map(lambda x, a, b, c_, d_: x + h / 6 * (a + 2 * b + 2 * c_ + d_), state, k1, k2, k3, k4)
+
+    @jax.jit
+    def solve(state0, intervals, gamma, sigma, A):
+        args = (gamma, sigma, A)
+
+        def interval(state, dt):
+            h = dt / n_sub
+            state = jax.lax.fori_loop(0, n_sub, lambda _, s: rk4(s, h, args), state)
+            return state, state
+
+        _, path = jax.lax.scan(interval, state0, intervals)
+        return path
+
+    return solve
+
+
+def solve_committee(s, times, correction=True):
+    p = s.model_params
+    K, M, act = p["K"], p["M"], p["activation"]
+    gamma = s.dynamics_params["gamma"]
+    times = np.asarray(times, float)
+    Q0, R0 = initial_overlaps(p)
+    intervals = np.diff(times)
+    n_sub = max(1, int(np.ceil(intervals.max(initial=0.0) / DT)))
+    with jax.enable_x64(True):
+        solve = _solver(act, K, M, p["train_second_layer"], correction, n_sub)
+        state0 = (jnp.asarray(Q0), jnp.asarray(R0), jnp.full((K,), p["v0"], dtype=jnp.float64))
+        Q, R, v = solve(state0, jnp.asarray(intervals), gamma, p["sigma"], p["A"])
+        Q = np.concatenate([Q0[None], np.asarray(Q)])
+        R = np.concatenate([R0[None], np.asarray(R)])
+        v = np.concatenate([np.full((1, K), p["v0"]), np.asarray(v)])
+    eg = np.array([float(generalisation_error(act, Q[t], R[t], np.eye(M), v[t], np.full(M, p["A"]), np))
+                   for t in range(len(times))])
+    out = {"gen_error": eg, "risk": eg + 0.5 * p["sigma"] ** 2}
+    for i in range(K):
+        for j in range(i, K):
+            out[f"Q_{i}_{j}"] = Q[:, i, j]
+        for n in range(M):
+            out[f"R_{i}_{n}"] = R[:, i, n]
+        out[f"v_{i}"] = v[:, i]
+    bad = ~np.isfinite(eg)
+    if bad.any():   # a blow-up: +inf from the first non-finite time on (a predicted divergence)
+        first = bad.argmax()
+        for key in out:
+            out[key][first:] = np.inf
+    return out
+
+
+def supports_committee(s, online=True):
+    if s.model != "committee":
+        return no(f"model '{s.model}' is not committee")
+    p = s.model_params
+    if p["activation"] not in SUPPORTED:
+        return no(f"activation '{p['activation']}' has no closed-form I4 here (supported: {', '.join(SUPPORTED)})")
+    if p["init"] != "overlaps":
+        return no("random initialisation: the ODE needs the initial overlaps (use init = 'overlaps')")
+    if online and s.dynamics != "online-sgd":
+        return no(f"dynamics '{s.dynamics}' is not online-sgd (one-pass theory)")
+    B = s.dynamics_params.get("batch_size", 1)
+    if online and B / s.d > MAX_BATCH_FRACTION:
+        return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
+    return YES
+
+
+class SaadSolla(Predictor):
+    name = "saad-solla"
+    description = "online SGD on committee machines: Saad-Solla/Goldt ODEs for Q, R, v (erf, linear)"
+
+    def supports(self, s):
+        return supports_committee(s)
+
+    def predict(self, s, times):
+        return solve_committee(s, times, correction=True)
+
+
+@hdbench.hookimpl
+def hdbench_predictors():
+    return [SaadSolla]

@@ -1,0 +1,82 @@
+"""Committee machines and the Saad-Solla ODE: closed-form integrals against Monte Carlo, the plateau
+fixed point and its eg (one_pass.md), the linear K = M = 1 closed form, and simulation."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import erf
+
+import hdbench
+from conftest import max_z, z_threshold
+from hdbench_plugins.models.committee import generalisation_error
+from hdbench_plugins.predictors.saad_solla import _integrals, rates
+
+
+def committee(K=2, M=2, gamma=0.5, t_max=20.0, d=500, seeds=16, **params):
+    return hdbench.Scenario.from_dict({"model": {"name": "committee", "params": dict(K=K, M=M, **params)},
+                                       "dynamics": {"name": "online-sgd", "params": {"gamma": gamma}},
+                                       "d": d, "t_max": t_max, "seeds": seeds})
+
+
+def test_erf_integrals_match_monte_carlo():
+    rng = np.random.default_rng(1)
+    K, M = 2, 1
+    G = rng.standard_normal((K + M, K + M + 2)) * 0.6
+    C = G @ G.T
+    with jax.enable_x64(True):
+        I3, I4, J2 = map(np.asarray, _integrals("erf", jnp.asarray(C), K))
+    z = rng.multivariate_normal(np.zeros(K + M), C, size=2_000_000)
+    g, gp = erf(z / np.sqrt(2)), np.sqrt(2 / np.pi) * np.exp(-z**2 / 2)
+    for i, b, u in [(0, 1, 2), (1, 2, 0), (0, 0, 1)]:
+        s = gp[:, i] * z[:, b] * g[:, u]
+        assert abs(I3[i, b, u] - s.mean()) < 5 * s.std() / np.sqrt(len(s))
+    for i, k, u, w in [(0, 1, 2, 0), (1, 1, 2, 2), (0, 1, 1, 2)]:
+        s = gp[:, i] * gp[:, k] * g[:, u] * g[:, w]
+        assert abs(I4[i, k, u, w] - s.mean()) < 5 * s.std() / np.sqrt(len(s))
+    s = gp[:, 0] * gp[:, 1]
+    assert abs(J2[0, 1] - s.mean()) < 5 * s.std() / np.sqrt(len(s))
+
+
+@pytest.mark.parametrize("K,eg", [(2, 0.0116108), (3, 0.0202966)])
+def test_symmetric_plateau_is_a_fixed_point_with_the_known_error(K, eg):
+    Q = np.full((K, K), 1 / (2 * K - 1))
+    R = np.full((K, K), 1 / np.sqrt(K * (2 * K - 1)))
+    v = np.ones(K)
+    with jax.enable_x64(True):
+        dQ, dR, _ = rates((jnp.asarray(Q), jnp.asarray(R), jnp.asarray(v)), 1.0, 0.0, 1.0, "erf", K, K,
+                          False, False)
+        assert np.abs(np.asarray(dQ)).max() < 1e-12 and np.abs(np.asarray(dR)).max() < 1e-12
+    value = generalisation_error("erf", Q, R, np.eye(K), v, np.ones(K), np)
+    assert abs(value - eg) < 1e-7
+    assert abs(value - (K / np.pi) * (np.pi / 6 - K * np.arcsin(1 / (2 * K)))) < 1e-12
+
+
+def test_linear_K1_reduces_to_closed_form(registry):
+    gamma, sigma = 1.2, 0.3
+    s = committee(K=1, M=1, gamma=gamma, activation="linear", sigma=sigma, q0=0.5, r0=0.1, seeds=2)
+    t = np.linspace(0, 6, 25)
+    out = registry.predictor("saad-solla").predict(s, t)
+    eg0 = 0.5 * (0.5 - 2 * 0.1 + 1)
+    rate = -gamma * (2 - gamma)
+    star = -gamma**2 * sigma**2 / 2 / rate
+    np.testing.assert_allclose(out["gen_error"], star + (eg0 - star) * np.exp(rate * t), rtol=1e-8)
+
+
+@pytest.mark.parametrize("scenario", [
+    lambda: committee(r0=0.1),
+    lambda: committee(r0=0.1, train_second_layer=True, v0=0.5),
+    lambda: committee(K=3, M=2, r0=0.2, gamma=1.0, sigma=0.2),
+], ids=["K2M2", "K2M2-second-layer", "K3M2-noise"])
+def test_saad_solla_within_noise_of_simulation(registry, scenario):
+    s = scenario()
+    sim = hdbench.simulate(s)
+    curves = registry.predictor("saad-solla").predict(s, sim.times)
+    assert max_z(sim, curves) < z_threshold(s.n_times, s.seeds)
+
+
+def test_population_gf_loses_on_committee_at_gamma_1(registry):
+    s = committee(r0=0.2, gamma=1.5, sigma=0.3)
+    sim = hdbench.simulate(s)
+    ode = hdbench.score(sim, registry.predictor("saad-solla").predict(s, sim.times))
+    pop = hdbench.score(sim, registry.predictor("population-gf").predict(s, sim.times))
+    assert pop["error"] - ode["error"] > 3 * ode["noise_floor"]
