@@ -16,6 +16,7 @@ import json
 
 import numpy as np
 
+from .score import seed_statistic
 from .simulate import ENGINE_VERSION
 from .store import Store
 
@@ -58,12 +59,21 @@ def _bootstrap_errors(sim, curves_by_pred, rng, n_boot):
     S = next(iter(per_seed.values())).shape[0]
     idx = rng.integers(0, S, size=(n_boot, S))
     errs = np.zeros((n_boot, len(curves_by_pred)))
-    for name, seeds in per_seed.items():
-        means = seeds[:, window][idx].mean(axis=1)                    # [B, T]
-        scale = np.maximum(np.abs(means).max(axis=1), 1e-300)
+    names = {name for curves in curves_by_pred for name in curves}
+    for name in names:
+        found = seed_statistic(name, per_seed)
+        if found is None:
+            continue
+        values, stat, _ = found
+        resampled = values[:, window][idx]                               # [B, S, T]
+        stats = np.stack([stat(r) for r in resampled])                   # [B, T]
+        scale = np.maximum(np.abs(stats).max(axis=1), 1e-300)
         for j, curves in enumerate(curves_by_pred):
             if name in curves:
-                errs[:, j] = np.maximum(errs[:, j], np.abs(curves[name][window] - means).max(axis=1) / scale)
+                pred = curves[name][window]
+                finite = np.isfinite(pred)          # a predicted divergence ends its scored window
+                diff = np.abs(pred[finite] - stats[:, finite]).max(axis=1) if finite.any() else 0.0
+                errs[:, j] = np.maximum(errs[:, j], diff / scale)
     return errs
 
 
@@ -238,16 +248,16 @@ def plot(store: Store, ref: str, out_path) -> str:
     sim = store.get_simulation(h, ENGINE_VERSION)
     if sim is None:
         raise InputError(f"scenario '{ref}' has no stored simulation (run hdbench run first)")
-    names = list(sim["per_seed"])
+    preds = [p for p in store.predictions(h) if p["status"] == "ok"]
+    names = list(sim["per_seed"]) + sorted({k for p in preds for k in p["curves"]
+                                           if k not in sim["per_seed"] and seed_statistic(k, sim["per_seed"])})
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     t = sim["times"]
-    preds = [p for p in store.predictions(h) if p["status"] == "ok"]
     for ax, name in zip(axes.flat, names):
-        seeds = sim["per_seed"][name]
-        mean = seeds.mean(axis=0)
-        se = seeds.std(axis=0, ddof=1) / np.sqrt(seeds.shape[0])
+        values, stat, stat_err = seed_statistic(name, sim["per_seed"])
+        mean, se = stat(values), stat_err(values)
         ax.fill_between(t, mean - 1.96 * se, mean + 1.96 * se, color="0.8", label="simulation 95%")
         ax.plot(t, mean, color="k", lw=1, label="simulation mean")
         for p in preds:

@@ -9,10 +9,16 @@ before the first seed diverged and before the predicted divergence), with ``scal
   divided by 2, i.e. the error a perfect theory would show against the all-seed mean
   (``Var(mean_A - mean_B) = 4 Var(mean - truth)``),
 - ``z_max = max_t |pred - mean| / stderr`` (stderr floored at 1e-5 scale for deterministic points).
+Besides the seed mean of each observable, a predictor may return the spread across seeds:
+``std(NAME)`` is compared with the seeds' standard deviation of NAME (standard error
+``std / sqrt(2 (S - 1))``, the Gaussian approximation). A per-seed indicator observable (0/1, e.g.
+``reached_optimum``) is scored as a mean, i.e. a fraction, with its binomial standard error.
 The headline ``error``/``noise_floor``/``z_max`` are the maxima over the common observables, so a
 theory must get every observable right to score well.
 """
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
@@ -63,6 +69,19 @@ def _metrics(pred, ref, scale):
     return diff.max() / scale, np.linalg.norm(pred - ref) / (norm if norm > 0 else 1.0)
 
 
+def seed_statistic(name: str, per_seed: dict):
+    """``(per-seed values [S, T], statistic over seeds, its standard error)`` for an observable name
+    (``NAME`` = mean of NAME, ``std(NAME)`` = spread of NAME), or None if the simulation lacks it."""
+    if name in per_seed:
+        return (per_seed[name], lambda a: a.mean(axis=0),
+                lambda a: a.std(axis=0, ddof=1) / np.sqrt(a.shape[0]))
+    match = re.fullmatch(r"std\((.+)\)", name)
+    if match and match.group(1) in per_seed:
+        return (per_seed[match.group(1)], lambda a: a.std(axis=0, ddof=1),
+                lambda a: a.std(axis=0, ddof=1) / np.sqrt(2 * (a.shape[0] - 1)))
+    return None
+
+
 def score(sim, curves: dict) -> dict:
     """Score ``curves`` (``{observable: array on sim.times}``) against ``sim``; see module doc."""
     curves = check_curves(curves, sim.times)
@@ -72,20 +91,21 @@ def score(sim, curves: dict) -> dict:
         who = "the simulation" if np.min(sim.diverged_at) <= t_pred else "the prediction"
         raise ScoreError(f"{who} diverged at t = {min(np.min(sim.diverged_at), t_pred):g}, before the "
                          "second time point: nothing to score")
-    common = [k for k in curves if k in sim.per_seed]
+    common = [k for k in curves if seed_statistic(k, sim.per_seed) is not None]
     if not common:
         raise ScoreError(f"no observable in common (predictor: {', '.join(curves)}; "
                          f"simulation: {', '.join(sim.per_seed)})")
     half = sim.scenario.seeds // 2
     per_obs = {}
     for name in common:
-        seeds = sim.per_seed[name][:, window]
-        mean = seeds.mean(axis=0)
-        stderr = seeds.std(axis=0, ddof=1) / np.sqrt(seeds.shape[0])
+        values, stat, stat_err = seed_statistic(name, sim.per_seed)
+        seeds = values[:, window]
+        mean = stat(seeds)
+        stderr = stat_err(seeds)
         pred = curves[name][window]
         scale = np.abs(mean).max() or 1.0
         sup, l2 = _metrics(pred, mean, scale)
-        floor_sup, floor_l2 = _metrics(seeds[:half].mean(axis=0), seeds[half:2 * half].mean(axis=0), scale)
+        floor_sup, floor_l2 = _metrics(stat(seeds[:half]), stat(seeds[half:2 * half]), scale)
         z = np.abs(pred - mean) / np.maximum(stderr, STDERR_FLOOR * scale)
         per_obs[name] = {"sup_error": float(sup), "rel_l2": float(l2), "noise_floor": float(floor_sup / 2),
                          "noise_floor_l2": float(floor_l2 / 2), "z_max": float(z.max()),

@@ -17,6 +17,7 @@ import numpy as np
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import spectrum
+from hdbench_plugins.predictors.bgj import solve_spiked, supports_spiked
 from hdbench_plugins.predictors.glm_ode import solve_glm
 from hdbench_plugins.predictors.saad_solla import solve_committee, supports_committee
 
@@ -52,8 +53,10 @@ def linear_flow(s, times):
 
 
 FLOWS = {"linear": linear_flow, "glm": lambda s, times: solve_glm(s, times, correction=False),
-         "committee": lambda s, times: solve_committee(s, times, correction=False)}
-MODEL_CHECKS = {"committee": lambda s: supports_committee(s, online=False)}
+         "committee": lambda s, times: solve_committee(s, times, correction=False),
+         "spiked-tensor": lambda s, times: solve_spiked(s, times, correction=False)}
+MODEL_CHECKS = {"committee": lambda s: supports_committee(s, online=False),
+                "spiked-tensor": lambda s: supports_spiked(s, online=False)}
 
 
 @hdbench.hookimpl
