@@ -18,9 +18,20 @@ def _lsq(dynamics, gamma, alpha=None, d=400, seeds=16, t_max=8.0):
     return hdbench.Scenario.from_dict(spec)
 
 
+def _online(model, params, gamma, d=500, seeds=16, t_max=10.0):
+    return hdbench.Scenario.from_dict({"model": {"name": model, "params": params},
+                                       "dynamics": {"name": "online-sgd", "params": {"gamma": gamma}},
+                                       "d": d, "t_max": t_max, "seeds": seeds})
+
+
 # Each predictor is measured on the first of these it supports.
 REFERENCE = [lambda: _lsq("online-sgd", 1.5), lambda: _lsq("sgd", 0.5, alpha=2.0),
-             lambda: _lsq("gd", 0.5, alpha=2.0), lambda: _lsq("sgf", 0.5, alpha=2.0)]
+             lambda: _lsq("gd", 0.5, alpha=2.0), lambda: _lsq("sgf", 0.5, alpha=2.0),
+             lambda: _online("glm", {"link": "sign", "loss": "logistic"}, 2.0),
+             lambda: _online("committee", {"K": 2, "M": 2, "r0": 0.1}, 0.5, t_max=20.0),
+             lambda: _online("spiked-tensor", {"k": 2, "lam": 1.2}, 1.0),
+             lambda: _online("spiked-tensor", {"k": 2, "lam": 0.8, "init": "random", "m0": 0.0, "r2_0": 1.0},
+                             1.0, d=1000, seeds=64, t_max=3.0)]
 PREFERRED = {"lsq-gf-mp": 2}   # a gradient-flow theory is measured on gradient descent
 
 
@@ -129,3 +140,19 @@ class QuickRun:
     def peakmem_quick_run(self):
         with tempfile.TemporaryDirectory() as tmp:
             hdbench.run_suite("quick", db=Path(tmp) / "r.sqlite")
+
+
+class CommitteeODE:
+    """Warm saad-solla solve, K = M (RK4 step 0.01, t up to 20, 41 output times)."""
+
+    params = [2, 8, 16]
+    param_names = ["K"]
+
+    def setup(self, K):
+        self.scenario = _online("committee", {"K": K, "M": K, "r0": 0.1}, 0.5, d=4 * K + 64, t_max=20.0, seeds=2)
+        self.pred = hdbench.registry().predictor("saad-solla")
+        self.times = self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_saad_solla(self, K):
+        self.pred.predict(self.scenario, self.times)

@@ -59,7 +59,8 @@ def test_linear_K1_reduces_to_closed_form(registry):
     eg0 = 0.5 * (0.5 - 2 * 0.1 + 1)
     rate = -gamma * (2 - gamma)
     star = -gamma**2 * sigma**2 / 2 / rate
-    np.testing.assert_allclose(out["gen_error"], star + (eg0 - star) * np.exp(rate * t), rtol=1e-8)
+    # RK4 at step 0.05: ~5e-8 relative; the project's closed-form standard is 1e-6
+    np.testing.assert_allclose(out["gen_error"], star + (eg0 - star) * np.exp(rate * t), rtol=1e-6)
 
 
 @pytest.mark.parametrize("scenario", [
