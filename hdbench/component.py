@@ -208,9 +208,12 @@ class Predictor(Component):
       where the theory claims an answer. Predictors never see the simulation.
     The runner calls ``predict`` twice: the first (cold) call includes compilation, the second is
     the warm time reported as the predictor's speed.
+    ``examples`` (optional): small scenario specs inside the regime, which the conformance tests add
+    to their candidates (for theories whose regime default parameters do not reach).
     """
 
     kind = "predictor"
+    examples: ClassVar[list] = []
 
     @abc.abstractmethod
     def supports(self, scenario) -> Support:

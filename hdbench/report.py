@@ -67,7 +67,7 @@ def _bootstrap_errors(sim, curves_by_pred, rng, n_boot):
         values, stat, _ = found
         resampled = values[:, window][idx]                               # [B, S, T]
         stats = np.stack([stat(r) for r in resampled])                   # [B, T]
-        scale = np.maximum(np.abs(stats).max(axis=1), 1e-300)
+        scale = np.maximum(np.maximum(np.abs(stats).max(axis=1), resampled.std(axis=1).max(axis=1)), 1e-300)
         for j, curves in enumerate(curves_by_pred):
             if name in curves:
                 pred = curves[name][window]

@@ -26,7 +26,7 @@ import numpy as np
 from .errors import InputError
 from .registry import registry
 from .scenario import Scenario, load_suite
-from .score import ScoreError, check_curves, score
+from .score import NothingToScore, ScoreError, check_curves, score
 from .simulate import ENGINE_VERSION, Simulation, simulate
 from .store import DEFAULT_DB, Store
 
@@ -267,7 +267,8 @@ def score_pending(store: Store, sims: dict) -> None:
             try:
                 result = score(sim, pred["curves"])
             except ScoreError as exc:
-                store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, "failed", str(exc), None)
+                status = "n/a" if isinstance(exc, NothingToScore) else "failed"
+                store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, status, str(exc), None)
                 continue
             result.update(cold_s=pred["cold_s"], warm_s=pred["warm_s"], sim_run_s=sim.run_s,
                           sim_compile_s=sim.compile_s, speedup=sim.run_s / max(pred["warm_s"], 1e-9))

@@ -2,7 +2,9 @@
 
 A predictor marks a divergence it predicts with +-inf (NaN is allowed only after that); NaN before,
 or wrong shapes, are failures. For each observable both sides have, on the scored window (the times
-before the first seed diverged and before the predicted divergence), with ``scale = max_t |sim mean|``:
+before the first seed diverged and before the predicted divergence), with
+``scale = max_t max(|sim mean|, spread across seeds)`` (the spread matters only for observables whose
+mean is near zero, e.g. an overlap at an uninformative start):
 - ``sup_error = max_t |pred - mean| / scale`` (normalised sup distance),
 - ``rel_l2 = ||pred - mean||_2 / ||mean||_2`` over the grid,
 - ``noise_floor``: the same metric between the means of two independent halves of the seeds,
@@ -27,6 +29,10 @@ STDERR_FLOOR = 1e-5
 
 class ScoreError(ValueError):
     """The curves cannot be scored (wrong shape, non-finite, nothing in common)."""
+
+
+class NothingToScore(ScoreError):
+    """The simulation diverged before its second time point: not the predictor's fault."""
 
 
 def scored_window(sim) -> np.ndarray:
@@ -88,8 +94,9 @@ def score(sim, curves: dict) -> dict:
     t_pred = predicted_divergence(curves, sim.times)
     window = scored_window(sim) & (sim.times < t_pred)
     if window.sum() < 2:
-        who = "the simulation" if np.min(sim.diverged_at) <= t_pred else "the prediction"
-        raise ScoreError(f"{who} diverged at t = {min(np.min(sim.diverged_at), t_pred):g}, before the "
+        sim_first = np.min(sim.diverged_at) <= t_pred
+        who = "the simulation" if sim_first else "the prediction"
+        raise (NothingToScore if sim_first else ScoreError)(f"{who} diverged at t = {min(np.min(sim.diverged_at), t_pred):g}, before the "
                          "second time point: nothing to score")
     common = [k for k in curves if seed_statistic(k, sim.per_seed) is not None]
     if not common:
@@ -103,7 +110,7 @@ def score(sim, curves: dict) -> dict:
         mean = stat(seeds)
         stderr = stat_err(seeds)
         pred = curves[name][window]
-        scale = np.abs(mean).max() or 1.0
+        scale = max(np.abs(mean).max(), seeds.std(axis=0).max()) or 1.0
         sup, l2 = _metrics(pred, mean, scale)
         floor_sup, floor_l2 = _metrics(stat(seeds[:half]), stat(seeds[half:2 * half]), scale)
         z = np.abs(pred - mean) / np.maximum(stderr, STDERR_FLOOR * scale)

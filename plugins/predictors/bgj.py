@@ -55,6 +55,8 @@ def supports_spiked(s, online=True):
 class BGJEffective(Predictor):
     name = "bgj-effective"
     description = "Ben Arous-Gheissari-Jagannath effective ODEs with corrector (spiked tensor PCA)"
+    examples = [{"model": {"name": "spiked-tensor", "params": {"lam": 1.2}},
+                 "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 400, "t_max": 1.0}]
 
     def supports(self, s):
         return supports_spiked(s)
@@ -98,6 +100,8 @@ DIFFUSIVE_WINDOW = 0.15   # |m| up to which the linearisation in u1 is trusted
 class BGJDiffusive(Predictor):
     name = "bgj-diffusive"
     description = "BGJ diffusive limit near the uninformative start: mean and spread of m across seeds (k = 2)"
+    examples = [{"model": {"name": "spiked-tensor", "params": {"lam": 0.8, "init": "random", "m0": 0.0, "r2_0": 1.0}},
+                 "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 2000, "t_max": 0.5}]
 
     def supports(self, s):
         if s.model != "spiked-tensor":
@@ -106,10 +110,12 @@ class BGJDiffusive(Predictor):
             return no("the diffusive (OU) limit is implemented for the spiked matrix, k = 2")
         if s.dynamics != "online-sgd":
             return no(f"dynamics '{s.dynamics}' is not online-sgd")
-        _, mean, std = diffusive_moments(s, np.array([0.0, s.t_max]))
-        if abs(mean[-1]) + 2 * std[-1] > DIFFUSIVE_WINDOW:
-            return no(f"t_max = {s.t_max:g} leaves the diffusive window (predicted |m| + 2 std(m) = "
-                      f"{abs(mean[-1]) + 2 * std[-1]:.2g} > {DIFFUSIVE_WINDOW}); use bgj-effective once m = O(1)")
+        _, mean, std = diffusive_moments(s, np.linspace(0.0, s.t_max, 33))
+        reach = np.abs(mean) + 2 * std
+        if reach.max() > DIFFUSIVE_WINDOW:
+            return no(f"the trajectory leaves the diffusive window (predicted |m| + 2 std(m) = {reach.max():.2g} "
+                      f"> {DIFFUSIVE_WINDOW} by t = {np.linspace(0.0, s.t_max, 33)[reach.argmax()]:g}); "
+                      "use bgj-effective once m = O(1)")
         return YES
 
     def predict(self, s, times):
