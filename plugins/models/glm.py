@@ -17,8 +17,6 @@ so that theories evaluate exactly the same functions in float64.
 """
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -27,6 +25,7 @@ import hdbench
 from hdbench import InputError, Model, Param
 
 from .linear import init_from_overlaps, unit_teacher
+from .quadrature import normal_nodes
 
 LINKS = ("linear", "sign", "relu", "erf", "tanh", "quadratic")
 ACTIVATIONS = ("linear", "relu", "erf", "tanh", "quadratic")
@@ -92,30 +91,6 @@ def loss_grad(name, out, y, xp):
     raise InputError(f"unknown loss {name!r}")
 
 
-@functools.lru_cache(maxsize=8)
-def _legendre(n):
-    return np.polynomial.legendre.leggauss(n)
-
-
-def _normal_nodes(mu, sd, breaks, xp, n=40, width=10.0):
-    """Nodes and weights of E over N(mu, sd^2) (arrays of any shape; a new last axis holds the
-    nodes): Gauss-Legendre on [mu - width sd, mu + width sd], split at ``breaks``, so that integrands
-    that are smooth between the breaks (kinks of relu, sign, hinge) converge exponentially."""
-    x, w = _legendre(n)
-    sd = xp.maximum(sd, 1e-12)
-    lo, hi = mu - width * sd, mu + width * sd
-    edges = [lo] + [xp.clip(b, lo, hi) for b in breaks] + [hi]
-    nodes, weights = [], []
-    for a, b in zip(edges[:-1], edges[1:]):
-        half, mid = (b - a)[..., None] / 2, (b + a)[..., None] / 2
-        z = mid + half * x
-        pdf = xp.exp(-0.5 * ((z - mu[..., None]) / sd[..., None]) ** 2) / (np.sqrt(2 * np.pi) * sd[..., None])
-        nodes.append(z)
-        weights.append(half * w * pdf)
-    nodes, weights = xp.concatenate(nodes, axis=-1), xp.concatenate(weights, axis=-1)
-    return nodes, weights / xp.sum(weights, axis=-1, keepdims=True)
-
-
 def teacher_variance(p):
     """Variance of the variable ``t`` the label depends on: ``lambda* + sigma eps`` for the sign link."""
     return 1.0 + p["sigma"] ** 2 if p["link"] == "sign" else 1.0
@@ -126,12 +101,12 @@ def expectation_nodes(m, q, p, xp):
     ``Var t = teacher_variance(p)``, ``Cov(lambda, t) = m``, ``Var lambda = q``: outer integral over
     ``t``, inner over ``lambda | t``, each split where the link, activation or loss has a kink."""
     var_t = teacher_variance(p)
-    t, wt = _normal_nodes(xp.zeros(()), xp.asarray(np.sqrt(var_t)), [0.0] if p["link"] in ("sign", "relu") else [], xp)
+    t, wt = normal_nodes(xp.zeros(()), xp.asarray(np.sqrt(var_t)), [0.0] if p["link"] in ("sign", "relu") else [], xp)
     breaks = [0.0] if p["activation"] == "relu" else []
     if p["loss"] == "hinge" and p["activation"] == "linear":
         breaks = [-1.0, 1.0]
     cond_sd = xp.sqrt(xp.maximum(q - m * m / var_t, 0.0))
-    lam, wl = _normal_nodes((m / var_t) * t, cond_sd * xp.ones_like(t), breaks, xp)
+    lam, wl = normal_nodes((m / var_t) * t, cond_sd * xp.ones_like(t), breaks, xp)
     return lam.ravel(), (t[:, None] * xp.ones_like(lam)).ravel(), (wt[:, None] * wl).ravel()
 
 

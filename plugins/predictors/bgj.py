@@ -1,5 +1,6 @@
 """``bgj-effective``: Ben Arous-Gheissari-Jagannath effective dynamics with corrector
 (one_pass.md section 3), in our conventions: ``delta = gamma/d``, their time ``l delta = gamma t``.
+Models: ``spiked-tensor`` (below) and ``gmm-binary`` (``bgj_gmm``).
 
 Spiked tensor of order k, ``u1 = <x, v>``, ``u2 = |x|^2 - u1^2``, ``R^2 = u1^2 + u2``, ``c = gamma``:
 ``du1/dt = gamma 2 u1 (lambda k u1^{k-2} - k R^{2k-2})``,
@@ -14,6 +15,7 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import YES, Predictor, no
+from hdbench_plugins.predictors.bgj_gmm import solve_gmm_binary
 
 MAX_BATCH_FRACTION = 0.05
 
@@ -52,17 +54,30 @@ def supports_spiked(s, online=True):
     return YES
 
 
+def supports_gmm(s, online=True):
+    if online and s.dynamics != "online-sgd":
+        return no(f"dynamics '{s.dynamics}' is not online-sgd")
+    if s.dynamics_params.get("batch_size", 1) / s.d > MAX_BATCH_FRACTION:
+        return no("batch_size/d leaves the B << d regime")
+    return YES
+
+
+SOLVERS = {"spiked-tensor": (supports_spiked, solve_spiked), "gmm-binary": (supports_gmm, solve_gmm_binary)}
+
+
 class BGJEffective(Predictor):
     name = "bgj-effective"
-    description = "Ben Arous-Gheissari-Jagannath effective ODEs with corrector (spiked tensor PCA)"
+    description = "Ben Arous-Gheissari-Jagannath effective ODEs with corrector (spiked tensor, binary GMM)"
     examples = [{"model": {"name": "spiked-tensor", "params": {"lam": 1.2}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 400, "t_max": 1.0}]
 
     def supports(self, s):
-        return supports_spiked(s)
+        if s.model not in SOLVERS:
+            return no(f"model '{s.model}' is not one of {', '.join(SOLVERS)}")
+        return SOLVERS[s.model][0](s)
 
     def predict(self, s, times):
-        return solve_spiked(s, times, correction=True)
+        return SOLVERS[s.model][1](s, times, correction=True)
 
 
 

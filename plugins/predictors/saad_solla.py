@@ -24,6 +24,7 @@ import numpy as np
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.committee import generalisation_error, initial_overlaps, pair_kernel
+from hdbench_plugins.predictors.odeint import make_rk4, substeps
 
 DT = 0.05          # maximal RK4 step: measured relative error of eg ~1e-8 against DT = 0.001
 MAX_BATCH_FRACTION = 0.05
@@ -79,31 +80,10 @@ def rates(state, gamma, sigma, A, act, K, M, trained, correction):
 
 @functools.lru_cache(maxsize=32)
 def _solver(act, K, M, trained, correction, n_sub):
-    """Jitted RK4 over output intervals; cached per shape so a warm call never recompiles."""
-    def f(state, args):
-        return rates(state, *args, act, K, M, trained, correction)
-
-    def rk4(state, h, args):
-        add = lambda s, k, a: jax.tree.map(lambda x, y: x + a * y, s, k)   # noqa: E731
-        k1 = f(state, args)
-        k2 = f(add(state, k1, h / 2), args)
-        k3 = f(add(state, k2, h / 2), args)
-        k4 = f(add(state, k3, h), args)
-        return jax.tree.map(lambda x, a, b, c_, d_: x + h / 6 * (a + 2 * b + 2 * c_ + d_), state, k1, k2, k3, k4)
-
-    @jax.jit
-    def solve(state0, intervals, gamma, sigma, A):
-        args = (gamma, sigma, A)
-
-        def interval(state, dt):
-            h = dt / n_sub
-            state = jax.lax.fori_loop(0, n_sub, lambda _, s: rk4(s, h, args), state)
-            return state, state
-
-        _, path = jax.lax.scan(interval, state0, intervals)
-        return path
-
-    return solve
+    """Jitted RK4 for one shape; cached so that a warm call never recompiles."""
+    def rhs(state, gamma, sigma, A):
+        return rates(state, gamma, sigma, A, act, K, M, trained, correction)
+    return make_rk4(rhs, n_sub)
 
 
 def solve_committee(s, times, correction=True):
@@ -113,9 +93,8 @@ def solve_committee(s, times, correction=True):
     times = np.asarray(times, float)
     Q0, R0 = initial_overlaps(p)
     intervals = np.diff(times)
-    n_sub = max(1, int(np.ceil(intervals.max(initial=0.0) / DT)))
     with jax.enable_x64(True):
-        solve = _solver(act, K, M, p["train_second_layer"], correction, n_sub)
+        solve = _solver(act, K, M, p["train_second_layer"], correction, substeps(times, DT))
         state0 = (jnp.asarray(Q0), jnp.asarray(R0), jnp.full((K,), p["v0"], dtype=jnp.float64))
         Q, R, v = solve(state0, jnp.asarray(intervals), gamma, p["sigma"], p["A"])
         Q = np.concatenate([Q0[None], np.asarray(Q)])
