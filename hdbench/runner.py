@@ -167,7 +167,9 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         by_hash = {s.hash: s for s in scenarios}
         sims, jobs = _plan(store, reg, scenarios, names, report)
         task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
-        kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))   # resume tests: SIGKILL mid-run
+        # resume tests: deliver a signal (KILL, or INT = Ctrl-C) to this process after N stored items
+        kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))
+        kill_signal = getattr(signal, "SIG" + os.environ.get("HDBENCH_TEST_KILL_SIGNAL", "KILL"))
         for writes, ((kind, h, name, provider), outcome) in enumerate(_execute(executor, jobs, by_hash, timeout), 1):
             if kind == "sim":
                 if isinstance(outcome, BaseException):   # a model/dynamics plugin failed: recorded, not fatal
@@ -182,8 +184,8 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
                 store.put_prediction(h, name, provider, outcome, run_id)
                 report.predicted += outcome["status"] == "ok"
                 report.failed += outcome["status"] != "ok"
-            if kill_after and writes >= kill_after:
-                os.kill(os.getpid(), signal.SIGKILL)
+            if kill_after and writes == kill_after:
+                os.kill(os.getpid(), kill_signal)
             if progress is not None:
                 progress.update(task, advance=1, description=by_hash[h].label[:40])
         score_pending(store, sims)

@@ -58,6 +58,20 @@ def test_resume_after_sigkill(tiny_suite, db):
     assert sum(status == "ok" for status, _ in _scores(db).values()) == 4
 
 
+def test_ctrl_c_marks_the_run_interrupted_and_a_rerun_finishes(tiny_suite, db):
+    args = ["run", "--suite", tiny_suite, "--db", db, *sum((["--predictor", p] for p in PREDICTORS), [])]
+    stopped = run_cli(*args, env={"HDBENCH_TEST_KILL_AFTER": "2", "HDBENCH_TEST_KILL_SIGNAL": "INT"})
+    assert stopped.returncode == 130 and "interrupted" in stopped.stderr
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
+    kept = con.execute("SELECT COUNT(*) FROM simulations").fetchone()[0]
+    con.close()
+    assert kept >= 1
+    report = hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
+    assert report.cached_simulations == kept and report.simulated == 3 - kept
+    assert sum(status == "ok" for status, _ in _scores(db).values()) == 4
+
+
 def test_local_processes_and_dask_equal_serial(tiny_suite, tmp_path):
     distributed = pytest.importorskip("distributed")
     serial = tmp_path / "serial.sqlite"
