@@ -63,3 +63,21 @@ def test_fraction_reaching_the_optimum_from_random_initialisation(registry):
     sim = hdbench.simulate(s)
     frac = sim.mean["reached_optimum"][-1]
     assert abs(frac - 0.5) < 3 * np.sqrt(0.25 / s.seeds)      # binomial noise floor
+
+
+def test_xor_optimum_indicator():
+    from hdbench_plugins.models.gmm import xor_optimum
+    v = np.array([0.6, 0.6, -0.6, -0.6])
+    mmu, mnu = np.array([0.55, -0.5, 0.0, 0.0]), np.array([0.0, 0.0, 0.6, -0.4])
+    assert xor_optimum(v, mmu, mnu) == 1.0
+    assert xor_optimum(-v, mmu, mnu) == 0.0                           # wrong output signs
+    assert xor_optimum(v, np.array([0.55, 0.5, 0.0, 0.0]), mnu) == 0.0   # -mu left uncovered
+    assert xor_optimum(v, np.array([0.55, -0.1, 0.0, 0.0]), mnu) == 0.0  # a unit not committed
+
+
+def test_xor_simulates_its_22_statistics():
+    s = hdbench.Scenario.from_dict({"model": {"name": "gmm-xor"}, "dynamics": {"name": "online-sgd"},
+                                    "d": 100, "t_max": 2.0, "seeds": 4, "n_times": 5})
+    sim = hdbench.simulate(s)
+    assert len(sim.per_seed) == 23 and np.isfinite(sim.mean["R_0_0"]).all()
+    assert hdbench.registry().predictor("bgj-effective").supports(s).reason

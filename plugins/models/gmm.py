@@ -157,6 +157,75 @@ class GMMBinary(Model):
         return obs["R_1_1"] + obs["R_2_2"]
 
 
+def xor_optimum(v, mmu, mnu, xp=np):
+    """Per-seed indicator for ``gmm-xor``: every mixture component (+mu, -mu, +nu, -nu) is taken by
+    exactly one unit (its largest signed overlap, above 0.25: a unit alone on a component settles
+    near 0.55-0.6 at lam = 1000, alpha = 0.1), with v > 0 on the class-1 means (+-mu) and v < 0 on
+    the class-0 means (+-nu)."""
+    over = xp.stack([mmu, -mmu, mnu, -mnu], axis=-1)                    # [4 units, 4 components]
+    best = xp.argmax(over, axis=-1)
+    committed = xp.max(over, axis=-1) > 0.25
+    sign_ok = xp.where(best < 2, v > 0, v < 0)
+    covered = xp.stack([xp.sum(best == k) for k in range(4)])
+    return (xp.all(committed & sign_ok) & xp.all(covered == 1)) * 1.0
+
+
+class GMMXor(GMMBinary):
+    """``gmm-xor``: BGJ's XOR-type mixture, ``y ~ Bernoulli(1/2)``; class 1 at ``+-mu``, class 0 at
+    ``+-nu`` (orthonormal means, each sign with probability 1/2), ``x ~ N(mean, I/lam)``; four hidden
+    ReLU units, sigmoid output, the same loss and L2 term as ``gmm-binary``. Observables: BGJ's 22
+    statistics ``v_i``, ``mmu_i = <W_i, mu>``, ``mnu_i = <W_i, nu>``, ``R_i_j`` (i <= j, parts of W
+    orthogonal to both means), and ``reached_optimum`` (each component taken by one unit with the
+    matching output sign). No population risk yet (a 6-dimensional integral): no theory uses it."""
+
+    name = "gmm-xor"
+    description = "BGJ XOR Gaussian mixture, four ReLU units + sigmoid output, L2 regularisation"
+    params = {
+        "lam": Param(1000.0, float, low=0.0, low_open=True, doc="signal-to-noise: x ~ N(mean, I/lam)"),
+        "alpha": Param(0.1, float, low=0.0, doc="L2 regularisation"),
+        "init": Param("random", str, choices=("random",)),
+    }
+
+    @classmethod
+    def check_params(cls, p):
+        return None
+
+    def teacher(self, key, d, p):
+        q, _ = jnp.linalg.qr(jax.random.normal(key, (d, 2)))
+        return q.T                                                         # rows mu, nu
+
+    def init(self, key, d, teacher, p):
+        kw, kv = jax.random.split(key)
+        return {"W": jax.random.normal(kw, (4, d)) / jnp.sqrt(d), "v": jax.random.normal(kv, (4,))}
+
+    def sample(self, key, n, d, teacher, p):
+        ky, ks, kz = jax.random.split(key, 3)
+        y = jax.random.bernoulli(ky, 0.5, (n,)).astype(jnp.float32)
+        sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0)
+        mean = sign[:, None] * jnp.where(y[:, None] > 0.5, teacher[0][None, :], teacher[1][None, :])
+        return mean + jax.random.normal(kz, (n, d)) / jnp.sqrt(p["lam"]), y
+
+    def observables(self, params, teacher, data, p):
+        W, v = params["W"], params["v"]
+        M = W @ teacher.T                                                  # [4, 2]
+        Wp = W - M @ teacher
+        R = Wp @ Wp.T
+        out = {f"v_{i}": v[i] for i in range(4)}
+        out.update({f"mmu_{i}": M[i, 0] for i in range(4)})
+        out.update({f"mnu_{i}": M[i, 1] for i in range(4)})
+        out.update({f"R_{i}_{j}": R[i, j] for i in range(4) for j in range(i, 4)})
+        out["reached_optimum"] = xor_optimum(v, M[:, 0], M[:, 1], jnp)
+        return out
+
+    def observable_names(self, p, finite):
+        return (tuple(f"v_{i}" for i in range(4)) + tuple(f"mmu_{i}" for i in range(4))
+                + tuple(f"mnu_{i}" for i in range(4))
+                + tuple(f"R_{i}_{j}" for i in range(4) for j in range(i, 4)) + ("reached_optimum",))
+
+    def divergence_statistic(self, obs):
+        return sum(obs[f"R_{i}_{i}"] for i in range(4))
+
+
 @hdbench.hookimpl
 def hdbench_models():
-    return [GMMBinary]
+    return [GMMBinary, GMMXor]
