@@ -22,9 +22,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import hdbench
-from hdbench import InputError, Model, Param
+from hdbench import InputError, Param
 
-from .linear import init_from_overlaps, unit_teacher
+from .linear import SingleIndexStart
 from .quadrature import normal_nodes
 
 LINKS = ("linear", "sign", "relu", "erf", "tanh", "quadratic")
@@ -131,7 +131,7 @@ def population(m, q, p, xp=np):
     return res
 
 
-class GLM(Model):
+class GLM(SingleIndexStart):
     name = "glm"
     description = "single-index teacher-student GLM: links, activations, square/logistic/hinge losses"
     params = {
@@ -148,14 +148,7 @@ class GLM(Model):
         if p["loss"] != "square" and p["link"] != "sign":
             raise InputError(f"model 'glm': loss = {p['loss']!r} is not allowed with link = {p['link']!r} "
                              "(classification losses need link = 'sign')")
-        if p["q0"] < p["m0"] ** 2:
-            raise InputError(f"model 'glm': q0 = {p['q0']} is not allowed with m0 = {p['m0']} (need q0 >= m0^2)")
-
-    def teacher(self, key, d, p):
-        return unit_teacher(key, d)
-
-    def init(self, key, d, teacher, p):
-        return init_from_overlaps(key, d, teacher, p["m0"], p["q0"])
+        super().check_params(p)
 
     def sample(self, key, n, d, teacher, p):
         kx, ke = jax.random.split(key)

@@ -30,7 +30,23 @@ def init_from_overlaps(key, d, theta_star, m0, q0):
     return m0 * theta_star + jnp.sqrt(jnp.maximum(q0 - m0**2, 0.0)) * u
 
 
-class Linear(Model):
+class SingleIndexStart(Model):
+    """Teacher ``theta*`` uniform on the unit sphere; student start with overlaps ``m0``, ``q0``."""
+
+    @classmethod
+    def check_params(cls, p):
+        if p["q0"] < p["m0"] ** 2:
+            raise InputError(f"model '{cls.name}': q0 = {p['q0']} is not allowed with m0 = {p['m0']} "
+                             f"(need q0 >= m0^2 = {p['m0'] ** 2:g})")
+
+    def teacher(self, key, d, p):
+        return unit_teacher(key, d)
+
+    def init(self, key, d, teacher, p):
+        return init_from_overlaps(key, d, teacher, p["m0"], p["q0"])
+
+
+class Linear(SingleIndexStart):
     name = "linear"
     description = "least squares y = <theta*, x> + sigma eps; any covariance spectrum"
     params = {
@@ -39,18 +55,6 @@ class Linear(Model):
         "m0": Param(0.0, float, doc="initial overlap <theta0, theta*>"),
         "q0": Param(0.0, float, low=0.0, doc="initial squared norm |theta0|^2 (>= m0^2)"),
     }
-
-    @classmethod
-    def check_params(cls, p):
-        if p["q0"] < p["m0"] ** 2:
-            raise InputError(f"model 'linear': q0 = {p['q0']} is not allowed with m0 = {p['m0']} "
-                             f"(need q0 >= m0^2 = {p['m0'] ** 2:g})")
-
-    def teacher(self, key, d, p):
-        return unit_teacher(key, d)
-
-    def init(self, key, d, teacher, p):
-        return init_from_overlaps(key, d, teacher, p["m0"], p["q0"])
 
     def sample(self, key, n, d, teacher, p):
         kx, ke = jax.random.split(key)

@@ -16,8 +16,8 @@ from scipy.integrate import solve_ivp
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.predictors.bgj_gmm import solve_gmm_binary
+from hdbench_plugins.predictors.regime import one_pass
 
-MAX_BATCH_FRACTION = 0.05
 
 
 def spiked_rates(u, p, gamma, correction=True):
@@ -44,10 +44,9 @@ def solve_spiked(s, times, correction=True):
 def supports_spiked(s, online=True):
     if s.model != "spiked-tensor":
         return no(f"model '{s.model}' is not spiked-tensor")
-    if online and s.dynamics != "online-sgd":
-        return no(f"dynamics '{s.dynamics}' is not online-sgd")
-    if s.dynamics_params.get("batch_size", 1) / s.d > MAX_BATCH_FRACTION:
-        return no("batch_size/d leaves the B << d regime")
+    regime = one_pass(s, online)
+    if not regime:
+        return regime
     if s.model_params["init"] == "random" or abs(s.model_params["m0"]) < 5 / np.sqrt(s.d):
         return no(f"start within a few d^-1/2 of the uninformative point (m0 = {s.model_params['m0']}, "
                   f"init = {s.model_params['init']}): the diffusive regime (bgj-diffusive), not the effective ODE's")
@@ -55,11 +54,7 @@ def supports_spiked(s, online=True):
 
 
 def supports_gmm(s, online=True):
-    if online and s.dynamics != "online-sgd":
-        return no(f"dynamics '{s.dynamics}' is not online-sgd")
-    if s.dynamics_params.get("batch_size", 1) / s.d > MAX_BATCH_FRACTION:
-        return no("batch_size/d leaves the B << d regime")
-    return YES
+    return one_pass(s, online)
 
 
 SOLVERS = {"spiked-tensor": (supports_spiked, solve_spiked), "gmm-binary": (supports_gmm, solve_gmm_binary)}
@@ -123,8 +118,9 @@ class BGJDiffusive(Predictor):
             return no(f"model '{s.model}' is not spiked-tensor")
         if s.model_params["k"] != 2:
             return no("the diffusive (OU) limit is implemented for the spiked matrix, k = 2")
-        if s.dynamics != "online-sgd":
-            return no(f"dynamics '{s.dynamics}' is not online-sgd")
+        regime = one_pass(s)
+        if not regime:
+            return regime
         _, mean, std = diffusive_moments(s, np.linspace(0.0, s.t_max, 33))
         reach = np.abs(mean) + 2 * std
         if reach.max() > DIFFUSIVE_WINDOW:

@@ -15,11 +15,11 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 import hdbench
-from hdbench import YES, Predictor, no
+from hdbench import Predictor, no
 from hdbench_plugins.models.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
                                         population, teacher_variance)
+from hdbench_plugins.predictors.regime import one_pass
 
-MAX_BATCH_FRACTION = 0.05
 
 
 def glm_rates(m, q, p, gamma, correction=True):
@@ -75,12 +75,7 @@ _blow_up.terminal = True
 def supports_online_glm(s):
     if s.model != "glm":
         return no(f"model '{s.model}' is not glm")
-    if s.dynamics != "online-sgd":
-        return no(f"dynamics '{s.dynamics}' is not online-sgd (one-pass theory)")
-    B = s.dynamics_params["batch_size"]
-    if B / s.d > MAX_BATCH_FRACTION:
-        return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
-    return YES
+    return one_pass(s)
 
 
 class GlmODE(Predictor):

@@ -32,8 +32,8 @@ from scipy.integrate import solve_ivp
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import is_isotropic
+from hdbench_plugins.predictors.regime import one_pass, small_batches
 
-MAX_BATCH_FRACTION = 0.05   # B/d (online) or B/n (multi-pass) above this leaves the B << d, n regime
 
 
 def mp_quadrature(alpha: float, nodes: int = 256):
@@ -76,12 +76,7 @@ class LsqOnlineODE(Predictor):
         base = _supports_isotropic_linear(s)
         if not base:
             return base
-        if s.dynamics != "online-sgd":
-            return no(f"dynamics '{s.dynamics}' is not online-sgd")
-        B = s.dynamics_params["batch_size"]
-        if B / s.d > MAX_BATCH_FRACTION:
-            return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
-        return YES
+        return one_pass(s)
 
     def predict(self, s, times):
         m0, q0, sigma, _ = _overlaps(s.model_params)
@@ -113,10 +108,7 @@ class _FiniteDataLsq(Predictor):
             return no("online data: this theory needs finite data (alpha)")
         if s.dynamics not in self.dynamics_supported:
             return no(f"dynamics '{s.dynamics}' is not one of {', '.join(self.dynamics_supported)}")
-        B = s.dynamics_params.get("batch_size", 1)
-        if s.dynamics.startswith("sgd") and B / s.n > MAX_BATCH_FRACTION:
-            return no(f"batch_size/n = {B / s.n:.3g} > {MAX_BATCH_FRACTION} leaves the B << n regime")
-        return YES
+        return small_batches(s)
 
     def predict(self, s, times):
         p = s.model_params

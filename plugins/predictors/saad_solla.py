@@ -22,12 +22,12 @@ import jax.numpy as jnp
 import numpy as np
 
 import hdbench
-from hdbench import YES, Predictor, no
+from hdbench import Predictor, no
 from hdbench_plugins.models.committee import generalisation_error, initial_overlaps, pair_kernel
 from hdbench_plugins.predictors.odeint import make_rk4, substeps
+from hdbench_plugins.predictors.regime import one_pass
 
 DT = 0.05          # maximal RK4 step: measured relative error of eg ~1e-8 against DT = 0.001
-MAX_BATCH_FRACTION = 0.05
 SUPPORTED = ("erf", "linear")
 
 
@@ -125,12 +125,7 @@ def supports_committee(s, online=True):
         return no(f"activation '{p['activation']}' has no closed-form I4 here (supported: {', '.join(SUPPORTED)})")
     if p["init"] != "overlaps":
         return no("random initialisation: the ODE needs the initial overlaps (use init = 'overlaps')")
-    if online and s.dynamics != "online-sgd":
-        return no(f"dynamics '{s.dynamics}' is not online-sgd (one-pass theory)")
-    B = s.dynamics_params.get("batch_size", 1)
-    if online and B / s.d > MAX_BATCH_FRACTION:
-        return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
-    return YES
+    return one_pass(s, online)
 
 
 class SaadSolla(Predictor):

@@ -1,0 +1,28 @@
+"""Regime checks shared by the theories: which dynamics a limit describes, and the small-batch
+condition under which it does (``B << d`` for one-pass, ``B << n`` for multi-pass SGD)."""
+from __future__ import annotations
+
+from hdbench import YES, no
+
+MAX_BATCH_FRACTION = 0.05   # B/d (online) or B/n (multi-pass) above this leaves the B << d, n regime
+
+
+def one_pass(s, online=True):
+    """Online SGD with ``B/d <= MAX_BATCH_FRACTION`` (``online=False``: any dynamics; the population
+    flows of ``population-gf`` only need the model)."""
+    if not online:
+        return YES
+    if s.dynamics != "online-sgd":
+        return no(f"dynamics '{s.dynamics}' is not online-sgd (one-pass theory)")
+    B = s.dynamics_params["batch_size"]
+    if B / s.d > MAX_BATCH_FRACTION:
+        return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
+    return YES
+
+
+def small_batches(s):
+    """Multi-pass SGD with ``B/n <= MAX_BATCH_FRACTION`` (other dynamics pass)."""
+    B = s.dynamics_params.get("batch_size", 1)
+    if s.dynamics.startswith("sgd") and B / s.n > MAX_BATCH_FRACTION:
+        return no(f"batch_size/n = {B / s.n:.3g} > {MAX_BATCH_FRACTION} leaves the B << n regime")
+    return YES
