@@ -1,5 +1,5 @@
-"""Model ``gmm-binary``: Ben Arous-Gheissari-Jagannath's binary Gaussian mixture with a two-layer
-network (one_pass.md section 3).
+"""Models ``gmm-binary`` and ``gmm-xor``: Ben Arous-Gheissari-Jagannath's Gaussian mixtures
+classified by a two-layer ReLU network (one_pass.md section 3).
 
 ``y ~ Bernoulli(1/2)``, ``x ~ N((2y - 1) mu, I/lam)`` with ``|mu| = 1``; network output
 ``yhat = v . relu(W x)`` with 2 hidden units; loss ``-y yhat + log(1 + e^yhat) + (alpha/2)(|v|^2 + |W|^2)``
@@ -16,9 +16,14 @@ given the class, ``a = <mu, x> ~ N(+-1, 1/lam)`` and ``b = W^perp x ~ N(0, R/lam
 
 Initialisation: ``init = "random"`` (BGJ): ``W_i ~ N(0, I/d)``, ``v_i ~ N(0, 1)``; or
 ``init = "overlaps"``: exactly ``v = (v1, v2)``, ``m = (m1, m2)``, ``R = r0 I``.
+
+``gmm-xor`` (class ``GMMXor``) has four units and two mean directions; both models share the
+interface the theories use: ``mixture`` (components), ``units``, ``statistics(v, M, R)``,
+``optimum(v, M)``, ``population(v, M, R, lam)`` with ``M = W mu^T`` [units, means].
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 import jax
@@ -82,19 +87,82 @@ def binary_expectations(v, m, R, lam, xp=np, **quadrature):
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Mixture:
+    """Components of a Gaussian mixture in the basis of its orthonormal mean directions: component
+    ``c`` (probability ``probs[c]``, label ``labels[c]``) has mean ``sum_a means[c][a] mu_a``."""
+    means: tuple
+    labels: tuple
+    probs: tuple
+
+
+BINARY = Mixture(means=((1.0,), (-1.0,)), labels=(1.0, 0.0), probs=(0.5, 0.5))
+XOR = Mixture(means=((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)), labels=(1.0, 1.0, 0.0, 0.0),
+              probs=(0.25,) * 4)
+
+
+@functools.lru_cache(maxsize=16)
+def qmc_normal(k, log2_n, seed=0):
+    """``2^(log2_n + 1)`` standard normal nodes in ``k`` dimensions (equal weights): scrambled Sobol
+    points through the inverse normal CDF, with their mirror images (``z`` and ``-z``), so odd
+    moments vanish exactly and an uninformative start stays a fixed point of the rule."""
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+    z = ndtri(qmc.Sobol(k, scramble=True, seed=seed).random_base2(log2_n))
+    return np.concatenate([z, -z])
+
+
+def mixture_expectations(v, M, R, lam, mixture, xp=np, log2_n=11, seed=0):
+    """Population expectations of a two-layer ReLU network ``yhat = v . relu(W x)`` with sigmoid
+    output on a Gaussian mixture (``x ~ N(mean_c, I/lam)``), at statistics ``v`` [K],
+    ``M = W mu^T`` [K, A] and ``R`` [K, K] (Gram matrix of the parts of W orthogonal to the means).
+
+    Given the component, ``h = W x ~ N(M mean_c, G/lam)``, ``G = M M^T + R``: a K-dimensional
+    expectation (quasi-Monte Carlo, ``qmc_normal``). The noise of the mean read-outs ``zeta = mu x -
+    mean_c`` and of ``b = W^perp x`` enters only through its regression on ``h``:
+    ``E[zeta | h] = M^T G^{-1} (h - M mean_c)``, ``E[b | h] = R G^{-1} (h - M mean_c)``. Returns
+    ``risk``, ``error_rate``, ``Eg[i] = E[e relu(h_i)]``, ``Ex[i, a] = E[e 1_i <mu_a, x>]``,
+    ``Eb[i, j] = E[e 1_i b_j]``, ``B[i, j] = E[1_i 1_j e^2]`` with ``e = sigmoid(yhat) - y``."""
+    K = M.shape[0]
+    z = xp.asarray(qmc_normal(K, log2_n, seed), dtype=M.dtype)            # [N, K]
+    G = M @ M.T + R
+    # eigh, not Cholesky: G becomes nearly singular once several units share a mean direction
+    s, U = xp.linalg.eigh(G)
+    s = xp.maximum(s, 0.0)
+    dh = z @ (U * xp.sqrt(s / lam)).T                                       # h - M mean_c
+    G_pinv = (U * xp.where(s > 1e-6 * s[-1], 1.0 / xp.maximum(s, 1e-30), 0.0)) @ U.T
+    out = {"risk": 0.0, "error_rate": 0.0, "Eg": 0.0, "E1": 0.0, "Eh": 0.0, "B": 0.0}
+    for mean, y, p in zip(mixture.means, mixture.labels, mixture.probs):
+        h = M @ xp.asarray(mean, dtype=M.dtype) + dh
+        act, ind = xp.maximum(h, 0.0), (h > 0) * 1.0
+        yhat = act @ v
+        e = _sigmoid(yhat, xp) - y
+        ei = e[:, None] * ind
+        out["risk"] = out["risk"] + p * xp.mean(xp.logaddexp(0.0, yhat) - y * yhat)
+        out["error_rate"] = out["error_rate"] + p * xp.mean((yhat > 0) != (y > 0.5))
+        out["Eg"] = out["Eg"] + p * xp.mean(e[:, None] * act, axis=0)
+        out["E1"] = out["E1"] + p * xp.outer(xp.mean(ei, axis=0), xp.asarray(mean, dtype=M.dtype))
+        out["Eh"] = out["Eh"] + p * (ei.T @ dh) / len(z)                     # E[e 1_i (h - M mean_c)_k]
+        out["B"] = out["B"] + p * (ei * e[:, None]).T @ ind / len(z)
+    regress = G_pinv @ xp.concatenate([M, R], axis=1)                       # G^{-1} [M | R]
+    Eh = out.pop("Eh")
+    out["Ex"] = out.pop("E1") + Eh @ regress[:, :M.shape[1]]
+    out["Eb"] = Eh @ regress[:, M.shape[1]:]
+    return out
+
+
 def reached_optimum(v, m, xp=np):
     """Both units committed to opposite classes (|m_i| > 0.5, m_1 m_2 < 0) with output signs that
     match them (v_i m_i > 0): the optimal configuration, up to relabelling the units."""
-    return ((m[0] * m[1] < 0) & (xp.abs(m[0]) > 0.5) & (xp.abs(m[1]) > 0.5)
-            & (v[0] * m[0] > 0) & (v[1] * m[1] > 0)) * 1.0
-
-
-STATISTICS = ("v_1", "v_2", "m_1", "m_2", "R_1_1", "R_1_2", "R_2_2")
+    m1, m2, v1, v2 = m[..., 0], m[..., 1], v[..., 0], v[..., 1]
+    return ((m1 * m2 < 0) & (xp.abs(m1) > 0.5) & (xp.abs(m2) > 0.5) & (v1 * m1 > 0) & (v2 * m2 > 0)) * 1.0
 
 
 class GMMBinary(Model):
     name = "gmm-binary"
     description = "BGJ binary Gaussian mixture, two ReLU units + sigmoid output, L2 regularisation"
+    mixture = BINARY
+    units = 2
     params = {
         "lam": Param(100.0, float, low=0.0, low_open=True, doc="signal-to-noise: x ~ N(+-mu, I/lam)"),
         "alpha": Param(0.1, float, low=0.0, doc="L2 regularisation"),
@@ -103,37 +171,62 @@ class GMMBinary(Model):
         "m0": Param((0.5, -0.5), tuple, doc="overlaps init: <W_i, mu>"),
         "r0": Param(1.0, float, low=0.0, low_open=True, doc="overlaps init: R = r0 I"),
     }
+    overlap_params = ("v0", "m0")
 
     @classmethod
     def check_params(cls, p):
-        for key in ("v0", "m0"):
-            if len(p[key]) != 2 or not all(isinstance(x, (int, float)) for x in p[key]):
-                raise InputError(f"model 'gmm-binary': {key} = {list(p[key])} is not allowed (expected 2 numbers)")
-        p["v0"], p["m0"] = tuple(map(float, p["v0"])), tuple(map(float, p["m0"]))
+        for key in cls.overlap_params:
+            if len(p[key]) != cls.units or not all(isinstance(x, (int, float)) for x in p[key]):
+                raise InputError(f"model '{cls.name}': {key} = {list(p[key])} is not allowed "
+                                 f"(expected {cls.units} numbers)")
+            p[key] = tuple(map(float, p[key]))
 
     @classmethod
     def check_scenario(cls, s):
         if s.alpha is not None:
-            raise InputError("model 'gmm-binary': alpha (finite data) is not supported yet; use online dynamics")
+            raise InputError(f"model '{cls.name}': alpha (finite data) is not supported yet; use online dynamics")
+
+    @classmethod
+    def initial_overlaps(cls, p):
+        """``(v, M, R)`` of the overlaps initialisation (``M = W mu^T``, one column per mean)."""
+        return np.array(p["v0"]), np.array([p["m0"]]).T, p["r0"] * np.eye(cls.units)
+
+    @staticmethod
+    def statistics(v, M, R):
+        """BGJ's summary statistics by name, from ``v`` [K], ``M`` [K, A], ``R`` [K, K] (any leading axes)."""
+        return {"v_1": v[..., 0], "v_2": v[..., 1], "m_1": M[..., 0, 0], "m_2": M[..., 1, 0],
+                "R_1_1": R[..., 0, 0], "R_1_2": R[..., 0, 1], "R_2_2": R[..., 1, 1]}
+
+    @staticmethod
+    def optimum(v, M, xp=np):
+        return reached_optimum(v, M[..., 0], xp)
+
+    @staticmethod
+    def population(v, M, R, lam, xp=np):
+        ex = binary_expectations(v, M[:, 0], R, lam, xp)
+        return {"risk": ex["risk"], "error_rate": ex["error_rate"]}
 
     def teacher(self, key, d, p):
-        return unit_teacher(key, d)
+        return unit_teacher(key, d)[None, :]                             # rows: the mean directions
 
     def init(self, key, d, teacher, p):
         kw, kv = jax.random.split(key)
         if p["init"] == "random":
-            return {"W": jax.random.normal(kw, (2, d)) / jnp.sqrt(d), "v": jax.random.normal(kv, (2,))}
-        U = jax.random.normal(kw, (d, 2))
-        U = U - jnp.outer(teacher, teacher @ U)
+            return {"W": jax.random.normal(kw, (self.units, d)) / jnp.sqrt(d),
+                    "v": jax.random.normal(kv, (self.units,))}
+        v0, M0, R0 = self.initial_overlaps(p)
+        U = jax.random.normal(kw, (d, self.units))
+        U = U - teacher.T @ (teacher @ U)
         U, _ = jnp.linalg.qr(U)
-        W = jnp.asarray(p["m0"])[:, None] * teacher[None, :] + jnp.sqrt(p["r0"]) * U.T
-        return {"W": W, "v": jnp.asarray(p["v0"], jnp.float32)}
+        W = jnp.asarray(M0, jnp.float32) @ teacher + jnp.sqrt(R0[0, 0]) * U.T
+        return {"W": W, "v": jnp.asarray(v0, jnp.float32)}
 
     def sample(self, key, n, d, teacher, p):
-        ky, kz = jax.random.split(key)
-        y = jax.random.bernoulli(ky, 0.5, (n,)).astype(jnp.float32)
-        X = (2 * y - 1)[:, None] * teacher[None, :] + jax.random.normal(kz, (n, d)) / jnp.sqrt(p["lam"])
-        return X, y
+        kc, kz = jax.random.split(key)
+        c = jax.random.choice(kc, len(self.mixture.probs), (n,), p=jnp.asarray(self.mixture.probs))
+        means = jnp.asarray(self.mixture.means, jnp.float32) @ teacher
+        y = jnp.asarray(self.mixture.labels, jnp.float32)[c]
+        return means[c] + jax.random.normal(kz, (n, d)) / jnp.sqrt(p["lam"]), y
 
     def loss(self, params, x, y, p):
         W, v = params["W"], params["v"]
@@ -142,19 +235,19 @@ class GMMBinary(Model):
 
     def observables(self, params, teacher, data, p):
         W, v = params["W"], params["v"]
-        m = W @ teacher
-        Wp = W - m[:, None] * teacher[None, :]
+        M = W @ teacher.T
+        Wp = W - M @ teacher
         R = Wp @ Wp.T
-        pop = binary_expectations(v, m, R, p["lam"], jnp)
-        return {"v_1": v[0], "v_2": v[1], "m_1": m[0], "m_2": m[1], "R_1_1": R[0, 0], "R_1_2": R[0, 1],
-                "R_2_2": R[1, 1], "risk": pop["risk"], "error_rate": pop["error_rate"],
-                "reached_optimum": reached_optimum(v, m, jnp)}
+        return {**self.statistics(v, M, R), **self.population(v, M, R, p["lam"], jnp),
+                "reached_optimum": self.optimum(v, M, jnp)}
 
     def observable_names(self, p, finite):
-        return STATISTICS + ("risk", "error_rate", "reached_optimum")
+        K, A = self.units, len(self.mixture.means[0])
+        return tuple(self.statistics(np.zeros(K), np.zeros((K, A)), np.zeros((K, K)))) + (
+            "risk", "error_rate", "reached_optimum")
 
     def divergence_statistic(self, obs):
-        return obs["R_1_1"] + obs["R_2_2"]
+        return sum(obs[name] for name in obs if name.startswith("R_") and name[2] == name[4])
 
 
 def xor_optimum(v, mmu, mnu, xp=np):
@@ -162,12 +255,12 @@ def xor_optimum(v, mmu, mnu, xp=np):
     exactly one unit (its largest signed overlap, above 0.25: a unit alone on a component settles
     near 0.55-0.6 at lam = 1000, alpha = 0.1), with v > 0 on the class-1 means (+-mu) and v < 0 on
     the class-0 means (+-nu)."""
-    over = xp.stack([mmu, -mmu, mnu, -mnu], axis=-1)                    # [4 units, 4 components]
+    over = xp.stack([mmu, -mmu, mnu, -mnu], axis=-1)                    # [..., 4 units, 4 components]
     best = xp.argmax(over, axis=-1)
     committed = xp.max(over, axis=-1) > 0.25
     sign_ok = xp.where(best < 2, v > 0, v < 0)
-    covered = xp.stack([xp.sum(best == k) for k in range(4)])
-    return (xp.all(committed & sign_ok) & xp.all(covered == 1)) * 1.0
+    covered = xp.stack([xp.sum(best == k, axis=-1) for k in range(4)], axis=-1)
+    return (xp.all(committed & sign_ok, axis=-1) & xp.all(covered == 1, axis=-1)) * 1.0
 
 
 class GMMXor(GMMBinary):
@@ -175,55 +268,52 @@ class GMMXor(GMMBinary):
     ``+-nu`` (orthonormal means, each sign with probability 1/2), ``x ~ N(mean, I/lam)``; four hidden
     ReLU units, sigmoid output, the same loss and L2 term as ``gmm-binary``. Observables: BGJ's 22
     statistics ``v_i``, ``mmu_i = <W_i, mu>``, ``mnu_i = <W_i, nu>``, ``R_i_j`` (i <= j, parts of W
-    orthogonal to both means), and ``reached_optimum`` (each component taken by one unit with the
-    matching output sign). No population risk yet (a 6-dimensional integral): no theory uses it."""
+    orthogonal to both means), ``risk`` and ``error_rate`` (a 4-dimensional Gaussian integral per
+    component, by quasi-Monte Carlo: ``mixture_expectations``), and ``reached_optimum`` (each
+    component taken by one unit with the matching output sign).
+
+    Initialisation: ``init = "random"`` (BGJ: ``W_i ~ N(0, I/d)``, ``v_i ~ N(0, 1)``), or
+    ``init = "overlaps"``: exactly ``v0``, ``mmu0``, ``mnu0`` and ``R = r0 I``."""
 
     name = "gmm-xor"
     description = "BGJ XOR Gaussian mixture, four ReLU units + sigmoid output, L2 regularisation"
+    mixture = XOR
+    units = 4
     params = {
         "lam": Param(1000.0, float, low=0.0, low_open=True, doc="signal-to-noise: x ~ N(mean, I/lam)"),
         "alpha": Param(0.1, float, low=0.0, doc="L2 regularisation"),
-        "init": Param("random", str, choices=("random",)),
+        "init": Param("random", str, choices=("random", "overlaps")),
+        "v0": Param((1.0, 1.0, -1.0, -1.0), tuple, doc="overlaps init: second layer"),
+        "mmu0": Param((0.3, -0.3, 0.05, -0.05), tuple, doc="overlaps init: <W_i, mu>"),
+        "mnu0": Param((0.05, 0.05, 0.3, -0.3), tuple, doc="overlaps init: <W_i, nu>"),
+        "r0": Param(1.0, float, low=0.0, low_open=True, doc="overlaps init: R = r0 I"),
     }
+    overlap_params = ("v0", "mmu0", "mnu0")
 
     @classmethod
-    def check_params(cls, p):
-        return None
+    def initial_overlaps(cls, p):
+        return np.array(p["v0"]), np.array([p["mmu0"], p["mnu0"]]).T, p["r0"] * np.eye(cls.units)
 
     def teacher(self, key, d, p):
         q, _ = jnp.linalg.qr(jax.random.normal(key, (d, 2)))
         return q.T                                                         # rows mu, nu
 
-    def init(self, key, d, teacher, p):
-        kw, kv = jax.random.split(key)
-        return {"W": jax.random.normal(kw, (4, d)) / jnp.sqrt(d), "v": jax.random.normal(kv, (4,))}
-
-    def sample(self, key, n, d, teacher, p):
-        ky, ks, kz = jax.random.split(key, 3)
-        y = jax.random.bernoulli(ky, 0.5, (n,)).astype(jnp.float32)
-        sign = jnp.where(jax.random.bernoulli(ks, 0.5, (n,)), 1.0, -1.0)
-        mean = sign[:, None] * jnp.where(y[:, None] > 0.5, teacher[0][None, :], teacher[1][None, :])
-        return mean + jax.random.normal(kz, (n, d)) / jnp.sqrt(p["lam"]), y
-
-    def observables(self, params, teacher, data, p):
-        W, v = params["W"], params["v"]
-        M = W @ teacher.T                                                  # [4, 2]
-        Wp = W - M @ teacher
-        R = Wp @ Wp.T
-        out = {f"v_{i}": v[i] for i in range(4)}
-        out.update({f"mmu_{i}": M[i, 0] for i in range(4)})
-        out.update({f"mnu_{i}": M[i, 1] for i in range(4)})
-        out.update({f"R_{i}_{j}": R[i, j] for i in range(4) for j in range(i, 4)})
-        out["reached_optimum"] = xor_optimum(v, M[:, 0], M[:, 1], jnp)
+    @staticmethod
+    def statistics(v, M, R):
+        out = {f"v_{i}": v[..., i] for i in range(4)}
+        out.update({f"mmu_{i}": M[..., i, 0] for i in range(4)})
+        out.update({f"mnu_{i}": M[..., i, 1] for i in range(4)})
+        out.update({f"R_{i}_{j}": R[..., i, j] for i in range(4) for j in range(i, 4)})
         return out
 
-    def observable_names(self, p, finite):
-        return (tuple(f"v_{i}" for i in range(4)) + tuple(f"mmu_{i}" for i in range(4))
-                + tuple(f"mnu_{i}" for i in range(4))
-                + tuple(f"R_{i}_{j}" for i in range(4) for j in range(i, 4)) + ("reached_optimum",))
+    @staticmethod
+    def optimum(v, M, xp=np):
+        return xor_optimum(v, M[..., 0], M[..., 1], xp)
 
-    def divergence_statistic(self, obs):
-        return sum(obs[f"R_{i}_{i}"] for i in range(4))
+    @staticmethod
+    def population(v, M, R, lam, xp=np):
+        ex = mixture_expectations(v, M, R, lam, XOR, xp, log2_n=10)
+        return {"risk": ex["risk"], "error_rate": ex["error_rate"]}
 
 
 @hdbench.hookimpl

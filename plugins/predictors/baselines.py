@@ -17,8 +17,8 @@ import numpy as np
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import spectrum
-from hdbench_plugins.predictors.bgj import solve_spiked, supports_gmm, supports_spiked
-from hdbench_plugins.predictors.bgj_gmm import solve_gmm_binary
+from hdbench_plugins.predictors.bgj import solve_spiked, supports_spiked
+from hdbench_plugins.predictors.bgj_gmm import solve_gmm, supports_gmm
 from hdbench_plugins.predictors.glm_ode import solve_glm
 from hdbench_plugins.predictors.saad_solla import solve_committee, supports_committee
 
@@ -56,10 +56,12 @@ def linear_flow(s, times):
 FLOWS = {"linear": linear_flow, "glm": lambda s, times: solve_glm(s, times, correction=False),
          "committee": lambda s, times: solve_committee(s, times, correction=False),
          "spiked-tensor": lambda s, times: solve_spiked(s, times, correction=False),
-         "gmm-binary": lambda s, times: solve_gmm_binary(s, times, correction=False)}
+         "gmm-binary": lambda s, times: solve_gmm(s, times, correction=False),
+         "gmm-xor": lambda s, times: solve_gmm(s, times, correction=False)}
 MODEL_CHECKS = {"committee": lambda s: supports_committee(s, online=False),
                 "spiked-tensor": lambda s: supports_spiked(s, online=False),
-                "gmm-binary": lambda s: supports_gmm(s, online=False)}
+                "gmm-binary": lambda s: supports_gmm(s, online=False),
+                "gmm-xor": lambda s: supports_gmm(s, online=False)}
 
 
 @hdbench.hookimpl

@@ -1,6 +1,6 @@
 """``bgj-effective``: Ben Arous-Gheissari-Jagannath effective dynamics with corrector
 (one_pass.md section 3), in our conventions: ``delta = gamma/d``, their time ``l delta = gamma t``.
-Models: ``spiked-tensor`` (below) and ``gmm-binary`` (``bgj_gmm``).
+Models: ``spiked-tensor`` (below), ``gmm-binary`` and ``gmm-xor`` (``bgj_gmm``).
 
 Spiked tensor of order k, ``u1 = <x, v>``, ``u2 = |x|^2 - u1^2``, ``R^2 = u1^2 + u2``, ``c = gamma``:
 ``du1/dt = gamma 2 u1 (lambda k u1^{k-2} - k R^{2k-2})``,
@@ -15,7 +15,7 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import YES, Predictor, no
-from hdbench_plugins.predictors.bgj_gmm import solve_gmm_binary
+from hdbench_plugins.predictors.bgj_gmm import MODELS, solve_gmm, solve_gmm_diffusive, supports_gmm
 from hdbench_plugins.predictors.regime import one_pass
 
 
@@ -53,16 +53,13 @@ def supports_spiked(s, online=True):
     return YES
 
 
-def supports_gmm(s, online=True):
-    return one_pass(s, online)
-
-
-SOLVERS = {"spiked-tensor": (supports_spiked, solve_spiked), "gmm-binary": (supports_gmm, solve_gmm_binary)}
+SOLVERS = {"spiked-tensor": (supports_spiked, solve_spiked), "gmm-binary": (supports_gmm, solve_gmm),
+           "gmm-xor": (supports_gmm, solve_gmm)}
 
 
 class BGJEffective(Predictor):
     name = "bgj-effective"
-    description = "Ben Arous-Gheissari-Jagannath effective ODEs with corrector (spiked tensor, binary GMM)"
+    description = "Ben Arous-Gheissari-Jagannath effective ODEs with corrector (spiked tensor, binary and XOR GMM)"
     examples = [{"model": {"name": "spiked-tensor", "params": {"lam": 1.2}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 400, "t_max": 1.0}]
 
@@ -108,14 +105,25 @@ DIFFUSIVE_WINDOW = 0.15   # |m| up to which the linearisation in u1 is trusted
 
 
 class BGJDiffusive(Predictor):
+    """Spiked matrix (k = 2): the OU moments above. Gaussian mixtures (``gmm-binary``, ``gmm-xor``):
+    Monte-Carlo paths of the finite-d SDE of the statistics (``bgj_gmm.solve_gmm_diffusive``), which
+    is BGJ's diffusive limit near the uninformative start and their effective ODE once the overlaps
+    are O(1); it predicts the means, the spread of the overlaps across seeds and the fraction of runs
+    that reach the optimum."""
+
     name = "bgj-diffusive"
-    description = "BGJ diffusive limit near the uninformative start: mean and spread of m across seeds (k = 2)"
+    description = ("BGJ diffusive limit near the uninformative start: spread of the overlaps across seeds "
+                   "(spiked matrix), and the fraction reaching the optimum (Gaussian mixtures)")
     examples = [{"model": {"name": "spiked-tensor", "params": {"lam": 0.8, "init": "random", "m0": 0.0, "r2_0": 1.0}},
-                 "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 2000, "t_max": 0.5}]
+                 "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 2000, "t_max": 0.5},
+                {"model": {"name": "gmm-binary", "params": {"init": "random"}},
+                 "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 250, "t_max": 1.0}]
 
     def supports(self, s):
+        if s.model in MODELS:
+            return one_pass(s)
         if s.model != "spiked-tensor":
-            return no(f"model '{s.model}' is not spiked-tensor")
+            return no(f"model '{s.model}' is not spiked-tensor, gmm-binary or gmm-xor")
         if s.model_params["k"] != 2:
             return no("the diffusive (OU) limit is implemented for the spiked matrix, k = 2")
         regime = one_pass(s)
@@ -130,6 +138,8 @@ class BGJDiffusive(Predictor):
         return YES
 
     def predict(self, s, times):
+        if s.model in MODELS:
+            return solve_gmm_diffusive(s, times)
         u2, mean, std = diffusive_moments(s, times)
         return {"m": mean, "std(m)": std, "r2": u2 - mean**2 - std**2}
 
