@@ -156,3 +156,23 @@ class CommitteeODE:
 
     def time_saad_solla(self, K):
         self.pred.predict(self.scenario, self.times)
+
+
+class MixturePredict:
+    """Warm predict on the Gaussian mixtures: the effective ODE from given overlaps (binary: nested
+    quadrature; XOR: quasi-Monte Carlo) and the diffusive SDE from BGJ's random start (512 paths, t = 20)."""
+
+    params = ["bgj-effective/gmm-binary/overlaps", "bgj-effective/gmm-xor/overlaps",
+              "bgj-diffusive/gmm-binary/random", "bgj-diffusive/gmm-xor/random"]
+    param_names = ["predictor/model/init"]
+    timeout = 600
+
+    def setup(self, case):
+        name, model, init = case.split("/")
+        self.scenario = _online(model, {"init": init}, 1.0, d=250, t_max=20.0)
+        self.pred = hdbench.registry().predictor(name)
+        self.times = self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, case):
+        self.pred.predict(self.scenario, self.times)
