@@ -34,7 +34,7 @@ import hdbench
 from hdbench import InputError, Model, Param
 
 from .linear import unit_teacher
-from .quadrature import normal_nodes
+from .quadrature import normal_nodes, qmc_normal
 
 
 @functools.lru_cache(maxsize=8)
@@ -99,17 +99,6 @@ class Mixture:
 BINARY = Mixture(means=((1.0,), (-1.0,)), labels=(1.0, 0.0), probs=(0.5, 0.5))
 XOR = Mixture(means=((1.0, 0.0), (-1.0, 0.0), (0.0, 1.0), (0.0, -1.0)), labels=(1.0, 1.0, 0.0, 0.0),
               probs=(0.25,) * 4)
-
-
-@functools.lru_cache(maxsize=16)
-def qmc_normal(k, log2_n, seed=0):
-    """``2^(log2_n + 1)`` standard normal nodes in ``k`` dimensions (equal weights): scrambled Sobol
-    points through the inverse normal CDF, with their mirror images (``z`` and ``-z``), so odd
-    moments vanish exactly and an uninformative start stays a fixed point of the rule."""
-    from scipy.special import ndtri
-    from scipy.stats import qmc
-    z = ndtri(qmc.Sobol(k, scramble=True, seed=seed).random_base2(log2_n))
-    return np.concatenate([z, -z])
 
 
 def mixture_expectations(v, M, R, lam, mixture, xp=np, log2_n=11, seed=0):

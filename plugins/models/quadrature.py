@@ -1,5 +1,6 @@
 """Gaussian expectations of piecewise-smooth integrands (ReLU, sign, hinge kinks): Gauss-Legendre
-on ``mu +- width sd``, split at the kinks, so convergence stays exponential. ``xp`` is numpy or
+on ``mu +- width sd``, split at the kinks, so convergence stays exponential (1-D and nested rules);
+and symmetrised quasi-Monte Carlo nodes for the several-dimensional ones (``qmc_normal``). ``xp`` is numpy or
 jax.numpy, so theories (float64) and model observables (JAX) use the same rule."""
 from __future__ import annotations
 
@@ -33,3 +34,14 @@ def normal_nodes(mu, sd, breaks, xp, n=10, width=10.0):
     shape = z.shape[:-2] + (z.shape[-2] * z.shape[-1],)
     nodes, weights = z.reshape(shape), (half * w * pdf).reshape(shape)
     return nodes, weights / xp.sum(weights, axis=-1, keepdims=True)
+
+
+@functools.lru_cache(maxsize=16)
+def qmc_normal(k, log2_n, seed=0):
+    """``2^(log2_n + 1)`` standard normal nodes in ``k`` dimensions (equal weights): scrambled Sobol
+    points through the inverse normal CDF, with their mirror images (``z`` and ``-z``), so odd
+    moments vanish exactly and an uninformative start stays a fixed point of the rule."""
+    from scipy.special import ndtri
+    from scipy.stats import qmc
+    z = ndtri(qmc.Sobol(k, scramble=True, seed=seed).random_base2(log2_n))
+    return np.concatenate([z, -z])

@@ -29,7 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdbench import YES, no
-from hdbench_plugins.models.gmm import GMMBinary, GMMXor, binary_expectations, mixture_expectations, qmc_normal
+from hdbench_plugins.models.gmm import GMMBinary, GMMXor, binary_expectations, mixture_expectations
+from hdbench_plugins.models.quadrature import qmc_normal
 from hdbench_plugins.predictors.odeint import make_rk4, substeps
 from hdbench_plugins.predictors.regime import one_pass
 
