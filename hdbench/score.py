@@ -14,7 +14,8 @@ mean is near zero, e.g. an overlap at an uninformative start):
 Besides the seed mean of each observable, a predictor may return the spread across seeds:
 ``std(NAME)`` is compared with the seeds' standard deviation of NAME (standard error
 ``std / sqrt(2 (S - 1))``, the Gaussian approximation). A per-seed indicator observable (0/1, e.g.
-``reached_optimum``) is scored as a mean, i.e. a fraction, with its binomial standard error.
+``reached_optimum``) is scored as a mean, i.e. a fraction, with its binomial standard error (at the
+Jeffreys-smoothed fraction, so that seeds that all agree do not claim an exact 0 or 1).
 The headline ``error``/``noise_floor``/``z_max`` are the maxima over the common observables, so a
 theory must get every observable right to score well.
 """
@@ -75,12 +76,23 @@ def _metrics(pred, ref, scale):
     return diff.max() / scale, np.linalg.norm(pred - ref) / (norm if norm > 0 else 1.0)
 
 
+def _mean_stderr(a):
+    """Standard error of the seed mean. For a per-seed indicator (every value 0 or 1) the binomial
+    error at the Jeffreys-smoothed fraction ``(k + 1/2) / (S + 1)``: when all seeds agree, the
+    fraction is still uncertain (not known to be exactly 0 or 1)."""
+    S = a.shape[0]
+    finite = a[np.isfinite(a)]
+    if finite.size and np.isin(finite, (0.0, 1.0)).all():
+        p = (a.sum(axis=0) + 0.5) / (S + 1)
+        return np.sqrt(p * (1 - p) / S)
+    return a.std(axis=0, ddof=1) / np.sqrt(S)
+
+
 def seed_statistic(name: str, per_seed: dict):
     """``(per-seed values [S, T], statistic over seeds, its standard error)`` for an observable name
     (``NAME`` = mean of NAME, ``std(NAME)`` = spread of NAME), or None if the simulation lacks it."""
     if name in per_seed:
-        return (per_seed[name], lambda a: a.mean(axis=0),
-                lambda a: a.std(axis=0, ddof=1) / np.sqrt(a.shape[0]))
+        return per_seed[name], lambda a: a.mean(axis=0), _mean_stderr
     match = re.fullmatch(r"std\((.+)\)", name)
     if match and match.group(1) in per_seed:
         return (per_seed[match.group(1)], lambda a: a.std(axis=0, ddof=1),

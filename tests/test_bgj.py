@@ -61,3 +61,14 @@ def test_spread_statistic_is_scored_against_the_seed_std():
     good = hdbench.score(sim, {"std(m)": np.full(3, 2.0)})["observables"]["std(m)"]
     bad = hdbench.score(sim, {"std(m)": np.full(3, 2.5)})["observables"]["std(m)"]
     assert good["z_max"] < z_threshold(3, 400) < bad["z_max"]
+
+
+def test_indicator_fraction_keeps_a_binomial_error_when_all_seeds_agree():
+    """A per-seed 0/1 observable on which all 16 seeds agree: a predicted fraction of 0.05 is within
+    noise (the smoothed binomial error is ~0.04, not 0), 0.5 is not."""
+    s = spiked(seeds=16, t_max=1.0).with_(n_times=3)
+    per_seed = {"reached_optimum": np.zeros((16, 3))}
+    sim = hdbench.Simulation(s, np.array([0.0, 0.5, 1.0]), per_seed, np.full(16, np.inf))
+    close = hdbench.score(sim, {"reached_optimum": np.full(3, 0.05)})["observables"]["reached_optimum"]
+    far = hdbench.score(sim, {"reached_optimum": np.full(3, 0.5)})["observables"]["reached_optimum"]
+    assert close["z_max"] < 2 < z_threshold(3, 16) < far["z_max"]
