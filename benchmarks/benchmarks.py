@@ -176,3 +176,24 @@ class MixturePredict:
 
     def time_predict(self, case):
         self.pred.predict(self.scenario, self.times)
+
+
+class StreamingLsqPredict:
+    """Warm predict of the anisotropic streaming least-squares theories on a power-law spectrum
+    (beta = 1: 1000 and 10^4 distinct eigenvalues, no binning; the Volterra solver's kernel weights
+    are accumulated over the whole spectrum)."""
+
+    params = [["lsq-volterra", "lsq-exact-recursion"], [1000, 10000]]
+    param_names = ["predictor", "d"]
+    timeout = 300
+
+    def setup(self, name, d):
+        self.scenario = hdbench.Scenario.from_dict(
+            {"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
+             "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": d, "t_max": 8.0})
+        self.pred = hdbench.registry().predictor(name)
+        self.times = self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, name, d):
+        self.pred.predict(self.scenario, self.times)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import hdbench
 from hdbench import InputError, Model, Param
 
-from .spectra import SPECTRUM_PARAMS, spectrum
+from .spectra import SPECTRUM_PARAMS, check_spectrum, spectrum
 
 
 def unit_teacher(key, d):
@@ -35,6 +35,7 @@ class SingleIndexStart(Model):
 
     @classmethod
     def check_params(cls, p):
+        check_spectrum(p)
         if p["q0"] < p["m0"] ** 2:
             raise InputError(f"model '{cls.name}': q0 = {p['q0']} is not allowed with m0 = {p['m0']} "
                              f"(need q0 >= m0^2 = {p['m0'] ** 2:g})")
