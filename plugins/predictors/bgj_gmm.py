@@ -115,13 +115,13 @@ def supports_gmm(s, online=True):
     return YES
 
 
-def trajectories_to_curves(model, p, v, M, R, weights, qmc_log2_n=None):
+def trajectories_to_curves(model, p, v, M, R, weights):
     """Weighted means of the named statistics, risk, error rate and optimum indicator over trajectories
     ``v`` [T, n, K], ``M`` [T, n, K, A], ``R`` [T, n, K, K]."""
     # float32, like the model's own observables: tracing the same quadrature at the same shapes
     # under enable_x64 as well leaves float64 constants in JAX's caches that break the simulator.
     f32 = functools.partial(jnp.asarray, dtype=jnp.float32)
-    pops = population_along(model, p["lam"], qmc_log2_n)(f32(v), f32(M), f32(R))
+    pops = population_along(model, p["lam"])(f32(v), f32(M), f32(R))
     stats = {**model.statistics(v, M, R), **{k: np.asarray(x) for k, x in pops.items()},
              "reached_optimum": model.optimum(v, M)}
     return {k: np.asarray(val) @ weights for k, val in stats.items()}
