@@ -1,4 +1,5 @@
-"""Model ``glm``: single-index teacher-student, ``x ~ N(0, I_d)``, ``|theta*| = 1``.
+"""Model ``glm``: single-index teacher-student, ``x ~ N(0, Sigma)`` with any covariance spectrum
+(``Sigma = diag(lambda_j)``, mean eigenvalue 1; spectra.py), ``|theta*| = 1``.
 
 Labels: regression ``y = f*(lambda*) + sigma eps`` for links linear, relu, erf, tanh, quadratic;
 classification ``y = sign(lambda* + sigma eps)`` in {-1, +1} for the ``sign`` link (label noise as a
@@ -9,10 +10,13 @@ activation (linear, relu, erf, tanh, quadratic) and a loss ``square = (f - y)^2/
 
 Observables, exact population values by nested Gauss-Legendre quadrature (split at the kinks of
 relu, sign and hinge) in the Gaussian pair ``(lambda, lambda*)`` with covariance
-``[[q, m], [m, 1]]`` (``lambda* + sigma eps`` for ``sign``):
+``[[q_Sigma, m_Sigma], [m_Sigma, s_Sigma]]`` (``lambda* + sigma eps`` for ``sign``), where
+``q_Sigma = theta^T Sigma theta``, ``m_Sigma = theta^T Sigma theta*``, ``s_Sigma = theta*^T Sigma theta*``
+(on isotropic data ``q``, ``m`` and 1):
 ``risk = E loss``, ``gen_error = E (f(lambda) - f*(lambda*))^2 / 2`` (regression),
-``error_rate = P(sign(lambda) != y)`` (classification, closed form ``arccos(m / sqrt(q (1+sigma^2)))/pi``),
-``m``, ``q``, and ``train_risk`` on finite data. The helpers here take ``xp`` (numpy or jax.numpy)
+``error_rate = P(sign(lambda) != y)`` (classification, closed form ``arccos(m / sqrt(q (s+sigma^2)))/pi``),
+the Euclidean overlaps ``m = <theta, theta*>``, ``q = |theta|^2``, on anisotropic data also
+``m_Sigma``, ``q_Sigma``, and ``train_risk`` on finite data. The helpers here take ``xp`` (numpy or jax.numpy)
 so that theories evaluate exactly the same functions in float64.
 """
 from __future__ import annotations
@@ -26,6 +30,7 @@ from hdbench import InputError, Param
 
 from .linear import SingleIndexStart
 from .quadrature import normal_nodes
+from .spectra import SPECTRUM_PARAMS, is_isotropic, spectrum
 
 LINKS = ("linear", "sign", "relu", "erf", "tanh", "quadratic")
 ACTIVATIONS = ("linear", "relu", "erf", "tanh", "quadratic")
@@ -91,17 +96,18 @@ def loss_grad(name, out, y, xp):
     raise InputError(f"unknown loss {name!r}")
 
 
-def teacher_variance(p):
-    """Variance of the variable ``t`` the label depends on: ``lambda* + sigma eps`` for the sign link."""
-    return 1.0 + p["sigma"] ** 2 if p["link"] == "sign" else 1.0
+def teacher_variance(p, s=1.0):
+    """Variance of the variable ``t`` the label depends on: ``lambda*`` (variance ``s``), plus the
+    label noise ``sigma eps`` for the sign link."""
+    return s + p["sigma"] ** 2 if p["link"] == "sign" else s
 
 
-def expectation_nodes(m, q, p, xp):
+def expectation_nodes(m, q, p, xp, s=1.0):
     """Flattened nodes ``(lambda, t)`` and weights for E over ``(lambda, t)`` with
-    ``Var t = teacher_variance(p)``, ``Cov(lambda, t) = m``, ``Var lambda = q``: outer integral over
+    ``Var t = teacher_variance(p, s)``, ``Cov(lambda, t) = m``, ``Var lambda = q``: outer integral over
     ``t``, inner over ``lambda | t``, each split where the link, activation or loss has a kink."""
-    var_t = teacher_variance(p)
-    t, wt = normal_nodes(xp.zeros(()), xp.asarray(np.sqrt(var_t)), [0.0] if p["link"] in ("sign", "relu") else [], xp)
+    var_t = teacher_variance(p, s)
+    t, wt = normal_nodes(xp.zeros(()), xp.sqrt(xp.asarray(var_t)), [0.0] if p["link"] in ("sign", "relu") else [], xp)
     breaks = [0.0] if p["activation"] == "relu" else []
     if p["loss"] == "hinge" and p["activation"] == "linear":
         breaks = [-1.0, 1.0]
@@ -115,10 +121,10 @@ def label(t, p, xp):
     return xp.sign(t) if p["link"] == "sign" else activation(p["link"], t, xp)
 
 
-def population(m, q, p, xp=np):
-    """Exact population observables at overlaps (m, q)."""
-    lam, t, w = expectation_nodes(m, q, p, xp)
-    var_t = teacher_variance(p)
+def population(m, q, p, xp=np, s=1.0):
+    """Exact population observables when ``(lambda, lambda*)`` has covariance ``[[q, m], [m, s]]``."""
+    lam, t, w = expectation_nodes(m, q, p, xp, s)
+    var_t = teacher_variance(p, s)
     y = label(t, p, xp)
     out = activation(p["activation"], lam, xp)
     if p["link"] == "sign":
@@ -133,12 +139,13 @@ def population(m, q, p, xp=np):
 
 class GLM(SingleIndexStart):
     name = "glm"
-    description = "single-index teacher-student GLM: links, activations, square/logistic/hinge losses"
+    description = "single-index teacher-student GLM: links, activations, square/logistic/hinge losses; any spectrum"
     params = {
         "link": Param("sign", str, choices=LINKS, doc="teacher link f*"),
         "activation": Param("linear", str, choices=ACTIVATIONS, doc="student activation f"),
         "loss": Param("logistic", str, choices=LOSSES),
         "sigma": Param(0.0, float, low=0.0, doc="label noise (added to y, or to lambda* for sign)"),
+        **SPECTRUM_PARAMS,
         "m0": Param(0.0, float, doc="initial overlap <theta0, theta*>"),
         "q0": Param(0.0, float, low=0.0, doc="initial |theta0|^2 (>= m0^2)"),
     }
@@ -153,6 +160,8 @@ class GLM(SingleIndexStart):
     def sample(self, key, n, d, teacher, p):
         kx, ke = jax.random.split(key)
         X = jax.random.normal(kx, (n, d))
+        if not is_isotropic(p):
+            X = X * jnp.sqrt(jnp.asarray(spectrum(d, p), jnp.float32))
         noise = p["sigma"] * jax.random.normal(ke, (n,))
         pre = X @ teacher
         if p["link"] == "sign":
@@ -164,7 +173,12 @@ class GLM(SingleIndexStart):
 
     def observables(self, theta, teacher, data, p):
         m, q = jnp.dot(theta, teacher), jnp.dot(theta, theta)
-        out = {"m": m, "q": q, **population(m, q, p, jnp)}
+        if is_isotropic(p):
+            out = {"m": m, "q": q, **population(m, q, p, jnp)}
+        else:
+            lam = jnp.asarray(spectrum(theta.shape[0], p), jnp.float32)
+            mS, qS, sS = jnp.sum(lam * theta * teacher), jnp.sum(lam * theta * theta), jnp.sum(lam * teacher * teacher)
+            out = {"m": m, "q": q, "m_Sigma": mS, "q_Sigma": qS, **population(mS, qS, p, jnp, sS)}
         if data is not None:
             X, y = data
             out["train_risk"] = jnp.mean(loss_value(p["loss"], activation(p["activation"], X @ theta, jnp), y, jnp))
@@ -172,7 +186,8 @@ class GLM(SingleIndexStart):
 
     def observable_names(self, p, finite):
         kind = ("error_rate",) if p["link"] == "sign" else ("gen_error",)
-        return ("risk",) + kind + ("m", "q") + (("train_risk",) if finite else ())
+        aniso = () if is_isotropic(p) else ("m_Sigma", "q_Sigma")
+        return ("risk",) + kind + ("m", "q") + aniso + (("train_risk",) if finite else ())
 
 
 @hdbench.hookimpl

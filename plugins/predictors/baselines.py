@@ -19,6 +19,8 @@ from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import spectrum
 from hdbench_plugins.predictors.bgj import solve_spiked, supports_spiked
 from hdbench_plugins.predictors.bgj_gmm import solve_gmm, supports_gmm
+from hdbench_plugins.models.spectra import is_isotropic
+from hdbench_plugins.predictors.glm_aniso import solve_glm_aniso
 from hdbench_plugins.predictors.glm_ode import solve_glm
 from hdbench_plugins.predictors.saad_solla import solve_committee, supports_committee
 
@@ -53,7 +55,13 @@ def linear_flow(s, times):
     return {"risk": 0.5 * (D0 * (decay**2 @ (frac * lam)) + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1}
 
 
-FLOWS = {"linear": linear_flow, "glm": lambda s, times: solve_glm(s, times, correction=False),
+def glm_flow(s, times):
+    if is_isotropic(s.model_params):
+        return solve_glm(s, times, correction=False)
+    return solve_glm_aniso(s, times, correction=False)
+
+
+FLOWS = {"linear": linear_flow, "glm": glm_flow,
          "committee": lambda s, times: solve_committee(s, times, correction=False),
          "spiked-tensor": lambda s, times: solve_spiked(s, times, correction=False),
          "gmm-binary": lambda s, times: solve_gmm(s, times, correction=False),

@@ -18,6 +18,7 @@ import hdbench
 from hdbench import Predictor, no
 from hdbench_plugins.models.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
                                         population, teacher_variance)
+from hdbench_plugins.models.spectra import is_isotropic
 from hdbench_plugins.predictors.regime import one_pass
 
 
@@ -75,6 +76,8 @@ _blow_up.terminal = True
 def supports_online_glm(s):
     if s.model != "glm":
         return no(f"model '{s.model}' is not glm")
+    if not is_isotropic(s.model_params):
+        return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
     return one_pass(s)
 
 
