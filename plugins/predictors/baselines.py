@@ -22,6 +22,7 @@ from hdbench_plugins.predictors.bgj_gmm import solve_gmm, supports_gmm
 from hdbench_plugins.models.spectra import is_isotropic
 from hdbench_plugins.predictors.glm_aniso import solve_glm_aniso
 from hdbench_plugins.predictors.glm_ode import solve_glm
+from hdbench_plugins.predictors.multiclass import solve_multiclass, supports_multiclass
 from hdbench_plugins.predictors.saad_solla import solve_committee, supports_committee
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
@@ -65,11 +66,13 @@ FLOWS = {"linear": linear_flow, "glm": glm_flow,
          "committee": lambda s, times: solve_committee(s, times, correction=False),
          "spiked-tensor": lambda s, times: solve_spiked(s, times, correction=False),
          "gmm-binary": lambda s, times: solve_gmm(s, times, correction=False),
-         "gmm-xor": lambda s, times: solve_gmm(s, times, correction=False)}
+         "gmm-xor": lambda s, times: solve_gmm(s, times, correction=False),
+         "gmm-multiclass": lambda s, times: solve_multiclass(s, times, correction=False)}
 MODEL_CHECKS = {"committee": lambda s: supports_committee(s, online=False),
                 "spiked-tensor": lambda s: supports_spiked(s, online=False),
                 "gmm-binary": lambda s: supports_gmm(s, online=False),
-                "gmm-xor": lambda s: supports_gmm(s, online=False)}
+                "gmm-xor": lambda s: supports_gmm(s, online=False),
+                "gmm-multiclass": lambda s: supports_multiclass(s, online=False)}
 
 
 @hdbench.hookimpl

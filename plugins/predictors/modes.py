@@ -21,7 +21,7 @@ Modes with equal eigenvalues evolve alike and are summed exactly (``np.unique``)
 merges neighbouring eigenvalues of a continuous spectrum into geometric bins (eigenvalue ratio
 ``(lam_max/lam_min)^(1/bins)``, count-weighted mean eigenvalue, which keeps ``tr Sigma``): an
 approximation whose error tests/test_glm_aniso.py measures. Integration: adaptive RK45 (scipy),
-relative tolerance 1e-8; the stiffest mode (``gamma lam_max |H|``) sets the step.
+relative tolerance 1e-8 by default; the stiffest mode (``gamma lam_max |H|``) sets the step.
 """
 from __future__ import annotations
 
@@ -85,7 +85,7 @@ def aggregates(lam, P, X, T):
             "T": np.einsum("kn,nab->kab", lam, T), "P1": P.sum(0), "X1": X.sum(0)}
 
 
-def solve_modes(modes: Modes, coefficients: Coefficients, gamma: float, d: int, times, blow_up=1e8):
+def solve_modes(modes: Modes, coefficients: Coefficients, gamma: float, d: int, times, blow_up=1e8, rtol=RTOL):
     """Integrate the per-mode ODEs; returns the state at ``times`` as a list of
     ``(P [n, r, r], X [n, r, a])`` (``None`` after the state blows up: the theory diverged)."""
     lam, count, T = modes.lam, modes.count, modes.T
@@ -118,7 +118,7 @@ def solve_modes(modes: Modes, coefficients: Coefficients, gamma: float, d: int, 
     diverged.terminal = True
     times = np.asarray(times, float)
     y0 = np.concatenate([modes.P0.ravel(), modes.X0.ravel()])
-    sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45", rtol=RTOL,
-                    atol=RTOL * 1e-3 / max(n, 1), events=diverged)
+    sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45", rtol=rtol,
+                    atol=rtol * 1e-3 / max(n, 1), events=diverged)
     states = [unpack(sol.y[:, i]) for i in range(sol.y.shape[1])]
     return states + [None] * (len(times) - len(states))
