@@ -83,3 +83,34 @@ def test_binning_error_is_second_order_and_small_at_256_bins():
 def test_glm_ode_declines_anisotropic_data(registry):
     support = registry.predictor("glm-ode").supports(glm(spectrum="power-law"))
     assert not support and "anisotropic" in support.reason
+
+
+def committee(gamma=0.5, d=500, seeds=16, t_max=10.0, **params):
+    model = dict(K=2, M=2, r0=0.1)
+    model.update(params)
+    return hdbench.Scenario.from_dict({"model": {"name": "committee", "params": model},
+                                       "dynamics": {"name": "online-sgd", "params": {"gamma": gamma}},
+                                       "d": d, "t_max": t_max, "seeds": seeds})
+
+
+@pytest.mark.parametrize("activation,tol", [("erf", 1e-7), ("linear", 1e-7), ("relu", 1e-5)])
+def test_multi_index_equals_saad_solla_on_isotropic_data(activation, tol):
+    from hdbench_plugins.predictors.glm_aniso import solve_committee_aniso
+    from hdbench_plugins.predictors.saad_solla import solve_committee
+    s = committee(activation=activation, sigma=0.1)
+    t = np.linspace(0, 10, 11)
+    aniso, iso = solve_committee_aniso(s, t), solve_committee(s, t)
+    for k in aniso:
+        np.testing.assert_allclose(aniso[k], iso[k], rtol=tol, atol=tol, err_msg=k)
+
+
+@pytest.mark.parametrize("params", [dict(activation="erf", spectrum="power-law", beta=1.0),
+                                    dict(activation="relu", spectrum="zero-one", rho=0.5),
+                                    dict(activation="erf", spectrum="zero-one", rho=0.5, K=3, sigma=0.1)],
+                         ids=["erf-power-law", "relu-zero-one", "erf-K3-M2-noisy"])
+def test_multi_index_within_noise_of_simulation(registry, params):
+    s = committee(**params)
+    sim = hdbench.simulate(s)
+    curves = registry.predictor("glm-aniso-ode").predict(s, sim.times)
+    assert max_z(sim, curves) < z_threshold(s.n_times, s.seeds)
+    assert not registry.predictor("saad-solla").supports(s)

@@ -2,14 +2,16 @@
 
 Student ``yhat = sum_i v_i g(lambda_i)``, ``lambda_i = <w_i, x>``, i = 1..K; teacher
 ``y = sum_n A g(nu_n) + sigma zeta``, ``nu_n = <w*_n, x>``, n = 1..M, with orthonormal teacher rows
-(``T = I``), ``x ~ N(0, I_d)``, loss ``(y - yhat)^2 / 2``; ``g`` is ``erf(z/sqrt 2)``, linear or relu.
+(``T = I``), ``x ~ N(0, Sigma)`` with any covariance spectrum (spectra.py; isotropic by default), loss
+``(y - yhat)^2 / 2``; ``g`` is ``erf(z/sqrt 2)``, linear or relu.
 The second layer ``v`` trains (same per-sample step ``gamma/d``) only if ``train_second_layer``.
 
 Initialisation ``init = "overlaps"``: exactly ``Q = W W^T = q0 I + q_off (1 - I)`` and
 ``R = W W*^T = r0`` on the diagonal (``r_off`` elsewhere), built as ``R W* + chol(Q - R R^T) U``
 with ``U`` orthonormal and orthogonal to the teacher; ``init = "random"``: rows ``N(0, q0 I/d)``.
-Observables (exact): ``gen_error = E (yhat - y + sigma zeta)^2 / 2``, ``risk = gen_error + sigma^2/2``,
-``Q_i_j`` (i <= j), ``R_i_n``, ``v_i``.
+Observables (exact): ``gen_error = E (yhat - y + sigma zeta)^2 / 2`` (from the pre-activation
+covariances ``W Sigma W^T``, ``W Sigma W*^T``, ``W* Sigma W*^T``), ``risk = gen_error + sigma^2/2``, and the
+Euclidean overlaps ``Q_i_j = <w_i, w_j>`` (i <= j), ``R_i_n = <w_i, w*_n>``, ``v_i``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ import numpy as np
 
 import hdbench
 from hdbench import InputError, Model, Param
+
+from .spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
 
 ACTIVATIONS = ("erf", "linear", "relu")
 
@@ -76,10 +80,12 @@ class Committee(Model):
         "q_off": Param(0.0, float, doc="initial Q_ik, i != k"),
         "r0": Param(1e-3, float, doc="initial R_ii"),
         "r_off": Param(0.0, float, doc="initial R_in, i != n"),
+        **SPECTRUM_PARAMS,
     }
 
     @classmethod
     def check_params(cls, p):
+        check_spectrum(p)
         if p["init"] == "overlaps":
             Q0, R0 = initial_overlaps(p)
             if np.linalg.eigvalsh(Q0 - R0 @ R0.T).min() <= 0:
@@ -115,6 +121,8 @@ class Committee(Model):
     def sample(self, key, n, d, teacher, p):
         kx, ke = jax.random.split(key)
         X = jax.random.normal(kx, (n, d))
+        if not is_isotropic(p):
+            X = X * jnp.sqrt(jnp.asarray(spectrum(d, p), jnp.float32))
         y = p["A"] * g(p["activation"], X @ teacher.T).sum(axis=1) + p["sigma"] * jax.random.normal(ke, (n,))
         return X, y
 
@@ -125,7 +133,12 @@ class Committee(Model):
         W, v = params["W"], params["v"]
         Q, R = W @ W.T, W @ teacher.T
         M = p["M"]
-        eg = generalisation_error(p["activation"], Q, R, jnp.eye(M), v, jnp.full((M,), p["A"]))
+        if is_isotropic(p):
+            eg = generalisation_error(p["activation"], Q, R, jnp.eye(M), v, jnp.full((M,), p["A"]))
+        else:
+            lam = jnp.asarray(spectrum(W.shape[1], p), jnp.float32)
+            eg = generalisation_error(p["activation"], (W * lam) @ W.T, (W * lam) @ teacher.T,
+                                      (teacher * lam) @ teacher.T, v, jnp.full((M,), p["A"]))
         out = {"gen_error": eg, "risk": eg + 0.5 * p["sigma"] ** 2}
         K = p["K"]
         for i in range(K):

@@ -20,7 +20,7 @@ from hdbench_plugins.models.spectra import spectrum
 from hdbench_plugins.predictors.bgj import solve_spiked, supports_spiked
 from hdbench_plugins.predictors.bgj_gmm import solve_gmm, supports_gmm
 from hdbench_plugins.models.spectra import is_isotropic
-from hdbench_plugins.predictors.glm_aniso import solve_glm_aniso
+from hdbench_plugins.predictors.glm_aniso import solve_committee_aniso, solve_glm_aniso
 from hdbench_plugins.predictors.glm_ode import solve_glm
 from hdbench_plugins.predictors.multiclass import solve_multiclass, supports_multiclass
 from hdbench_plugins.predictors.saad_solla import solve_committee, supports_committee
@@ -62,13 +62,24 @@ def glm_flow(s, times):
     return solve_glm_aniso(s, times, correction=False)
 
 
-FLOWS = {"linear": linear_flow, "glm": glm_flow,
-         "committee": lambda s, times: solve_committee(s, times, correction=False),
+def committee_flow(s, times):
+    if is_isotropic(s.model_params):
+        return solve_committee(s, times, correction=False)
+    return solve_committee_aniso(s, times, correction=False)
+
+
+def committee_check(s):
+    if not is_isotropic(s.model_params) and s.model_params["train_second_layer"]:
+        return no("anisotropic data with a trained second layer has no per-mode flow here")
+    return supports_committee(s, online=False, isotropic=False)
+
+
+FLOWS = {"linear": linear_flow, "glm": glm_flow, "committee": committee_flow,
          "spiked-tensor": lambda s, times: solve_spiked(s, times, correction=False),
          "gmm-binary": lambda s, times: solve_gmm(s, times, correction=False),
          "gmm-xor": lambda s, times: solve_gmm(s, times, correction=False),
          "gmm-multiclass": lambda s, times: solve_multiclass(s, times, correction=False)}
-MODEL_CHECKS = {"committee": lambda s: supports_committee(s, online=False),
+MODEL_CHECKS = {"committee": committee_check,
                 "spiked-tensor": lambda s: supports_spiked(s, online=False),
                 "gmm-binary": lambda s: supports_gmm(s, online=False),
                 "gmm-xor": lambda s: supports_gmm(s, online=False),

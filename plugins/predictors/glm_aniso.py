@@ -1,5 +1,6 @@
-"""``glm-aniso-ode``: online SGD on the single-index GLM with any covariance spectrum (one_pass.md
-section 4, Collins-Woodfin, Paquette, Paquette, Seroussi 2023), in our conventions.
+"""``glm-aniso-ode``: online SGD on single-index GLMs and multi-index models (committee machines)
+with any covariance spectrum (one_pass.md section 4, Collins-Woodfin, Paquette, Paquette, Seroussi
+2023), in our conventions.
 
 Per eigen-direction ``u_j`` the student and teacher read-outs ``theta_j``, ``theta*_j`` give
 ``a_j = theta_j^2``, ``b_j = theta_j theta*_j`` (``c_j = theta*_j^2`` is constant). With
@@ -17,9 +18,21 @@ Gaussian, so kinks need no derivative), ``H12 = (E[g t] - H11 m_S) / Var t``. Re
 ``c_j = 1/d`` (teacher uniform on the sphere). Modes with equal eigenvalues are summed exactly;
 more than ``BINS`` distinct eigenvalues are merged into geometric bins (modes.py): at 256 bins the
 risk differs from the unbinned solution by < 1e-4 relative on a beta = 1 power law at d = 1000 (test).
+
+Multi-index (``committee``, K student and M teacher units, second layer fixed): the same with
+``s_j`` [K] and ``t_j`` [M]. ``psi_i = -v_i g'(l_i) sum_u c_u g(x_u)`` (``c_u = A`` on teacher units,
+``-v_u`` on student units); Stein's lemma gives ``[H | F] = E[psi (l, l*)^T] C^{-1}`` with ``C`` the
+covariance of all K + M pre-activations, and ``E[psi (l, l*)^T]`` is Saad-Solla's ``I3`` sum, the
+noise ``E[psi psi^T]`` their ``I4`` term plus ``sigma^2 v_i v_k J2`` (saad_solla.py's closed forms,
+float64). On isotropic data this is exactly ``saad-solla`` (a test). A trained second layer is not
+supported (its rate is not a per-mode quantity).
 """
 from __future__ import annotations
 
+import functools
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import hdbench
@@ -28,7 +41,9 @@ from hdbench_plugins.models.glm import (activation, activation_prime, expectatio
                                         population, teacher_variance)
 from hdbench_plugins.models.spectra import is_isotropic, spectrum
 from hdbench_plugins.predictors.modes import Modes, bin_modes, solve_modes
+from hdbench_plugins.models.committee import generalisation_error, initial_overlaps
 from hdbench_plugins.predictors.regime import one_pass
+from hdbench_plugins.predictors.saad_solla import _integrals, noise_term, supports_committee
 
 BINS = 256
 
@@ -98,15 +113,77 @@ def solve_glm_aniso(s, times, correction=True, bins=BINS):
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _committee_expectations(act, K, M):
+    """Jitted float64 ``(E[psi (l, l*)^T] [K, K+M], E[psi psi^T] without noise [K, K])`` from ``C``, ``c``."""
+    def f(C, c):
+        I3, J2 = _integrals(act, C, K)
+        S = c[:K, None] * jnp.einsum("ibu,u->ib", I3, c)           # c[:K] = -v
+        return S, noise_term(act, C, c, K) * jnp.outer(c[:K], c[:K]), J2 * jnp.outer(c[:K], c[:K])
+    return jax.jit(f)
+
+
+def committee_coefficients(p, correction=True):
+    K, M, act = p["K"], p["M"], p["activation"]
+    c = np.concatenate([-np.full(K, p["v0"]), np.full(M, p["A"])])
+
+    def coefficients(agg):
+        C = np.block([[agg["P"][0], agg["X"][0]], [agg["X"][0].T, agg["T"][0]]])
+        with jax.enable_x64(True):
+            S, quad, J2 = (np.asarray(x) for x in _committee_expectations(act, K, M)(jnp.asarray(C), jnp.asarray(c)))
+        HF = np.linalg.solve(C, S.T).T                                  # S C^{-1} (C symmetric)
+        N = quad + p["sigma"] ** 2 * J2 if correction else np.zeros((K, K))
+        return {"H": HF[None, :, :K], "F": HF[None, :, K:], "N": N[None]}
+
+    return coefficients
+
+
+def solve_committee_aniso(s, times, correction=True, bins=BINS):
+    p = s.model_params
+    K, M, act = p["K"], p["M"], p["activation"]
+    Q0, R0 = initial_overlaps(p)
+    lam, counts = np.unique(spectrum(s.d, p), return_counts=True)
+    frac = counts[:, None, None] / s.d
+    modes = bin_modes(Modes(lam[None], frac[:, 0, 0], frac * Q0, frac * R0, frac * np.eye(M), np.zeros(len(lam), int)), bins)
+    # ReLU's noise term is a quasi-Monte Carlo sum of indicators: smooth only to ~1e-7, so a tighter
+    # tolerance only buys rejected steps
+    rtol = 1e-6 if act == "relu" else 1e-8
+    states = solve_modes(modes, committee_coefficients(p, correction), s.dynamics_params["gamma"], s.d, times, rtol=rtol)
+    v, A = np.full(K, p["v0"]), np.full(M, p["A"])
+    TS = np.einsum("n,nab->ab", modes.lam[0], modes.T)
+    out = {"gen_error": np.full(len(times), np.inf)}
+    out.update({f"Q_{i}_{j}": np.full(len(times), np.inf) for i in range(K) for j in range(i, K)})
+    out.update({f"R_{i}_{n}": np.full(len(times), np.inf) for i in range(K) for n in range(M)})
+    for k, state in enumerate(states):
+        if state is None:
+            break
+        P, X = state
+        QS, RS = np.einsum("n,nab->ab", modes.lam[0], P), np.einsum("n,nab->ab", modes.lam[0], X)
+        out["gen_error"][k] = generalisation_error(act, QS, RS, TS, v, A, np)
+        Q, R = P.sum(0), X.sum(0)
+        for i in range(K):
+            for j in range(i, K):
+                out[f"Q_{i}_{j}"][k] = Q[i, j]
+            for n in range(M):
+                out[f"R_{i}_{n}"][k] = R[i, n]
+    out["risk"] = out["gen_error"] + 0.5 * p["sigma"] ** 2
+    out.update({f"v_{i}": np.full(len(times), p["v0"]) for i in range(K)})
+    return out
+
+
 def supports_online_glm_any_spectrum(s):
+    if s.model == "committee":
+        if s.model_params["train_second_layer"]:
+            return no("a trained second layer is not a per-mode quantity (use saad-solla on isotropic data)")
+        return supports_committee(s, isotropic=False)
     if s.model != "glm":
-        return no(f"model '{s.model}' is not glm")
+        return no(f"model '{s.model}' is not glm or committee")
     return one_pass(s)
 
 
 class GlmAnisoODE(Predictor):
     name = "glm-aniso-ode"
-    description = "online SGD on single-index GLMs, any spectrum: per-eigenvalue ODE (Collins-Woodfin et al. 2023)"
+    description = "online SGD on GLMs and committee machines, any spectrum: per-eigenvalue ODE (Collins-Woodfin et al. 2023)"
     examples = [{"model": {"name": "glm", "params": {"spectrum": "power-law", "beta": 1.0}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 0.5}}, "d": 400, "t_max": 4.0}]
 
@@ -114,7 +191,7 @@ class GlmAnisoODE(Predictor):
         return supports_online_glm_any_spectrum(s)
 
     def predict(self, s, times):
-        return solve_glm_aniso(s, times)
+        return solve_committee_aniso(s, times) if s.model == "committee" else solve_glm_aniso(s, times)
 
 
 @hdbench.hookimpl

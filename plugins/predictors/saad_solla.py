@@ -25,6 +25,7 @@ import hdbench
 from hdbench import Predictor, no
 from hdbench_plugins.models.committee import generalisation_error, initial_overlaps, pair_kernel
 from hdbench_plugins.models.quadrature import qmc_normal
+from hdbench_plugins.models.spectra import is_isotropic
 from hdbench_plugins.predictors.odeint import make_rk4, substeps
 from hdbench_plugins.predictors.regime import one_pass
 
@@ -157,7 +158,7 @@ def solve_committee(s, times, correction=True):
     return out
 
 
-def supports_committee(s, online=True):
+def supports_committee(s, online=True, isotropic=True):
     if s.model != "committee":
         return no(f"model '{s.model}' is not committee")
     p = s.model_params
@@ -165,6 +166,8 @@ def supports_committee(s, online=True):
         return no(f"activation '{p['activation']}' has no closed-form I4 here (supported: {', '.join(SUPPORTED)})")
     if p["init"] != "overlaps":
         return no("random initialisation: the ODE needs the initial overlaps (use init = 'overlaps')")
+    if isotropic and not is_isotropic(p):
+        return no(f"spectrum '{p['spectrum']}' is anisotropic; this theory assumes Sigma = I")
     return one_pass(s, online)
 
 
