@@ -31,8 +31,11 @@ REFERENCE = [lambda: _lsq("online-sgd", 1.5), lambda: _lsq("sgd", 0.5, alpha=2.0
              lambda: _online("committee", {"K": 2, "M": 2, "r0": 0.1}, 0.5, t_max=20.0),
              lambda: _online("spiked-tensor", {"k": 2, "lam": 1.2}, 1.0),
              lambda: _online("spiked-tensor", {"k": 2, "lam": 0.8, "init": "random", "m0": 0.0, "r2_0": 1.0},
-                             1.0, d=1000, seeds=64, t_max=3.0)]
-PREFERRED = {"lsq-gf-mp": 2}   # a gradient-flow theory is measured on gradient descent
+                             1.0, d=1000, seeds=64, t_max=3.0),
+             lambda: _online("glm", {"link": "sign", "loss": "logistic", "spectrum": "power-law", "beta": 1.0}, 1.0),
+             lambda: _online("gmm-multiclass", {"loss": "softmax", "classes": 3, "spectrum": "zero-one"}, 1.0)]
+# A gradient-flow theory is measured on gradient descent, an anisotropic one on anisotropic data.
+PREFERRED = {"lsq-gf-mp": 2, "glm-aniso-ode": 8}
 
 
 def reference_scenario(name):
@@ -197,3 +200,30 @@ class StreamingLsqPredict:
 
     def time_predict(self, name, d):
         self.pred.predict(self.scenario, self.times)
+
+
+class PerModePredict:
+    """Warm predict of the per-eigenvalue ODEs (modes.py) on a beta = 1 power law, t = 10: 10^3 and
+    10^4 distinct eigenvalues, unbinned (bins = 0) and in 256 geometric bins. The cost is set by the
+    stiffest mode (gamma lambda_max), so binning buys less than the mode count suggests."""
+
+    params = [["glm-logistic", "committee-erf", "multiclass-logistic"], [1000, 10000], [0, 256]]
+    param_names = ["theory", "d", "bins"]
+    timeout = 300
+
+    def setup(self, theory, d, bins):
+        from hdbench_plugins.predictors.glm_aniso import solve_committee_aniso, solve_glm_aniso
+        from hdbench_plugins.predictors.multiclass import solve_multiclass
+        spectrum = {"spectrum": "power-law", "beta": 1.0}
+        model, params, solve = {
+            "glm-logistic": ("glm", {"link": "sign", "loss": "logistic"}, solve_glm_aniso),
+            "committee-erf": ("committee", {"K": 2, "M": 2, "r0": 0.1}, solve_committee_aniso),
+            "multiclass-logistic": ("gmm-multiclass", {"loss": "logistic", "classes": 2}, solve_multiclass),
+        }[theory]
+        self.scenario = _online(model, {**params, **spectrum}, 1.0 if theory != "committee-erf" else 0.5, d=d)
+        self.solve = lambda: solve(self.scenario, self.times, bins=bins)
+        self.times = self.scenario.times()
+        self.solve()
+
+    def time_predict(self, theory, d, bins):
+        self.solve()

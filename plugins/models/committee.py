@@ -22,6 +22,7 @@ import numpy as np
 import hdbench
 from hdbench import InputError, Model, Param
 
+from .linalg import orthonormal_columns
 from .spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
 
 ACTIVATIONS = ("erf", "linear", "relu")
@@ -99,7 +100,7 @@ class Committee(Model):
             raise InputError(f"model 'committee': d = {s.d} is not allowed with K + M = {p['K'] + p['M']} (need d >= K + M)")
 
     def teacher(self, key, d, p):
-        q, _ = jnp.linalg.qr(jax.random.normal(key, (d, p["M"])))
+        q = orthonormal_columns(jax.random.normal(key, (d, p["M"])))
         return q.T                                                    # M x d, orthonormal rows
 
     def init(self, key, d, teacher, p):
@@ -110,7 +111,7 @@ class Committee(Model):
         Q0, R0 = initial_overlaps(p)
         U = jax.random.normal(key, (d, K))
         U = U - teacher.T @ (teacher @ U)
-        U, _ = jnp.linalg.qr(U)
+        U = orthonormal_columns(U)
         C = np.linalg.cholesky(Q0 - R0 @ R0.T)
         return {"W": jnp.asarray(R0, jnp.float32) @ teacher + jnp.asarray(C, jnp.float32) @ U.T, "v": v}
 

@@ -34,6 +34,7 @@ import hdbench
 from hdbench import InputError, Model, Param
 
 from .linear import unit_teacher
+from .linalg import orthonormal_columns
 from .quadrature import normal_nodes, qmc_normal
 
 
@@ -206,7 +207,7 @@ class GMMBinary(Model):
         v0, M0, R0 = self.initial_overlaps(p)
         U = jax.random.normal(kw, (d, self.units))
         U = U - teacher.T @ (teacher @ U)
-        U, _ = jnp.linalg.qr(U)
+        U = orthonormal_columns(U)
         W = jnp.asarray(M0, jnp.float32) @ teacher + jnp.sqrt(R0[0, 0]) * U.T
         return {"W": W, "v": jnp.asarray(v0, jnp.float32)}
 
@@ -284,7 +285,7 @@ class GMMXor(GMMBinary):
         return np.array(p["v0"]), np.array([p["mmu0"], p["mnu0"]]).T, p["r0"] * np.eye(cls.units)
 
     def teacher(self, key, d, p):
-        q, _ = jnp.linalg.qr(jax.random.normal(key, (d, 2)))
+        q = orthonormal_columns(jax.random.normal(key, (d, 2)))
         return q.T                                                         # rows mu, nu
 
     @staticmethod

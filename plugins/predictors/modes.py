@@ -80,9 +80,18 @@ def bin_modes(modes: Modes, bins: int) -> Modes:
 Coefficients = Callable[[dict], dict]
 
 
+def _weighted(lam, blocks):
+    """``sum_n lam[k, n] blocks[n]`` for each k: [k, ...] (one BLAS product)."""
+    return (lam @ blocks.reshape(len(blocks), -1)).reshape((len(lam),) + blocks.shape[1:])
+
+
+def _per_mode(lam, coef):
+    """``sum_k lam[k, n] coef[k]`` for each mode n: [n, ...]."""
+    return (lam.T @ coef.reshape(len(coef), -1)).reshape((lam.shape[1],) + coef.shape[1:])
+
+
 def aggregates(lam, P, X, T):
-    return {"P": np.einsum("kn,nab->kab", lam, P), "X": np.einsum("kn,nab->kab", lam, X),
-            "T": np.einsum("kn,nab->kab", lam, T), "P1": P.sum(0), "X1": X.sum(0)}
+    return {"P": _weighted(lam, P), "X": _weighted(lam, X), "T": _weighted(lam, T), "P1": P.sum(0), "X1": X.sum(0)}
 
 
 def solve_modes(modes: Modes, coefficients: Coefficients, gamma: float, d: int, times, blow_up=1e8, rtol=RTOL):
@@ -98,16 +107,16 @@ def solve_modes(modes: Modes, coefficients: Coefficients, gamma: float, d: int, 
     def rhs(_, y):
         P, X = unpack(y)
         c = coefficients(aggregates(lam, P, X, T))
-        A = np.einsum("kn,kab->nab", lam, c["H"])
+        A = _per_mode(lam, c["H"])
         G = c.get("G0", np.zeros((r, a)))[None]
         if c.get("F") is not None:
-            G = G + np.einsum("kn,kab->nab", lam, c["F"])
+            G = G + _per_mode(lam, c["F"])
         AP = A @ P
         GX = G @ np.swapaxes(X, 1, 2)
         dP = -gamma * (AP + np.swapaxes(AP, 1, 2) + GX + np.swapaxes(GX, 1, 2))
-        noise = np.einsum("kn,kab->nab", lam * count, c["N"]) * d
+        noise = _per_mode(lam * count, c["N"]) * d
         if c.get("Nmean") is not None:
-            noise = noise + np.einsum("nb,bij->nij", diag_T, c["Nmean"])
+            noise = noise + _per_mode(diag_T.T, c["Nmean"])
         dP += (gamma**2 / d) * noise
         dX = -gamma * (A @ X + G @ T)
         return np.concatenate([dP.ravel(), dX.ravel()])

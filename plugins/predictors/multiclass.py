@@ -26,13 +26,13 @@ import numpy as np
 
 import hdbench
 from hdbench import Predictor, no
-from hdbench_plugins.models.gmm_multiclass import (MAX_PER_CLASS, class_expectations, class_probs, class_scales,
-                                                   clean_mask, mean_split, n_classes, outputs)
+from hdbench_plugins.models.gmm_multiclass import (MAX_PER_CLASS, class_expectations, class_probs,
+                                                   class_scales, clean_mask, mean_split, n_classes, outputs, root_of)
 from hdbench_plugins.models.spectra import spectrum
 from hdbench_plugins.predictors.modes import Modes, bin_modes, solve_modes
 from hdbench_plugins.predictors.regime import one_pass
 
-BINS = 256
+BINS = 64          # 2e-4 relative on a beta = 1 power law (the state grows like C^2 per bin)
 
 
 def multiclass_modes(s) -> Modes:
@@ -52,20 +52,30 @@ def multiclass_modes(s) -> Modes:
 
 
 def multiclass_coefficients(p, C, correction=True):
-    probs = class_probs(p, C)
+    probs, scales = class_probs(p, C), class_scales(p, C)
     need = ("psi", "hess", "psipsi")
 
     def coefficients(agg):
         r = agg["X1"].shape[0]
         H, G0, N = np.zeros((C, r, r)), np.zeros((r, C)), np.zeros((C, r, r))
+        roots = _class_roots(p, agg["P"], scales)
         for c in range(C):
-            ex = class_expectations(p["loss"], agg["X1"][:, c], agg["P"][c], c, C, np, need=need)
+            ex = class_expectations(p["loss"], agg["X1"][:, c], agg["P"][c], c, C, np, need=need, root=roots[c])
             H[c], G0[:, c], N[c] = probs[c] * ex["hess"], probs[c] * ex["psi"], probs[c] * ex["psipsi"]
         if not correction:
             N = np.zeros_like(N)
         return {"H": H, "G0": G0, "N": N, "Nmean": N}
 
     return coefficients
+
+
+def _class_roots(p, B, scales, need_error=False):
+    """Per-class ``B_c^{1/2} = sqrt(s_c) (B_c / s_c)^{1/2}`` from one eigendecomposition (softmax's
+    QMC and the error rate of C outputs use it)."""
+    if p["loss"] == "logistic" or (p["loss"] == "square" and not need_error):
+        return [None] * len(scales)
+    base = root_of(B[0] / scales[0], np)
+    return [np.sqrt(sc) * base for sc in scales]
 
 
 def solve_multiclass(s, times, correction=True, bins=BINS):
@@ -82,9 +92,10 @@ def solve_multiclass(s, times, correction=True, bins=BINS):
             break
         P, X = state
         B = np.einsum("kn,nab->kab", modes.lam, P)
+        roots = _class_roots(p, B, class_scales(p, C), need_error=True)
         risk = err = 0.0
         for c in range(C):
-            ex = class_expectations(p["loss"], X.sum(0)[:, c], B[c], c, C, np)
+            ex = class_expectations(p["loss"], X.sum(0)[:, c], B[c], c, C, np, root=roots[c])
             risk, err = risk + probs[c] * ex["risk"], err + probs[c] * ex["error"]
             if C <= MAX_PER_CLASS:
                 out[f"risk_class_{c}"][i] = ex["risk"]
