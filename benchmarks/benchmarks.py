@@ -203,7 +203,7 @@ class StreamingLsqPredict:
 
 
 class PerModePredict:
-    """Warm predict of the per-eigenvalue ODEs (modes.py) on a beta = 1 power law, t = 10: 10^3 and
+    """Warm predict of the per-eigenvalue ODEs (modes.py) on a beta = 1 power law, t = 4: 10^3 and
     10^4 distinct eigenvalues, unbinned (bins = 0) and in 256 geometric bins. The cost is set by the
     stiffest mode (gamma lambda_max), so binning buys less than the mode count suggests."""
 
@@ -220,7 +220,7 @@ class PerModePredict:
             "committee-erf": ("committee", {"K": 2, "M": 2, "r0": 0.1}, solve_committee_aniso),
             "multiclass-logistic": ("gmm-multiclass", {"loss": "logistic", "classes": 2}, solve_multiclass),
         }[theory]
-        self.scenario = _online(model, {**params, **spectrum}, 1.0 if theory != "committee-erf" else 0.5, d=d)
+        self.scenario = _online(model, {**params, **spectrum}, 1.0 if theory != "committee-erf" else 0.5, d=d, t_max=4.0)
         self.solve = lambda: solve(self.scenario, self.times, bins=bins)
         self.times = self.scenario.times()
         self.solve()
