@@ -98,3 +98,22 @@ def test_bad_mixture_parameters_are_one_line_errors():
         mixture(probs=[0.5, 0.6, 0.2])
     with pytest.raises(hdbench.InputError, match="orthogonal means"):
         mixture(classes=40, d=64)
+
+
+def test_given_means_within_noise_of_simulation(registry, tmp_path):
+    """The paper's zero-one case with the means only on the clean directions (loss -> 0), given as a
+    file: the theory uses the exact per-direction second moments."""
+    d = 300
+    mu = np.zeros((2, d))
+    mu[0, :10] = 0.6                              # zero-one with rho = 0.5: directions 0..149 are clean
+    mu[1, :10] = -0.6
+    mu[1, 200:210] = 0.3                          # and a noisy part for class 1 only
+    path = tmp_path / "means.txt"
+    np.savetxt(path, mu)
+    s = mixture(loss="logistic", classes=2, d=d, spectrum="zero-one", rho=0.5, means_file=str(path))
+    assert s.model_params["means"][0][0] == pytest.approx(0.6)    # the values, not the path, define it
+    sim = hdbench.simulate(s)
+    curves = registry.predictor("multiclass-ode").predict(s, sim.times)
+    assert max_z(sim, curves) < z_threshold(s.n_times, s.seeds)
+    with pytest.raises(hdbench.InputError, match="means has rows of length"):
+        mixture(loss="logistic", classes=2, d=200, means=[[1.0] * 10, [-1.0] * 10])

@@ -6,7 +6,8 @@ Data: class ``c`` with probability ``p_c``, ``x = mu_c + (s_c Sigma)^{1/2} z``, 
 1), so the class covariances share one eigenbasis. ``C = classes``, or ``round(d^classes_power)``
 when ``classes_power > 0`` (C growing with d).
 
-Means: orthogonal, ``|mu_c| = mean_norm``. The ``floor(clean_fraction d)`` directions of smallest
+Means: given (``means``: C rows of d numbers in the covariance eigenbasis, or ``means_file``, one
+row per class), else random and orthogonal, ``|mu_c| = mean_norm``. The ``floor(clean_fraction d)`` directions of smallest
 variance are the *clean* ones (for ``zero-one`` with ``rho = clean_fraction``: the zero-variance
 directions); a fraction ``mean_clean_fraction`` of each ``|mu_c|^2`` lies in them (default: the
 clean fraction, i.e. the means spread evenly), each part a uniformly random orthonormal frame.
@@ -48,7 +49,14 @@ MAX_PER_CLASS = 4        # per-class risks are reported up to this many classes
 
 
 def n_classes(d: int, p) -> int:
+    if p["means"]:
+        return len(p["means"])
     return max(2, int(round(d ** p["classes_power"]))) if p["classes_power"] > 0 else p["classes"]
+
+
+def given_means(p):
+    """The user's class means [C, d] (coordinates in the covariance eigenbasis), or None."""
+    return np.asarray(p["means"], float) if p["means"] else None
 
 
 def outputs(p, C: int) -> int:
@@ -187,6 +195,27 @@ def _logsumexp_np(l):
     return top + np.log(np.exp(l - top[:, None]).sum(axis=1))
 
 
+def _check_given_means(name, p):
+    """Read ``means_file`` into ``means`` (so the values enter the scenario hash) and check them."""
+    if p["means_file"]:
+        try:
+            rows = np.loadtxt(p["means_file"], ndmin=2)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"model '{name}': means_file = {p['means_file']!r} could not be read as rows of numbers ({exc})") from None
+        p["means"] = tuple(tuple(float(x) for x in row) for row in rows)
+    if not p["means"]:
+        return
+    try:
+        rows = [tuple(float(x) for x in row) for row in p["means"]]
+    except (TypeError, ValueError):
+        raise InputError(f"model '{name}': means must be rows of numbers (one row per class)") from None
+    if len(rows) < 2 or not np.all(np.isfinite(np.asarray([x for r in rows for x in r]))):
+        raise InputError(f"model '{name}': means = {len(rows)} rows is not allowed (expected >= 2 rows of finite numbers)")
+    if p["classes_power"] > 0:
+        raise InputError(f"model '{name}': means cannot be given when C grows with d (classes_power > 0)")
+    p["means"] = tuple(rows)
+
+
 class GMMMulticlass(Model):
     name = "gmm-multiclass"
     description = "C anisotropic Gaussian classes, linear classifier: softmax, binary logistic or one-hot least squares"
@@ -200,12 +229,17 @@ class GMMMulticlass(Model):
         "mean_clean_fraction": Param(None, float, low=0.0, high=1.0, optional=True,
                                      doc="fraction of |mu_c|^2 on the clean directions (default: clean_fraction)"),
         "class_scales": Param((), tuple, doc="class covariance scales s_c (default 1)"),
+        "means": Param((), tuple, doc="given class means: C rows of d numbers (eigenbasis coordinates)"),
+        "means_file": Param("", str, doc="given class means from a file: one row per class"),
         **SPECTRUM_PARAMS,
     }
 
     @classmethod
     def check_params(cls, p):
         check_spectrum(p)
+        _check_given_means(cls.name, p)
+        if p["means"]:
+            p["classes"] = len(p["means"])
         if p["loss"] == "logistic" and (p["classes"] != 2 or p["classes_power"] > 0):
             raise InputError(f"model '{cls.name}': loss = 'logistic' needs classes = 2 "
                              f"(got classes = {p['classes']}, classes_power = {p['classes_power']})")
@@ -222,6 +256,11 @@ class GMMMulticlass(Model):
     @classmethod
     def check_scenario(cls, s):
         p, d = s.model_params, s.d
+        if p["means"]:
+            if any(len(row) != d for row in p["means"]):
+                raise InputError(f"model '{cls.name}': means has rows of length "
+                                 f"{sorted({len(row) for row in p['means']})} (expected d = {d})")
+            return
         C, clean = n_classes(d, p), int(clean_mask(d, p).sum())
         f = mean_split(p)
         for part, size, weight in (("clean", clean, f), ("noisy", d - clean, 1 - f)):
@@ -230,7 +269,9 @@ class GMMMulticlass(Model):
                                  f"at d = {d} (have {size}; change clean_fraction or mean_clean_fraction)")
 
     def teacher(self, key, d, p):
-        """The class means [C, d]: orthonormal frames in the clean and noisy directions."""
+        """The class means [C, d]: given, or orthonormal frames in the clean and noisy directions."""
+        if p["means"]:
+            return jnp.asarray(given_means(p), jnp.float32)
         C, mask, f = n_classes(d, p), clean_mask(d, p), mean_split(p)
         idx_clean, idx_noisy = np.flatnonzero(mask), np.flatnonzero(~mask)
         kc, kn = jax.random.split(key)

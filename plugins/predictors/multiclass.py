@@ -17,7 +17,7 @@ here, and vanishes as d -> infinity when the means are spread over many modes). 
 ``class_expectations`` of the model (closed form for square loss, Gauss-Hermite for logistic, QMC
 for softmax). Start ``W = 0``. The means enter through their expected per-mode second moments
 (orthogonal, ``|mu_c|^2 f / n_clean`` per clean mode, ``|mu_c|^2 (1 - f) / n_noisy`` per noisy
-one). Solved by the per-mode engine (modes.py) with modes of equal eigenvalue and
+one), or exactly, per direction, when the means are given. Solved by the per-mode engine (modes.py) with modes of equal eigenvalue and
 cleanliness summed, and geometric binning above ``BINS`` distinct eigenvalues per part.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ import numpy as np
 import hdbench
 from hdbench import Predictor, no
 from hdbench_plugins.models.gmm_multiclass import (MAX_PER_CLASS, class_expectations, class_probs,
-                                                   class_scales, clean_mask, mean_split, n_classes, outputs, root_of)
+                                                   class_scales, clean_mask, given_means, mean_split, n_classes, outputs,
+                                                   root_of)
 from hdbench_plugins.models.spectra import spectrum
 from hdbench_plugins.predictors.modes import Modes, bin_modes, solve_modes
 from hdbench_plugins.predictors.regime import one_pass
@@ -40,12 +41,17 @@ def multiclass_modes(s) -> Modes:
     C, r = n_classes(d, p), outputs(p, n_classes(d, p))
     lam, clean = spectrum(d, p), clean_mask(d, p)
     f, norm2 = mean_split(p), p["mean_norm"] ** 2
-    per_mode = np.where(clean, norm2 * f / max(clean.sum(), 1), norm2 * (1 - f) / max((~clean).sum(), 1))
-    keys, inv, counts = np.unique(np.stack([lam, clean]), axis=1, return_inverse=True, return_counts=True)
-    inv = inv.ravel()
+    mu = given_means(p)
+    if mu is not None:          # exact per-mode second moments; every direction its own entry
+        keys, inv, counts = np.stack([lam, clean]), np.arange(d), np.ones(d, int)
+        T = np.einsum("cj,ej->jce", mu, mu)
+    else:
+        per_mode = np.where(clean, norm2 * f / max(clean.sum(), 1), norm2 * (1 - f) / max((~clean).sum(), 1))
+        keys, inv, counts = np.unique(np.stack([lam, clean]), axis=1, return_inverse=True, return_counts=True)
+        inv = inv.ravel()
+        mean_sq = np.bincount(inv, per_mode, keys.shape[1])                    # summed over the entry's modes
+        T = mean_sq[:, None, None] * np.eye(C)[None]
     n = keys.shape[1]
-    mean_sq = np.bincount(inv, per_mode, n)                                    # summed over the entry's modes
-    T = mean_sq[:, None, None] * np.eye(C)[None]
     scales = class_scales(p, C)
     return Modes(scales[:, None] * keys[0][None, :], counts / d, np.zeros((n, r, r)), np.zeros((n, r, C)), T,
                  keys[1].astype(int))
@@ -102,9 +108,11 @@ def solve_multiclass(s, times, correction=True, bins=BINS):
         out["risk"][i], out["error_rate"][i], out["q"][i] = risk, err, np.trace(P.sum(0))
         for tag, part in ((1, "clean"), (0, "noisy")):
             sel = modes.tag == tag
-            Xs, Ts = X[sel].sum(0), np.einsum("ncc->c", modes.T[sel])
-            if p["loss"] == "logistic":
-                out[f"overlap_{part}"][i] = 0.5 * (Xs[0, 0] - Xs[0, 1]) / max(0.5 * np.sqrt(Ts.sum()), 1e-30)
+            Xs, Tfull = X[sel].sum(0), modes.T[sel].sum(0)
+            Ts = np.diag(Tfull)
+            if p["loss"] == "logistic":      # against (mu_0 - mu_1)/2
+                half = 0.5 * np.sqrt(max(Tfull[0, 0] + Tfull[1, 1] - 2 * Tfull[0, 1], 0.0))
+                out[f"overlap_{part}"][i] = 0.5 * (Xs[0, 0] - Xs[0, 1]) / max(half, 1e-30)
             else:
                 out[f"overlap_{part}"][i] = np.mean(np.diag(Xs) / np.maximum(np.sqrt(Ts), 1e-30))
     return out
