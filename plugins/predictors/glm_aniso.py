@@ -84,17 +84,18 @@ def glm_expectations(m, q, s, p):
     return H11, H12, I
 
 
-def glm_modes(s) -> Modes:
-    p = s.model_params
-    lam, counts = np.unique(spectrum(s.d, p), return_counts=True)
-    frac = counts / s.d
-    col = frac[:, None, None]
-    return Modes(lam[None], frac, p["q0"] * col, p["m0"] * col, col.copy(), np.zeros(len(lam), int))
+def teacher_student_modes(s, Q0, R0) -> Modes:
+    """The expected per-mode start of a student with overlaps ``Q0`` [r, r], ``R0`` [r, a] with a
+    teacher of ``a`` orthonormal columns, both uniformly oriented: ``P_j = Q0/d``, ``X_j = R0/d``,
+    ``T_j = I/d`` per direction (summed over the directions that share an eigenvalue)."""
+    lam, counts = np.unique(spectrum(s.d, s.model_params), return_counts=True)
+    frac = (counts / s.d)[:, None, None]
+    return Modes(lam[None], frac[:, 0, 0], frac * Q0, frac * R0, frac * np.eye(R0.shape[1]), np.zeros(len(lam), int))
 
 
 def solve_glm_aniso(s, times, correction=True, bins=BINS):
     p = s.model_params
-    modes = bin_modes(glm_modes(s), bins)
+    modes = bin_modes(teacher_student_modes(s, np.array([[p["q0"]]]), np.array([[p["m0"]]])), bins)
     states = solve_modes(modes, glm_coefficients(p, correction), s.dynamics_params["gamma"], s.d, times)
     names = ("risk", "error_rate" if p["link"] == "sign" else "gen_error", "m", "q", "m_Sigma", "q_Sigma")
     out = {k: np.full(len(states), np.inf) for k in names}
@@ -142,9 +143,7 @@ def solve_committee_aniso(s, times, correction=True, bins=BINS):
     p = s.model_params
     K, M, act = p["K"], p["M"], p["activation"]
     Q0, R0 = initial_overlaps(p)
-    lam, counts = np.unique(spectrum(s.d, p), return_counts=True)
-    frac = counts[:, None, None] / s.d
-    modes = bin_modes(Modes(lam[None], frac[:, 0, 0], frac * Q0, frac * R0, frac * np.eye(M), np.zeros(len(lam), int)), bins)
+    modes = bin_modes(teacher_student_modes(s, Q0, R0), bins)
     # ReLU's noise term is a quasi-Monte Carlo sum of indicators: smooth only to ~1e-7, so a tighter
     # tolerance only buys rejected steps
     rtol = 1e-6 if act == "relu" else 1e-8
