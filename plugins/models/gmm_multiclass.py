@@ -160,10 +160,7 @@ def class_expectations(loss, m, B, c, C, xp=np, need=("risk", "error"), root=Non
         out["psi"] = xp.reshape(xp.sum(w * -y * sig), (1,))
         out["hess"] = xp.reshape(xp.sum(w * sig * (1 - sig)), (1, 1))
         out["psipsi"] = xp.reshape(xp.sum(w * sig * sig), (1, 1))
-        from jax.scipy.stats import norm as jnorm
-        from scipy.stats import norm
-        cdf = norm.cdf if xp is np else jnorm.cdf
-        out["error"] = cdf(-y * m[0] / xp.maximum(sd, 1e-30))
+        out["error"] = _ndtr(xp)(-y * m[0] / xp.maximum(sd, 1e-30))
         return out
     e = xp.zeros(C)
     e = e.at[c].set(1.0) if xp is not np else np.eye(C)[c]

@@ -43,7 +43,7 @@ def multiclass_modes(s) -> Modes:
     f, norm2 = mean_split(p), p["mean_norm"] ** 2
     mu = given_means(p)
     if mu is not None:          # exact per-mode second moments; every direction its own entry
-        keys, inv, counts = np.stack([lam, clean]), np.arange(d), np.ones(d, int)
+        keys, counts = np.stack([lam, clean]), np.ones(d, int)
         T = np.einsum("cj,ej->jce", mu, mu)
     else:
         per_mode = np.where(clean, norm2 * f / max(clean.sum(), 1), norm2 * (1 - f) / max((~clean).sum(), 1))
