@@ -1,7 +1,7 @@
 """Leaderboards (from the store alone) and plots.
 
-Per scenario: predictors ranked by ``error`` (normalised sup error, worst observable), with the
-noise floor, ``err/floor``, worst z-score, cold/warm wall time and speed-up over the simulation;
+Per scenario: predictors ranked by ``error`` (normalised sup error, worst observable; ``± u`` where a
+Monte-Carlo theory reports its own uncertainty ``u``, on the same scale), with the noise floor, ``err/floor``, worst z-score, cold/warm wall time and speed-up over the simulation;
 "n/a: reason" and "failed: message" rows where that is what happened.
 Per suite, over the scenarios each predictor supports: a normalised Borda score (the mean fraction
 of the other scored predictors it beats, over scenarios with at least two), the mean rank (with a
@@ -39,7 +39,8 @@ def scenario_rows(store: Store, suite: str) -> list[dict]:
                 row.update(status=sc["status"], message=sc["message"])
             else:
                 s = sc["scores"]
-                row.update(status="ok", message="", error=s["error"], noise_floor=s["noise_floor"],
+                row.update(status="ok", message="", error=s["error"], uncertainty=s.get("uncertainty"),
+                           noise_floor=s["noise_floor"],
                            ratio=s["error"] / max(s["noise_floor"], 1e-12), z_max=s["z_max"],
                            rel_l2=s["rel_l2"], worst=s["worst_observable"], cold_s=s["cold_s"],
                            warm_s=s["warm_s"], speedup=s["speedup"], scored_until=s["scored_until"],
@@ -178,7 +179,8 @@ def scenario_table(rows):
     body = []
     for r in rows:
         if r["status"] == "ok":
-            body.append([r["scenario"], str(r["rank"]), r["predictor"], _fmt(r["error"]), _fmt(r["noise_floor"]),
+            error = _fmt(r["error"]) + ("" if r.get("uncertainty") is None else f" ± {r['uncertainty']:.2g}")
+            body.append([r["scenario"], str(r["rank"]), r["predictor"], error, _fmt(r["noise_floor"]),
                          _fmt(r["ratio"], ".2g"), _fmt(r["z_max"], ".2g"), _fmt(r["cold_s"], ".2g"),
                          _fmt(r["warm_s"], ".2g"), _fmt(r["speedup"], ".3g") + "x"])
         else:

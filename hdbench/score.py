@@ -16,8 +16,12 @@ Besides the seed mean of each observable, a predictor may return the spread acro
 ``std / sqrt(2 (S - 1))``, the Gaussian approximation). A per-seed indicator observable (0/1, e.g.
 ``reached_optimum``) is scored as a mean, i.e. a fraction, with its binomial standard error (at the
 Jeffreys-smoothed fraction, so that seeds that all agree do not claim an exact 0 or 1).
+A Monte-Carlo theory may also return its own uncertainty ``unc(NAME)`` (a standard error, same
+units as NAME): it is not scored, but reported as ``uncertainty`` (``max_t unc / scale``, on the same
+footing as the error) and enters the z-score, ``|pred - mean| / sqrt(stderr^2 + unc^2)``.
 The headline ``error``/``noise_floor``/``z_max`` are the maxima over the common observables, so a
-theory must get every observable right to score well.
+theory must get every observable right to score well; the headline ``uncertainty`` is that of the
+worst observable.
 """
 from __future__ import annotations
 
@@ -110,7 +114,7 @@ def score(sim, curves: dict) -> dict:
         who = "the simulation" if sim_first else "the prediction"
         raise (NothingToScore if sim_first else ScoreError)(f"{who} diverged at t = {min(np.min(sim.diverged_at), t_pred):g}, before the "
                          "second time point: nothing to score")
-    common = [k for k in curves if seed_statistic(k, sim.per_seed) is not None]
+    common = [k for k in curves if not k.startswith("unc(") and seed_statistic(k, sim.per_seed) is not None]
     if not common:
         raise ScoreError(f"no observable in common (predictor: {', '.join(curves)}; "
                          f"simulation: {', '.join(sim.per_seed)})")
@@ -125,19 +129,32 @@ def score(sim, curves: dict) -> dict:
         scale = max(np.abs(mean).max(), seeds.std(axis=0).max()) or 1.0
         sup, l2 = _metrics(pred, mean, scale)
         floor_sup, floor_l2 = _metrics(stat(seeds[:half]), stat(seeds[half:2 * half]), scale)
-        z = np.abs(pred - mean) / np.maximum(stderr, STDERR_FLOOR * scale)
+        unc = predictor_uncertainty(curves, name, window)
+        z = np.abs(pred - mean) / np.maximum(np.hypot(stderr, unc), STDERR_FLOOR * scale)
         per_obs[name] = {"sup_error": float(sup), "rel_l2": float(l2), "noise_floor": float(floor_sup / 2),
                          "noise_floor_l2": float(floor_l2 / 2), "z_max": float(z.max()),
                          "t_worst": float(sim.times[window][z.argmax()])}
+        if f"unc({name})" in curves:
+            per_obs[name]["uncertainty"] = float(unc.max() / scale)
     worst = max(per_obs, key=lambda k: per_obs[k]["sup_error"])
     diverged = int(np.isfinite(sim.diverged_at).sum())
     return {"error": per_obs[worst]["sup_error"], "worst_observable": worst,
+            "uncertainty": per_obs[worst].get("uncertainty"),
             "rel_l2": max(v["rel_l2"] for v in per_obs.values()),
             "noise_floor": max(v["noise_floor"] for v in per_obs.values()),
             "z_max": max(v["z_max"] for v in per_obs.values()),
             "scored_until": float(sim.times[window][-1]), "diverged_seeds": diverged,
             "simulated_divergence": _time_or_none(np.min(sim.diverged_at)), "predicted_divergence": _time_or_none(t_pred),
             "observables": per_obs}
+
+
+def predictor_uncertainty(curves, name, window):
+    """The predictor's own standard error ``unc(NAME)`` on the window (zeros if it gives none)."""
+    unc = curves.get(f"unc({name})")
+    if unc is None:
+        return np.zeros(int(window.sum()))
+    unc = np.asarray(unc, float)[window]
+    return np.where(np.isfinite(unc), unc, 0.0)
 
 
 def _time_or_none(t) -> float | None:

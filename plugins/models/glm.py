@@ -16,7 +16,8 @@ relu, sign and hinge) in the Gaussian pair ``(lambda, lambda*)`` with covariance
 ``risk = E loss``, ``gen_error = E (f(lambda) - f*(lambda*))^2 / 2`` (regression),
 ``error_rate = P(sign(lambda) != y)`` (classification, closed form ``arccos(m / sqrt(q (s+sigma^2)))/pi``),
 the Euclidean overlaps ``m = <theta, theta*>``, ``q = |theta|^2``, on anisotropic data also
-``m_Sigma``, ``q_Sigma``, and ``train_risk`` on finite data. The helpers here take ``xp`` (numpy or jax.numpy)
+``m_Sigma``, ``q_Sigma``, and ``train_risk`` on finite data. A ``ridge`` penalty ``(ridge/2)|theta|^2`` is
+added to each sample's loss (so to the objective); ``risk`` and ``train_risk`` exclude it. The helpers here take ``xp`` (numpy or jax.numpy)
 so that theories evaluate exactly the same functions in float64.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 import hdbench
 from hdbench import InputError, Param
 
-from .linear import SingleIndexStart
+from .linear import RIDGE, SingleIndexStart, ridge_penalty
 from .quadrature import normal_nodes
 from .spectra import SPECTRUM_PARAMS, is_isotropic, spectrum
 
@@ -145,6 +146,7 @@ class GLM(SingleIndexStart):
         "activation": Param("linear", str, choices=ACTIVATIONS, doc="student activation f"),
         "loss": Param("logistic", str, choices=LOSSES),
         "sigma": Param(0.0, float, low=0.0, doc="label noise (added to y, or to lambda* for sign)"),
+        "ridge": RIDGE,
         **SPECTRUM_PARAMS,
         "m0": Param(0.0, float, doc="initial overlap <theta0, theta*>"),
         "q0": Param(0.0, float, low=0.0, doc="initial |theta0|^2 (>= m0^2)"),
@@ -169,7 +171,8 @@ class GLM(SingleIndexStart):
         return X, activation(p["link"], pre, jnp) + noise
 
     def loss(self, theta, x, y, p):
-        return loss_value(p["loss"], activation(p["activation"], jnp.dot(theta, x), jnp), y, jnp)
+        return (loss_value(p["loss"], activation(p["activation"], jnp.dot(theta, x), jnp), y, jnp)
+                + ridge_penalty(theta, p))
 
     def observables(self, theta, teacher, data, p):
         m, q = jnp.dot(theta, teacher), jnp.dot(theta, theta)

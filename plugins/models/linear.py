@@ -1,8 +1,9 @@
 """Model ``linear``: least squares, ``y = <theta*, x> + sigma eps``, ``x ~ N(0, Sigma)``.
 
-Loss ``l = (<theta, x> - y)^2 / 2``. Observables (exact, from the parameters):
+Loss ``l = (<theta, x> - y)^2 / 2 + (ridge/2) |theta|^2``: the objective is the mean loss plus a ridge
+penalty, applied in full at every step whatever the batch (weights of a step sum to 1). Observables (exact, from the parameters):
 ``risk = (e^T Sigma e + sigma^2)/2`` with ``e = theta - theta*``; ``D = |e|^2``; ``m = <theta, theta*>``;
-``q = |theta|^2``; ``train_risk = |X theta - y|^2 / (2n)`` on finite data.
+``q = |theta|^2``; ``train_risk = |X theta - y|^2 / (2n)`` on finite data (no penalty in either).
 Initialisation: ``theta0 = m0 theta* + sqrt(q0 - m0^2) u``, ``u`` a uniform unit vector orthogonal to
 ``theta*`` (``|theta*| = 1``, uniform on the sphere).
 """
@@ -15,6 +16,14 @@ import hdbench
 from hdbench import InputError, Model, Param
 
 from .spectra import SPECTRUM_PARAMS, check_spectrum, spectrum
+
+
+RIDGE = Param(0.0, float, low=0.0, doc="ridge penalty: objective = mean loss + (ridge/2)|theta|^2 "
+              "(DMFT papers' lambda = alpha * ridge)")
+
+
+def ridge_penalty(theta, p):
+    return 0.5 * p["ridge"] * jnp.dot(theta, theta)
 
 
 def unit_teacher(key, d):
@@ -52,6 +61,7 @@ class Linear(SingleIndexStart):
     description = "least squares y = <theta*, x> + sigma eps; any covariance spectrum"
     params = {
         "sigma": Param(0.0, float, low=0.0, doc="label-noise standard deviation"),
+        "ridge": RIDGE,
         **SPECTRUM_PARAMS,
         "m0": Param(0.0, float, doc="initial overlap <theta0, theta*>"),
         "q0": Param(0.0, float, low=0.0, doc="initial squared norm |theta0|^2 (>= m0^2)"),
@@ -63,7 +73,7 @@ class Linear(SingleIndexStart):
         return X, X @ teacher + p["sigma"] * jax.random.normal(ke, (n,))
 
     def loss(self, theta, x, y, p):
-        return 0.5 * (jnp.dot(theta, x) - y) ** 2
+        return 0.5 * (jnp.dot(theta, x) - y) ** 2 + ridge_penalty(theta, p)
 
     def observables(self, theta, teacher, data, p):
         e = theta - teacher

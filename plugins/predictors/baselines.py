@@ -23,6 +23,7 @@ from hdbench_plugins.models.spectra import is_isotropic
 from hdbench_plugins.predictors.glm_aniso import solve_committee_aniso, solve_glm_aniso
 from hdbench_plugins.predictors.glm_ode import solve_glm
 from hdbench_plugins.predictors.multiclass import solve_multiclass, supports_multiclass
+from hdbench_plugins.predictors.regime import unregularised
 from hdbench_plugins.predictors.saad_solla import solve_committee, supports_committee
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
@@ -37,6 +38,8 @@ class PopulationGF(Predictor):
             return no(f"no population-risk flow for model '{s.model}' (have: {', '.join(sorted(FLOWS))})")
         if s.dynamics not in GRADIENT_DYNAMICS:
             return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)})")
+        if not unregularised(s):
+            return unregularised(s)
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
 
     def predict(self, s, times):

@@ -42,7 +42,7 @@ from hdbench_plugins.models.glm import (activation, activation_prime, expectatio
 from hdbench_plugins.models.spectra import is_isotropic, spectrum
 from hdbench_plugins.predictors.modes import Modes, bin_modes, solve_modes
 from hdbench_plugins.models.committee import generalisation_error, initial_overlaps
-from hdbench_plugins.predictors.regime import one_pass
+from hdbench_plugins.predictors.regime import one_pass, unregularised
 from hdbench_plugins.predictors.saad_solla import _integrals, noise_term, supports_committee
 
 BINS = 256
@@ -177,6 +177,8 @@ def supports_online_glm_any_spectrum(s):
         return supports_committee(s, isotropic=False)
     if s.model != "glm":
         return no(f"model '{s.model}' is not glm or committee")
+    if not unregularised(s):
+        return unregularised(s)
     return one_pass(s)
 
 

@@ -19,7 +19,7 @@ from hdbench import Predictor, no
 from hdbench_plugins.models.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
                                         population, teacher_variance)
 from hdbench_plugins.models.spectra import is_isotropic
-from hdbench_plugins.predictors.regime import one_pass
+from hdbench_plugins.predictors.regime import one_pass, unregularised
 
 
 
@@ -78,6 +78,8 @@ def supports_online_glm(s):
         return no(f"model '{s.model}' is not glm")
     if not is_isotropic(s.model_params):
         return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    if not unregularised(s):
+        return unregularised(s)
     return one_pass(s)
 
 

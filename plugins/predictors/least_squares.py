@@ -32,7 +32,7 @@ from scipy.integrate import solve_ivp
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import is_isotropic
-from hdbench_plugins.predictors.regime import one_pass, small_batches
+from hdbench_plugins.predictors.regime import one_pass, small_batches, unregularised
 
 
 
@@ -64,7 +64,7 @@ def _supports_isotropic_linear(s):
         return no(f"model '{s.model}' is not the linear (least-squares) model")
     if not is_isotropic(s.model_params):
         return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
-    return YES
+    return unregularised(s)
 
 
 class LsqOnlineODE(Predictor):

@@ -26,3 +26,9 @@ def small_batches(s):
     if s.dynamics.startswith("sgd") and B / s.n > MAX_BATCH_FRACTION:
         return no(f"batch_size/n = {B / s.n:.3g} > {MAX_BATCH_FRACTION} leaves the B << n regime")
     return YES
+
+
+def unregularised(s):
+    """Theories derived without a penalty decline ``ridge > 0``."""
+    ridge = s.model_params.get("ridge", 0.0)
+    return no(f"ridge = {ridge:g}: this theory has no penalty term") if ridge else YES

@@ -28,7 +28,7 @@ import numpy as np
 import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import spectrum
-from hdbench_plugins.predictors.regime import one_pass
+from hdbench_plugins.predictors.regime import one_pass, unregularised
 
 MAX_STEPS = 4000         # grid points of the fine solve; capped (stiff spectra): 5e-6 relative at d = 1e4, beta = 1 (measured)
 
@@ -43,6 +43,8 @@ def _supports_linear_online(s, any_batch=False):
         return no(f"model '{s.model}' is not the linear (least-squares) model")
     if s.dynamics != "online-sgd":
         return no(f"dynamics '{s.dynamics}' is not online-sgd (streaming theory)")
+    if not unregularised(s):
+        return unregularised(s)
     return YES if any_batch else one_pass(s)
 
 

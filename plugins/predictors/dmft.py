@@ -1,0 +1,435 @@
+"""One discrete-time DMFT solver for multi-pass learning on n = alpha d samples (multipass.md s.2-3).
+
+Units. Internally DMFT units (multipass.md section 0): ``X`` with ``N(0, 1/d)`` entries, parameter
+coordinates O(1) (``E theta*_i^2 = rho = 1``), time ``s = gamma t / alpha``, temperature ``tau = gamma``,
+ridge ``lambda = alpha * ridge``. Outputs are converted back: ``q = C_theta(s, s)``, ``m = m(s)``, and
+the model's exact population functions of ``(m, q)`` give ``risk``, ``error_rate``, ``gen_error``.
+
+Clocks. Each sample moves on its own clock ``Z``; on the grid ``s_k = k h`` its increments are
+``flow``: ``h`` (gradient flow); ``gaussian``: ``h + sqrt(tau h) xi`` (SGF / SME); ``poisson``:
+``tau Poisson(h / tau)`` (multi-pass SGD with per-step batch fraction ``b = h / tau`` drawn with
+replacement: exact for a finite-step simulation at learning rate ``h``, and the B = o(n) limit as
+h -> 0); ``bernoulli``: ``tau Bernoulli(h / tau)`` (batches drawn without replacement, the scheme of
+Gerbelot et al.).
+
+Equations, ``k < T`` (``T`` steps), ``G_k = l'(r_k, y) dZ_k``:
+
+    sample side:     r_k = zeta_k - sum_{j<k} Rt(k, j) G_j,  (zeta, r*) Gaussian, Cov zeta = C_theta,
+                     Cov(zeta, r*) = m, y = label(r*, eps);
+    parameter side:  theta_{k+1} = (1 - h lambda) theta_k - sum_{j<=k} R_G(k, j) theta_j - mu_k theta* - eta_k,
+                     eta ~ N(0, C_G);
+    closure:         C_G = alpha E[G G^T],  R_G(k, j) = alpha E[dG_k / dzeta_j],  mu_k = alpha E[dG_k / dr*],
+                     C_theta = E[theta theta^T], m = E[theta theta*], Rt(k, j) = E[d theta_k / d H_j].
+
+Because the penalty is quadratic, the parameter side is linear and Gaussian: ``C_theta``, ``m`` and
+``Rt`` follow exactly from one unit lower-triangular system (no particles, no noise). The sample side
+is Monte Carlo over ``N`` paths (vmapped, in chunks, jitted once per shape), with
+- Rao-Blackwellisation over the current clock increment (``dZ_k`` is independent of ``r_k``):
+  ``C_G(k, j) = alpha h E[l'_k l'_j dZ_j]`` (k > j), ``C_G(k, k) = alpha E[dZ^2] E[l'_k^2]``,
+  ``R_G(k, j) = alpha h E[l''_k J_kj]``;
+- forward-mode tangents ``J = dr / dzeta = (I + Rt D)^-1``, ``D = diag(l''_j dZ_j)``, computed per path by
+  a blocked triangular inverse (exact, O(T^3) per path);
+- ``mu`` by Stein's lemma in ``r*`` with the path ``zeta - m r*`` held fixed:
+  ``mu_k = alpha h E[l'_k r*] - sum_j R_G(k, j) m_j`` (valid for discontinuous labels such as sign);
+- for square loss on a linear teacher the sample side is exact given the clocks
+  (``r - y = L (zeta - y)``, ``L = (I + Rt D_Z)^-1``): only the clocks are sampled, and for gradient
+  flow the whole solve is deterministic;
+- common random numbers across iterations, damping, a convergence test at the Monte-Carlo floor, then
+  ``average`` iterations with fresh random numbers, whose mean is the answer. (The predictors run
+  independent replicas of the whole solve; their spread is the reported uncertainty.)
+``solve`` returns the grid solution; ``richardson`` combines grids ``h`` and ``h/2`` (``2 f_{h/2} - f_h``)
+to remove the O(h) error of the explicit scheme.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.linalg import solve_triangular
+
+RHO = 1.0            # E theta*_i^2 in DMFT units (|theta*| = 1)
+CHUNK = 1000         # Monte-Carlo paths per vmapped chunk (GLM sample side)
+SQUARE_CHUNK = 250   # clock paths per chunk of the square-loss side (memory O(chunk T^2))
+
+
+# -- clocks ------------------------------------------------------------------------------------
+CLOCKS = ("flow", "gaussian", "poisson", "bernoulli")
+JUMP_CLOCKS = ("poisson", "bernoulli")     # dZ = 0 except at a path's few jumps: sparse tangents
+
+
+def clock_increments(clock, key, shape, h, tau):
+    if clock == "flow":
+        return np.full(shape, h)
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    if clock == "gaussian":
+        return h + np.sqrt(tau * h) * rng.standard_normal(shape)
+    if clock == "poisson":
+        return tau * rng.poisson(h / tau, shape).astype(float)
+    if clock == "bernoulli":
+        return tau * (rng.random(shape) < h / tau).astype(float)
+    raise ValueError(f"unknown clock {clock!r} (one of {', '.join(CLOCKS)})")
+
+
+def clock_second_moment(clock, h, tau):
+    """``E dZ^2`` per step."""
+    return {"flow": h * h, "gaussian": h * h + tau * h, "poisson": tau * h + h * h, "bernoulli": tau * h}[clock]
+
+
+# -- linear algebra ----------------------------------------------------------------------------
+def unit_lower_inverse(X):
+    """``(I + X)^-1`` for ``X`` strictly lower triangular, batched over leading axes (pure XLA
+    matmuls by block recursion: no batched LAPACK, see linalg.py)."""
+    n = X.shape[-1]
+    if n <= 12:
+        rows = []
+        eye = jnp.eye(n, dtype=X.dtype)
+        for k in range(n):
+            row = jnp.broadcast_to(eye[k], X.shape[:-2] + (n,))
+            if k:
+                row = row - jnp.einsum("...j,...jc->...c", X[..., k, :k], jnp.stack(rows, axis=-2))
+            rows.append(row)
+        return jnp.stack(rows, axis=-2)
+    h = n // 2
+    Ai = unit_lower_inverse(X[..., :h, :h])
+    Bi = unit_lower_inverse(X[..., h:, h:])
+    low = -Bi @ X[..., h:, :h] @ Ai
+    top = jnp.concatenate([Ai, jnp.zeros(X.shape[:-2] + (h, n - h), X.dtype)], axis=-1)
+    return jnp.concatenate([top, jnp.concatenate([low, Bi], axis=-1)], axis=-2)
+
+
+def psd_cholesky(C):
+    """A lower factor ``L`` with ``L L^T = C`` for a PSD (possibly singular) ``C``: eigenvalues
+    clipped at 0 and a 1e-12 relative jitter. Lower triangular so that ``zeta_k`` depends on the
+    first ``k`` normals only (common random numbers stay causal across iterations)."""
+    C = (C + C.T) / 2
+    w, V = np.linalg.eigh(C)
+    C = (V * np.maximum(w, 0.0)) @ V.T
+    jitter = 1e-12 * max(np.trace(C) / len(C), 1e-300)
+    return np.linalg.cholesky(C + jitter * np.eye(len(C)))
+
+
+# -- parameter side ----------------------------------------------------------------------------
+def parameter_side(RG, mu, CG, h, lam, q0, m0):
+    """Exact Gaussian parameter side: ``(C_theta [K, K], m [K], Rt [K, K])``, ``K = T + 1``."""
+    T = len(mu)
+    K = T + 1
+    M = np.eye(K)
+    for k in range(T):
+        M[k + 1, :k + 1] += RG[k, :k + 1]
+        M[k + 1, k] -= 1.0 - h * lam
+    Minv = solve_triangular(M, np.eye(K), lower=True, unit_diagonal=True)
+    Ebb = np.zeros((K, K))
+    Ebb[0, 0] = q0
+    Ebb[0, 1:] = Ebb[1:, 0] = -m0 * mu
+    Ebb[1:, 1:] = RHO * np.outer(mu, mu) + CG
+    C = Minv @ Ebb @ Minv.T
+    m = Minv @ np.concatenate([[m0], -RHO * mu])
+    Rt = np.zeros((K, K))
+    Rt[:, :T] = Minv[:, 1:]
+    return (C + C.T) / 2, m, np.tril(Rt, -1)
+
+
+# -- sample sides ------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class SquareLinear:
+    """Square loss on a linear teacher ``y = r* + sigma eps``: exact given the clocks."""
+    sigma: float
+
+    exact_paths = True
+
+
+@dataclasses.dataclass(frozen=True)
+class GlmLoss:
+    """A single-index model: ``loss(f(r), y)``, ``y = label(r*) (+ sigma eps)``, from glm.py."""
+    link: str
+    activation: str
+    loss: str
+    sigma: float
+
+    exact_paths = False
+
+
+def _chunked(arr, chunks):
+    return arr.reshape((chunks, -1) + arr.shape[1:])
+
+
+@functools.lru_cache(maxsize=32)
+def _square_side(K, chunks):
+    """Jitted square-loss sample side for ``K`` grid points: (S, Rt, dZ [N, K]) ->
+    sums of L, M_kj dZ_j, diag M over paths (``M = L S L^T``)."""
+    T = K - 1
+
+    @jax.jit
+    def run(consts, S, Rt, dZ):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+
+        def body(acc, dz):
+            L = unit_lower_inverse(Rt[None] * dz[:, None, :])
+            Msym = L @ S @ jnp.swapaxes(L, 1, 2)
+            diag = jnp.diagonal(Msym, axis1=1, axis2=2)
+            return (acc[0] + L.sum(0), acc[1] + (Msym * dz[:, None, :]).sum(0), acc[2] + diag.sum(0)), None
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K))
+        sums, _ = jax.lax.scan(body, zero, _chunked(dZ, chunks))
+        N = dZ.shape[0]
+        Lm, Md, dg = (x / N for x in sums)
+        RG = alpha * h * Lm[:T, :T]
+        mu = -RG.sum(1)
+        CG = jnp.tril(alpha * h * Md[:T, :T], -1)
+        CG = CG + CG.T + jnp.diag(alpha * m2 * dg[:T])
+        return RG, mu, CG, dg / 2
+    return run
+
+
+@functools.lru_cache(maxsize=32)
+def _glm_side(spec, K, chunks, tangents, width=None):
+    """Jitted Monte-Carlo sample side of a GLM: (Lperp, m, Rt, xi [N, K], rstar [N], eps [N], dZ [N, K],
+    jumps) -> (R_G, mu, C_G, train loss); the first ``tangents`` paths of each chunk carry the tangents.
+    With ``width`` (jump clocks) the tangents use Woodbury over each path's jump indices ``jumps``
+    [N, width] (O(K m^2) per path); without, a dense triangular inverse (O(K^3))."""
+    from hdbench_plugins.models.glm import activation, label, loss_value
+    T = K - 1
+
+    def loss(r, y):
+        return loss_value(spec.loss, activation(spec.activation, r, jnp), y, jnp)
+
+    dl = jnp.vectorize(jax.grad(loss))
+    d2l = jnp.vectorize(jax.grad(jax.grad(loss)))
+
+    def labels(rs, ep):
+        if spec.link == "sign":
+            return jnp.where(rs + spec.sigma * ep >= 0, 1.0, -1.0)
+        return label(rs, {"link": spec.link}, jnp) + spec.sigma * ep
+
+    @jax.jit
+    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, jumps):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+
+        def body(acc, inp):
+            xi_c, rs, ep, dz, J = inp
+            zeta = rs[:, None] * m[None, :] / RHO + xi_c @ Lperp.T          # [c, K]
+            y = labels(rs, ep)
+
+            def step(g_hist, k):
+                r_k = zeta[:, k] - g_hist @ Rt[k]
+                g_hist = g_hist.at[:, k].set(dl(r_k, y) * dz[:, k])
+                return g_hist, r_k
+            _, r = jax.lax.scan(step, jnp.zeros_like(zeta), jnp.arange(K))
+            r = r.T                                                           # [c, K]
+            P, H2 = dl(r, y[:, None]), d2l(r, y[:, None])
+            if width is None:
+                tangent = jnp.einsum("nk,nkj->kj", H2[:tangents],
+                                     unit_lower_inverse(Rt[None] * (H2 * dz)[:tangents, None, :]))
+            else:
+                Jt = J[:tangents]
+                Ds = jnp.take_along_axis((H2 * dz)[:tangents], Jt, axis=1)
+                W = _woodbury(Rt, Jt, Ds)
+                tangent = jnp.diag(H2[:tangents].sum(0)) - _scatter_columns(H2[:tangents, :, None] * W, Jt, K)
+            acc = (acc[0] + tangent,
+                   acc[1] + jnp.einsum("nk,nj->kj", P, P * dz),
+                   acc[2] + (P * P).sum(0),
+                   acc[3] + (P * rs[:, None]).sum(0),
+                   acc[4] + loss(r, y[:, None]).sum(0))
+            return acc, None
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K))
+        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, jumps))
+        sums, _ = jax.lax.scan(body, zero, inputs)
+        N = xi.shape[0]
+        Hj, PP, P2, Pr, train = (x / N for x in sums)
+        Hj = Hj * N / (chunks * tangents)
+        RG = alpha * h * Hj[:T, :T]
+        mu = alpha * h * Pr[:T] / RHO - RG @ m[:T] / RHO
+        CG = jnp.tril(alpha * h * PP[:T, :T], -1)
+        CG = CG + CG.T + jnp.diag(alpha * m2 * P2[:T])
+        return RG, mu, CG, train
+    return run
+
+
+def jump_indices(dZ):
+    """Sorted grid indices of each path's jumps, padded with the last index (where ``dZ = 0``) to a
+    width rounded up to a multiple of 8 (few distinct shapes, few compilations): ``[N, width]``."""
+    K = dZ.shape[1]
+    jumps = dZ != 0
+    counts = jumps.sum(1)
+    width = max(8, int(np.ceil(counts.max() / 8)) * 8)
+    order = np.argsort(~jumps, axis=1, kind="stable")[:, :width]
+    if order.shape[1] < width:
+        order = np.concatenate([order, np.full((len(dZ), width - order.shape[1]), K - 1)], axis=1)
+    return np.where(np.arange(width) < counts[:, None], order, K - 1)
+
+
+def _woodbury(Rt, S, Ds):
+    """Per path, ``W = Rt[:, S] D_S (I + Rt[S, S] D_S)^-1`` [c, K, m], so that
+    ``(I + Rt D)^-1 = I - W E_S`` when ``D`` is zero off the jump indices ``S`` (``E_S``: the selector)."""
+    RtS = jnp.take(Rt, S, axis=1).transpose(1, 0, 2)                           # [c, K, m]
+    RtSS = jnp.take_along_axis(RtS, S[:, :, None], axis=1)                      # [c, m, m]: Rt[S_i, S_j]
+    inner = unit_lower_inverse(jnp.tril(RtSS * Ds[:, None, :], -1))
+    return (RtS * Ds[:, None, :]) @ inner
+
+
+def _scatter_columns(X, S, K):
+    """``sum_n X[n, :, i]`` added to column ``S[n, i]``: [K, K]."""
+    return jnp.einsum("nki,nij->kj", X, jax.nn.one_hot(S, K, dtype=X.dtype))
+
+
+@functools.lru_cache(maxsize=32)
+def _square_jump_side(K, chunks, width):
+    """The square-loss side for jump clocks (Poisson, Bernoulli): ``L = I - W E_S`` by Woodbury, so a
+    path costs O(K m^2) for its ``m`` jumps instead of O(K^3). Same outputs as ``_square_side``."""
+    T = K - 1
+
+    @jax.jit
+    def run(consts, S, Rt, dZ, jumps):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+
+        def body(acc, inp):
+            dz, J = inp
+            dzS = jnp.take_along_axis(dz, J, axis=1)                            # [c, m]
+            W = _woodbury(Rt, J, dzS)
+            Scol = jnp.take(S, J, axis=1).transpose(1, 0, 2)                    # S[:, S_i]: [c, K, m]
+            SS = jnp.take_along_axis(Scol, J[:, :, None], axis=1)               # [c, m, m]
+            WS = jnp.take_along_axis(W, J[:, :, None], axis=1)                  # W[S_i, :]: [c, m, m]
+            MS = Scol - W @ SS - Scol @ jnp.swapaxes(WS, 1, 2) + W @ SS @ jnp.swapaxes(WS, 1, 2)
+            diag = jnp.diag(S)[None] - 2 * jnp.einsum("nki,nki->nk", W, Scol) + jnp.einsum("nki,nij,nkj->nk", W, SS, W)
+            return (acc[0] + _scatter_columns(W, J, K), acc[1] + _scatter_columns(MS * dzS[:, None, :], J, K),
+                    acc[2] + diag.sum(0)), None
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K))
+        sums, _ = jax.lax.scan(body, zero, (_chunked(dZ, chunks), _chunked(jumps, chunks)))
+        N = dZ.shape[0]
+        Wm, Md, dg = (x / N for x in sums)
+        RG = alpha * h * (jnp.eye(T) - Wm[:T, :T])
+        mu = -RG.sum(1)
+        CG = jnp.tril(alpha * h * Md[:T, :T], -1)
+        CG = CG + CG.T + jnp.diag(alpha * m2 * dg[:T])
+        return RG, mu, CG, dg / 2
+    return run
+
+
+def _first_blowup(RG, mu, CG, train, limit=1e100):
+    """First grid index whose force statistics are not finite (or beyond ``limit``): some sample
+    paths diverged there, and so does the expectation. ``len(train)`` if none."""
+    T = len(mu)
+    ok = lambda a: np.isfinite(a) & (np.abs(a) < limit)   # noqa: E731
+    rows = ok(RG).all(1) & ok(CG).all(1) & ok(CG).all(0) & ok(mu) & ok(train[:T])
+    rows = np.append(rows, ok(train[T]))
+    return int(np.argmin(rows)) if not rows.all() else len(rows)
+
+
+# -- the solver --------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Everything the solver needs, in DMFT units."""
+    side: object                 # SquareLinear or GlmLoss
+    alpha: float
+    lam: float                   # ridge, DMFT units
+    q0: float
+    m0: float
+    tau: float
+    clock: str
+
+
+@dataclasses.dataclass
+class Solution:
+    """The grid ``s`` [K] and, per averaged iterate [A, K], ``q = C_theta(s, s)``, ``m`` and the train
+    loss ``E loss(r(s), y)``."""
+    s: np.ndarray
+    q: np.ndarray
+    m: np.ndarray
+    train: np.ndarray
+    iterations: int
+    converged: bool
+
+
+def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_paths: int = 4000, seed: int = 0,
+          coarsen: int = 0, damping: float = 0.6, tol: float = 1e-3, max_iter: int = 60, average: int = 3) -> Solution:
+    """The fixed point on ``T`` steps of ``h = s_max / T`` (module doc). ``paths``: Monte-Carlo paths of
+    the sample side (square loss on a linear teacher: clock paths, ``tangent_paths`` of them);
+    ``tangent_paths``: how many of them also carry the tangents for ``R_G`` (O(T^3) each);
+    ``coarsen``: draw the noise ``2^coarsen`` times finer and aggregate it (see ``draw``)."""
+    h = s_max / T
+    K = T + 1
+    p = problem
+    deterministic = p.clock == "flow" and p.side.exact_paths
+    if p.side.exact_paths:
+        paths = 1 if deterministic else tangent_paths
+        chunk = min(paths, SQUARE_CHUNK)
+    else:
+        chunk = CHUNK
+        tangent_paths = min(tangent_paths, paths)
+    if deterministic:
+        tol, average = 1e-12, 1
+    paths = max(chunk, int(np.ceil(paths / chunk)) * chunk)
+    chunks = paths // chunk
+    per_chunk = max(1, int(round(tangent_paths / chunks)))
+    m2 = clock_second_moment(p.clock, h, p.tau)
+    key = jax.random.PRNGKey(seed)
+
+    def draw(key):
+        """Noise on a grid ``2^coarsen`` times finer, aggregated: levels of one Richardson
+        extrapolation drawn with the same seed share their randomness (their errors correlate, so
+        ``2 f_{h/2} - f_h`` is less noisy than with independent draws)."""
+        kz, kx, kr, ke = jax.random.split(key, 4)
+        Tf = T * 2**coarsen
+        dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, p.tau)
+        xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1), jnp.float64)) if not p.side.exact_paths else None
+        for _ in range(coarsen):
+            dZ = dZ[:, 0::2] + dZ[:, 1::2]
+            if xi is not None:
+                xi = np.concatenate([xi[:, :1], (xi[:, 1::2] + xi[:, 2::2]) / np.sqrt(2)], axis=1)
+        dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
+        jumps = jump_indices(dZ) if sparse else np.zeros((paths, 1), np.int64)
+        if p.side.exact_paths:
+            return (dZ, jumps) if sparse else (dZ,)
+        return (xi, np.asarray(jax.random.normal(kr, (paths,), jnp.float64)),
+                np.asarray(jax.random.normal(ke, (paths,), jnp.float64)), dZ, jumps)
+
+    def side(noise):
+        """The jitted sample side for this draw (jump clocks: compiled per padded jump count)."""
+        width = noise[-1].shape[1] if sparse else None
+        if p.side.exact_paths:
+            return _square_jump_side(K, chunks, width) if sparse else _square_side(K, chunks)
+        return _glm_side(p.side, K, chunks, min(per_chunk, chunk), width)
+
+    sparse = p.clock in JUMP_CLOCKS
+    with jax.enable_x64(True):
+        consts = jnp.asarray([p.alpha, h, m2], jnp.float64)
+        RG, mu, CG = np.zeros((T, T)), np.zeros(T), np.zeros((T, T))
+        noise = draw(key)
+        run = side(noise)
+        prev, history, converged, averaging, it = None, [], False, False, 0
+        for it in range(1, max_iter + average + 1):
+            C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, p.q0, p.m0)
+            if p.side.exact_paths:
+                S = C - m[:, None] - m[None, :] + RHO + p.side.sigma ** 2
+                out = run(consts, jnp.asarray(S), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
+            else:
+                Lperp = psd_cholesky(C - np.outer(m, m) / RHO)
+                out = run(consts, jnp.asarray(Lperp), jnp.asarray(m), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
+            nRG, nmu, nCG, train = (np.array(x) for x in out)
+            bad = _first_blowup(nRG, nmu, nCG, train)
+            if bad < K:             # some paths diverge: keep the finite past, mark the rest +inf
+                nRG[bad:], nRG[:, bad:], nmu[bad:], nCG[bad:], nCG[:, bad:] = 0.0, 0.0, 0.0, 0.0, 0.0
+            state = (np.where(np.arange(K) < bad, np.diag(C), np.inf), np.where(np.arange(K) < bad, m, np.inf),
+                     np.where(np.arange(K) < bad, train, np.inf))
+            if not averaging and prev is not None:
+                finite = np.isfinite(state[0]) & np.isfinite(prev[0])
+                change = max(np.abs(state[0] - prev[0])[finite].max(initial=0.0),
+                             np.abs(state[1] - prev[1])[finite].max(initial=0.0))
+                converged = change < tol * max(1.0, np.abs(state[0][finite]).max(initial=0.0))
+                averaging = converged or it >= max_iter
+            if averaging:
+                history.append(state)
+                if len(history) >= average:
+                    break
+                key, sub = jax.random.split(key)
+                noise = draw(sub)                       # fresh random numbers for the averaging phase
+                run = side(noise)
+            prev = state
+            beta = 1.0 if deterministic else damping
+            RG = (1 - beta) * RG + beta * nRG
+            mu = (1 - beta) * mu + beta * nmu
+            CG = (1 - beta) * CG + beta * nCG
+    q, m, train = (np.array(x) for x in zip(*history))
+    return Solution(s=h * np.arange(K), q=q, m=m, train=train, iterations=it, converged=converged)

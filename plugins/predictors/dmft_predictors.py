@@ -1,0 +1,225 @@
+"""The multi-pass DMFT theories as predictors: one solver (dmft.py), the clock a parameter.
+
+| predictor        | clock of each sample              | theory of                                  | grid                     |
+| dmft-gf          | ``dZ = ds``                        | gradient flow (Celentano et al., Mignacco et al.) | Richardson, h and h/2 |
+| dmft-sgf         | ``dZ = ds + sqrt(tau) dW``         | SGF / SME (Nishiyama-Imaizumi; Fan-Wang's SME) | Richardson            |
+| dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson               |
+| dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n |
+
+Each predicts any finite-data scenario of the ``linear`` or ``glm`` model on isotropic data (GD, SGF,
+SGD, SGD with epochs): a theory scored on another theory's dynamics is how the leaderboard shows which
+limit each dynamics has. ``tau = gamma`` (CONVENTIONS.md / multipass.md section 0). Supported:
+square and logistic losses with smooth activations (linear, erf, tanh, quadratic: phase retrieval is
+quadratic/quadratic/square), any teacher link, label noise, ridge. Not supported: kinks (relu, hinge:
+the tangent responses would miss their delta terms), anisotropic data, the ``committee`` model (a
+vector parameter-side process per hidden unit; not built).
+
+Options (class attributes, or arguments of ``predict_dmft``): ``paths`` (Monte-Carlo paths of the
+sample side), ``steps`` (grid steps of the coarse Richardson level; the fine level has twice as many).
+Each prediction also returns ``unc(NAME)``, the predictor's own uncertainty of NAME: the Monte-Carlo
+standard error over independent replicas and the Richardson extrapolation's error estimate, in
+quadrature (``predict_dmft``). The leaderboard shows it next to the error.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import CubicSpline
+
+import hdbench
+from hdbench import YES, Predictor, no
+from hdbench_plugins.models.glm import population
+from hdbench_plugins.predictors import dmft
+from hdbench_plugins.predictors.volterra_multipass import dmft_units, supports_multipass
+
+SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")
+SMOOTH_LOSSES = ("square", "logistic")
+DETERMINISTIC_STEPS = 80   # gradient flow on a linear teacher: one deterministic path
+MAX_STEPS = 80             # coarse Richardson level at most (retries on blow-up double it)
+MAX_EXACT_STEPS = 240      # dmft-sgd-batch: grid steps s_max / (gamma b) beyond this are declined
+
+
+def supports_dmft(s):
+    base = supports_multipass(s, models=("linear", "glm"))
+    if not base:
+        return base
+    p = s.model_params
+    if s.model == "glm":
+        if p["activation"] not in SMOOTH_ACTIVATIONS:
+            return no(f"activation '{p['activation']}' has a kink; the tangent responses need a smooth loss "
+                      f"(one of {', '.join(SMOOTH_ACTIVATIONS)})")
+        if p["loss"] not in SMOOTH_LOSSES:
+            return no(f"loss '{p['loss']}' has a kink; supported: {', '.join(SMOOTH_LOSSES)}")
+    return YES
+
+
+def problem_of(s, clock):
+    """The DMFT ``Problem`` of a scenario and the time scale ``s = scale * t``."""
+    scale, tau, lam = dmft_units(s)
+    p = s.model_params
+    if s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear" and p["loss"] == "square"):
+        side = dmft.SquareLinear(p["sigma"])
+    else:
+        side = dmft.GlmLoss(p["link"], p["activation"], p["loss"], p["sigma"])
+    if clock != "flow" and tau == 0:      # SGF / SGD theories of a GD scenario: the scenario's gamma
+        tau = s.dynamics_params["gamma"]
+    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=p["q0"], m0=p["m0"], tau=tau, clock=clock), scale
+
+
+def _observables(s, q, m, train):
+    """Named curves from ``q``, ``m``, the train loss (each [times])."""
+    p = s.model_params
+    if s.model == "linear":
+        D = q - 2 * m + 1
+        return {"risk": 0.5 * (D + p["sigma"] ** 2), "D": D, "m": m, "q": q, "train_risk": train}
+    out = {"m": m, "q": q, "train_risk": train}
+    pops = [population(mi, qi, p) for mi, qi in zip(m, q)]
+    for name in pops[0]:
+        out[name] = np.array([float(x[name]) for x in pops])
+    return out
+
+
+def _interpolate(x, grid, values):
+    """Cubic interpolation (error O(h^4), below what Richardson removes; linear interpolation's O(h^2)
+    off-grid error would not cancel between levels). Non-finite values stay non-finite."""
+    finite = np.isfinite(values)
+    if finite.all():
+        return CubicSpline(grid, values)(x)
+    n = int(np.argmin(finite))
+    out = np.full(len(x), np.inf)
+    if n >= 4:
+        inside = x <= grid[n - 1]
+        out[inside] = CubicSpline(grid[:n], values[:n])(x[inside])
+    return out
+
+
+RICHARDSON = {1: (1.0,), 2: (-1.0, 2.0), 3: (1 / 3, -2.0, 8 / 3)}   # weights of steps * (1, 2, 4)
+
+
+def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
+                 exact_step=None, seed=0):
+    """Curves and their uncertainty ``unc(NAME)``.
+
+    ``replicas`` independent solves, each with ``paths / replicas`` Monte-Carlo paths (of which
+    ``tangent_paths / replicas`` carry tangents; see ``dmft.solve``); the answer is their mean. Each
+    replica is a Richardson extrapolation over ``levels`` grids of ``steps``, ``2 steps`` (, ``4 steps``)
+    steps, which removes the error terms O(h) (, O(h^2)); the coarser levels' noise is aggregated from
+    the finest level's. Or one solve on the grid ``h = exact_step`` (``dmft-sgd-batch``, exact).
+    ``unc(NAME)`` combines in quadrature the standard error of the replica mean (independent replicas:
+    honest whatever the correlation between the iterates of one solve) and the extrapolation error
+    estimate ``|R_levels - R_(levels-1)|`` (the extrapolant from one level fewer, on the finer grids:
+    the standard a-posteriori bound, conservative for the higher-order one).
+    """
+    problem, scale = problem_of(s, clock)
+    s_times = scale * np.asarray(times, float)
+    s_max = max(float(s_times[-1]), 1e-9)
+    deterministic = problem.clock == "flow" and problem.side.exact_paths
+    if deterministic:
+        steps, replicas = max(steps, DETERMINISTIC_STEPS), 1      # no Monte Carlo: a fine grid is cheap
+    per_replica = []
+    for r in range(replicas):
+        args = (paths // replicas, tangent_paths // replicas, seed + 7919 * r)
+        while True:
+            if exact_step is not None:
+                T = max(1, int(round(s_max / exact_step)))
+                solved = [(dmft.solve(problem, T * exact_step, T, *args), 1.0)]
+                break
+            solved = [(dmft.solve(problem, s_max, steps * 2**i, *args, coarsen=levels - 1 - i), c)
+                      for i, c in enumerate(RICHARDSON[levels])]
+            # the explicit margin recursion is unstable where h l'' > 2 (phase retrieval's large labels);
+            # the flows themselves are not, so a blow-up of theirs is retried on a finer grid
+            blown = any(not np.isfinite(sol.q).all() for sol, _ in solved)
+            if not (blown and clock in ("flow", "gaussian") and steps < MAX_STEPS):
+                break
+            steps *= 2
+        with np.errstate(invalid="ignore"):
+            grids = [[_interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for sol, _ in solved] for k in ("q", "m", "train")]
+        weights = [c for _, c in solved]
+        entry = {"": _curves(s, [sum(c * g for c, g in zip(weights, gk)) for gk in grids])}
+        if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
+            lower = RICHARDSON[len(solved) - 1]
+            entry["lower"] = _curves(s, [sum(c * g for c, g in zip(lower, gk[1:])) for gk in grids])
+        per_replica.append(entry)
+    out = {}
+    for name in per_replica[0][""]:
+        vals = np.array([c[""][name] for c in per_replica])
+        blown = ~np.isfinite(vals).all(0)
+        safe = np.where(blown, 0.0, vals)
+        out[name] = np.where(blown, np.inf, safe.mean(0))
+        var = safe.var(0, ddof=1) / replicas if replicas > 1 else np.zeros(len(s_times))
+        if "lower" in per_replica[0]:
+            gap = np.array([c[""][name] - c["lower"][name] for c in per_replica])
+            var = var + np.where(np.isfinite(gap).all(0), gap, 0.0).mean(0) ** 2
+        if replicas > 1 or "lower" in per_replica[0]:
+            out[f"unc({name})"] = np.where(blown, np.inf, np.sqrt(var))
+    return out
+
+
+def _curves(s, prim):
+    """Observables from the primaries ``(q, m, train)``, +inf from the first non-finite time on."""
+    blown = np.maximum.accumulate(~np.isfinite(prim[0]) | ~np.isfinite(prim[1]) | ~np.isfinite(prim[2]))
+    curves = _observables(s, *(np.where(blown, 0.0, x) for x in prim))
+    return {k: np.where(blown, np.inf, v) for k, v in curves.items()}
+
+
+class _DMFT(Predictor):
+    clock = "flow"
+    steps = 20              # coarsest Richardson level (then 2 and 4 times finer)
+    levels = 3
+    paths = 16000           # Monte-Carlo paths of the sample side
+    tangent_paths = 4000    # of which carry the O(T^3) tangents (square loss: the clock paths)
+    replicas = 4            # independent solves: their spread is the reported uncertainty
+
+    def supports(self, s):
+        return supports_dmft(s)
+
+    def predict(self, s, times):
+        return predict_dmft(s, times, self.clock, self.steps, self.levels, self.paths, self.tangent_paths, self.replicas)
+
+
+class DmftGF(_DMFT):
+    name = "dmft-gf"
+    description = "multi-pass gradient flow on finite data: DMFT (deterministic clocks), Richardson in h"
+    clock = "flow"
+
+
+class DmftSGF(_DMFT):
+    name = "dmft-sgf"
+    description = "stochastic gradient flow / SME on finite data: DMFT with Gaussian clocks (Nishiyama-Imaizumi)"
+    clock = "gaussian"
+
+
+class DmftSGD(_DMFT):
+    name = "dmft-sgd"
+    description = "multi-pass SGD, B = o(n): DMFT with Poisson clocks (Fan-Wang), Richardson in h"
+    clock = "poisson"
+    steps = 40              # jump clocks: sparse tangents make fine grids cheap; their O(b) error is large
+
+
+class DmftSGDBatch(_DMFT):
+    name = "dmft-sgd-batch"
+    description = "multi-pass SGD with batch fraction b = B/n: DMFT on the SGD step itself (exact for the simulation)"
+    clock = "poisson"
+    examples = [{"model": {"name": "glm", "params": {"loss": "logistic"}},
+                 "dynamics": {"name": "sgd", "params": {"gamma": 1.0, "batch_size": 8}},
+                 "alpha": 2.0, "d": 200, "t_max": 2.0}]
+
+    def supports(self, s):
+        base = supports_dmft(s)
+        if not base:
+            return base
+        if s.dynamics != "sgd":
+            return no(f"dynamics '{s.dynamics}' is not sgd (this theory is exact for with-replacement batches)")
+        steps = s.t_max * s.d / s.dynamics_params["batch_size"]     # s_max / (gamma b) = t_max d / B
+        if steps > MAX_EXACT_STEPS:
+            return no(f"t_max d / B = {steps:.0f} SGD steps > {MAX_EXACT_STEPS}: too fine a grid (use dmft-sgd)")
+        return YES
+
+    def predict(self, s, times):
+        b = s.dynamics_params["batch_size"] / s.n
+        return predict_dmft(s, times, self.clock, None, 1, self.paths, self.tangent_paths, self.replicas,
+                            exact_step=s.dynamics_params["gamma"] * b)
+
+
+@hdbench.hookimpl
+def hdbench_predictors():
+    return [DmftGF, DmftSGF, DmftSGD, DmftSGDBatch]

@@ -1,0 +1,139 @@
+"""Multi-pass theories: the DMFT solver (dmft.py, dmft_predictors.py) and the least-squares Volterra
+equations (volterra_multipass.py), against exact oracles and finite-d simulations."""
+import numpy as np
+import pytest
+from conftest import z_threshold
+
+import hdbench
+from hdbench_plugins.predictors import dmft
+from hdbench_plugins.predictors.dmft_predictors import predict_dmft
+from hdbench_plugins.predictors.least_squares import mp_quadrature
+from hdbench_plugins.predictors.volterra_multipass import gradient_flow
+
+
+def linear(dynamics, alpha=2.0, sigma=0.5, ridge=0.0, gamma=1.0, m0=0.0, q0=0.0, d=400, seeds=16, t_max=4.0,
+           n_times=41, **dyn):
+    return hdbench.Scenario.from_dict({
+        "model": {"name": "linear", "params": {"sigma": sigma, "ridge": ridge, "m0": m0, "q0": q0}},
+        "dynamics": {"name": dynamics, "params": {"gamma": gamma, **dyn}},
+        "alpha": alpha, "d": d, "t_max": t_max, "seeds": seeds, "n_times": n_times})
+
+
+@pytest.mark.parametrize("alpha, m0, q0", [(2.0, 0.0, 0.0), (0.7, 0.2, 0.5)])
+def test_volterra_multipass_without_ridge_is_the_conventions_oracles(registry, alpha, m0, q0):
+    """Ridge 0: gradient descent gives oracle 2 (lsq-gf-mp), SGD oracle 3 (lsq-homogenized-sgd, an
+    eigen-decomposition): independent solvers of the same limits."""
+    for dyn, oracle, tol in (("gd", "lsq-gf-mp", 1e-12), ("sgd", "lsq-homogenized-sgd", 1e-9)):
+        s = linear(dyn, alpha=alpha, m0=m0, q0=q0, gamma=0.8, t_max=6.0)
+        t = s.times()
+        ours, ref = registry.predictor("lsq-volterra-multipass").predict(s, t), registry.predictor(oracle).predict(s, t)
+        for k in ref:
+            assert np.abs(ours[k] - ref[k]).max() < tol, (dyn, k)
+
+
+def test_dmft_with_deterministic_clocks_is_gradient_descent_exactly():
+    """On a linear teacher the discrete DMFT with ``dZ = h`` is the DMFT of gradient descent with step
+    h, whose Marchenko-Pastur formula has ``(1 - h (x + lambda))^k`` for ``exp(-(x + lambda) s)``."""
+    alpha, sigma, lam, m0, q0, T, s_max = 0.7, 0.5, 0.2, 0.1, 0.3, 30, 3.0
+    h = s_max / T
+    sol = dmft.solve(dmft.Problem(dmft.SquareLinear(sigma), alpha, lam, q0, m0, 0.0, "flow"), s_max, T)
+    l, w, p0 = mp_quadrature(alpha)
+    x = alpha * l
+    k = np.arange(T + 1)
+    c2 = q0 - m0**2
+    E = (1 - h * (x + lam))[None, :] ** k[:, None]
+    fill = (1 - E) * x / (x + lam)
+    B = fill + E * m0 - 1
+    E0 = (1 - h * lam) ** k
+    D = (B**2 + sigma**2 * x * (1 - E) ** 2 / (x + lam) ** 2 + E**2 * c2) @ w + p0 * ((E0 * m0 - 1) ** 2 + E0**2 * c2)
+    m = (fill + E * m0) @ w + p0 * E0 * m0
+    assert sol.converged
+    np.testing.assert_allclose(sol.q[0] - 2 * sol.m[0] + 1, D, atol=1e-12)
+    np.testing.assert_allclose(sol.m[0], m, atol=1e-12)
+
+
+@pytest.mark.parametrize("ridge", [0.0, 0.1])
+def test_dmft_gf_on_linear_equals_the_marchenko_pastur_formula(registry, ridge):
+    """The issue's oracle: 1e-4 (relative to the curve's scale) on the deterministic square-loss path."""
+    s = linear("gd", ridge=ridge, alpha=1.5, m0=0.3, q0=0.4, gamma=1.0, t_max=6.0)
+    t = s.times()
+    ours = registry.predictor("dmft-gf").predict(s, t)
+    ref = registry.predictor("lsq-volterra-multipass").predict(s, t)
+    for k in ("risk", "m", "q", "train_risk"):
+        assert np.abs(ours[k] - ref[k]).max() < 1e-4 * np.abs(ref[k]).max(), k
+    if ridge == 0:
+        exact = registry.predictor("lsq-gf-mp").predict(s, t)
+        assert np.abs(ours["risk"] - exact["risk"]).max() < 1e-4 * exact["risk"].max()
+
+
+@pytest.mark.parametrize("clock", ["poisson", "gaussian"])
+def test_dmft_sgd_and_sgf_on_linear_equal_volterra_within_their_uncertainty(registry, clock):
+    """SGD (Poisson clocks) and SGF (Gaussian clocks) coincide on a linear model (Fan-Wang) and equal
+    the Volterra equations: the gap must be within the predictor's own uncertainty ``unc``, at the
+    Student-t level of its ``replicas`` (Bonferroni over the grid)."""
+    s = linear("sgd", ridge=0.05, gamma=1.0, t_max=4.0, n_times=9)
+    t = s.times()
+    replicas = 8
+    ours = predict_dmft(s, t, clock, steps=40 if clock == "poisson" else 20, levels=3, tangent_paths=4000,
+                        replicas=replicas)
+    ref = registry.predictor("lsq-volterra-multipass").predict(s, t)
+    for k in ("risk", "m", "train_risk"):
+        z = np.abs(ours[k] - ref[k])[1:] / ours[f"unc({k})"][1:]
+        assert z.max() < z_threshold(len(t) - 1, replicas), (k, z.max())
+        assert ours[f"unc({k})"].max() < 0.02 * np.abs(ref[k]).max(), k      # and the uncertainty is small
+
+
+def test_dmft_sgd_batch_is_exact_for_a_finite_batch_simulation(registry):
+    """Poisson clocks on the grid h = gamma B / n are the DMFT of SGD with that batch drawn with
+    replacement: no discretisation error, so the simulation agrees at finite h (here b = 0.025,
+    where the B = o(n) limit is off by several standard errors)."""
+    s = linear("sgd", ridge=0.05, gamma=1.0, d=400, seeds=16, t_max=4.0, n_times=21, batch_size=20)
+    sim = hdbench.simulate(s)
+    pred = registry.predictor("dmft-sgd-batch")
+    assert pred.supports(s)
+    curves = pred.predict(s, sim.times)
+    for k in ("D", "train_risk", "m"):
+        se = np.hypot(sim.stderr[k], curves[f"unc({k})"])[1:]
+        z = np.abs(curves[k] - sim.mean[k])[1:] / np.maximum(se, 1e-9)
+        assert z.max() < z_threshold(len(sim.times) - 1, s.seeds), (k, z.max())
+
+
+def test_dmft_glm_logistic_matches_simulation(registry):
+    """Logistic regression, sign teacher, multi-pass SGD: dmft-sgd within noise of the simulation."""
+    s = hdbench.Scenario.from_dict({"model": {"name": "glm", "params": {"loss": "logistic"}},
+                                    "dynamics": {"name": "sgd", "params": {"gamma": 1.5}},
+                                    "alpha": 2.0, "d": 500, "t_max": 4.0, "seeds": 16, "n_times": 21})
+    sim = hdbench.simulate(s)
+    curves = registry.predictor("dmft-sgd").predict(s, sim.times)
+    sc = hdbench.score(sim, curves)
+    assert sc["z_max"] < z_threshold(len(sim.times) - 1, s.seeds), sc["observables"]
+    assert sc["uncertainty"] is not None and sc["uncertainty"] < 0.02
+
+
+def test_predicted_divergence_is_reported_as_infinity(registry):
+    """Phase retrieval under SGD at gamma = 0.5: a sample with label y > 1/(2 tau) is kicked past its
+    stable point, so paths diverge (as the simulation does); the prediction is +inf from then on,
+    never NaN, and scoring treats it as a predicted divergence."""
+    s = hdbench.Scenario.from_dict({"model": {"name": "glm", "params": {"link": "quadratic", "activation": "quadratic",
+                                                                       "loss": "square", "m0": 0.3, "q0": 0.5}},
+                                    "dynamics": {"name": "sgd", "params": {"gamma": 0.5}},
+                                    "alpha": 2.0, "d": 200, "t_max": 8.0, "n_times": 9})
+    curves = predict_dmft(s, s.times(), "poisson", steps=10, levels=2, paths=2000, tangent_paths=500, replicas=2)
+    risk = curves["risk"]
+    assert np.isposinf(risk[-1]) and np.isfinite(risk[0])
+    assert not np.isnan(risk).any()
+
+
+def test_dmft_declines_what_it_does_not_cover(registry):
+    p = registry.predictor("dmft-sgd")
+    base = {"dynamics": {"name": "sgd"}, "alpha": 2.0, "d": 100}
+    hinge = {"model": {"name": "glm", "params": {"loss": "hinge"}}, **base}
+    aniso = {"model": {"name": "linear", "params": {"spectrum": "power-law"}}, **base}
+    online = {"model": {"name": "glm"}, "dynamics": {"name": "online-sgd"}, "d": 100}
+    committee = {"model": {"name": "committee"}, **base}
+    for spec, word in ((hinge, "kink"), (aniso, "anisotropic"), (online, "online-sgd"), (committee, "committee")):
+        support = p.supports(hdbench.Scenario.from_dict(spec))
+        assert not support and word in support.reason
+    big_batch = hdbench.Scenario.from_dict({"model": {"name": "glm"}, "dynamics": {"name": "sgd", "params": {"batch_size": 8}},
+                                            "alpha": 2.0, "d": 1000, "t_max": 4.0})
+    assert not registry.predictor("dmft-sgd-batch").supports(big_batch)   # 500 SGD steps: use dmft-sgd
