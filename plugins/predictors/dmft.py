@@ -52,6 +52,7 @@ from scipy.linalg import solve_triangular
 
 RHO = 1.0            # E theta*_i^2 in DMFT units (|theta*| = 1)
 CHUNK = 1000         # Monte-Carlo paths per vmapped chunk (GLM sample side)
+BLOWUP = 1e3         # |margin| beyond this (margins are O(1)): the path has diverged
 SQUARE_CHUNK = 250   # clock paths per chunk of the square-loss side (memory O(chunk T^2))
 
 
@@ -218,6 +219,12 @@ def _glm_side(spec, K, chunks, tangents, width=None):
                 return g_hist, r_k
             _, r = jax.lax.scan(step, jnp.zeros_like(zeta), jnp.arange(K))
             r = r.T                                                           # [c, K]
+            # a path that diverges (phase retrieval's large labels) is cut at its first bad step, so it
+            # cannot poison the others; the earliest such step over all paths is returned
+            bad = ~jnp.isfinite(r) | (jnp.abs(r) > BLOWUP)
+            first = jnp.where(bad.any(1), jnp.argmax(bad, axis=1), K)
+            alive = jnp.arange(K)[None, :] < first[:, None]
+            r, dz = jnp.where(alive, r, 0.0), jnp.where(alive, dz, 0.0)
             P, H2 = dl(r, y[:, None]), d2l(r, y[:, None])
             if width is None:
                 tangent = jnp.einsum("nk,nkj->kj", H2[:tangents],
@@ -231,19 +238,20 @@ def _glm_side(spec, K, chunks, tangents, width=None):
                    acc[1] + jnp.einsum("nk,nj->kj", P, P * dz),
                    acc[2] + (P * P).sum(0),
                    acc[3] + (P * rs[:, None]).sum(0),
-                   acc[4] + loss(r, y[:, None]).sum(0))
+                   acc[4] + loss(r, y[:, None]).sum(0),
+                   jnp.minimum(acc[5], first.min()))
             return acc, None
-        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K))
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K), jnp.asarray(K))
         inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, jumps))
         sums, _ = jax.lax.scan(body, zero, inputs)
         N = xi.shape[0]
-        Hj, PP, P2, Pr, train = (x / N for x in sums)
+        Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
         Hj = Hj * N / (chunks * tangents)
         RG = alpha * h * Hj[:T, :T]
         mu = alpha * h * Pr[:T] / RHO - RG @ m[:T] / RHO
         CG = jnp.tril(alpha * h * PP[:T, :T], -1)
         CG = CG + CG.T + jnp.diag(alpha * m2 * P2[:T])
-        return RG, mu, CG, train
+        return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf)
     return run
 
 
@@ -307,12 +315,13 @@ def _square_jump_side(K, chunks, width):
     return run
 
 
-def _first_blowup(RG, mu, CG, train, limit=1e100):
+def _first_blowup(RG, mu, CG, train, limit=1e12):
     """First grid index whose force statistics are not finite (or beyond ``limit``): some sample
     paths diverged there, and so does the expectation. ``len(train)`` if none."""
     T = len(mu)
     ok = lambda a: np.isfinite(a) & (np.abs(a) < limit)   # noqa: E731
-    rows = ok(RG).all(1) & ok(CG).all(1) & ok(CG).all(0) & ok(mu) & ok(train[:T])
+    lower = np.tril(np.ones((T, T), bool))          # row k: the statistics of times <= k only
+    rows = (ok(RG) | ~lower).all(1) & (ok(CG) | ~lower).all(1) & ok(mu) & ok(train[:T])
     rows = np.append(rows, ok(train[T]))
     return int(np.argmin(rows)) if not rows.all() else len(rows)
 
@@ -415,8 +424,8 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
                      np.where(np.arange(K) < bad, train, np.inf))
             if not averaging and prev is not None:
                 finite = np.isfinite(state[0]) & np.isfinite(prev[0])
-                change = max(np.abs(state[0] - prev[0])[finite].max(initial=0.0),
-                             np.abs(state[1] - prev[1])[finite].max(initial=0.0))
+                change = max(np.abs(state[0][finite] - prev[0][finite]).max(initial=0.0),
+                             np.abs(state[1][finite] - prev[1][finite]).max(initial=0.0))
                 converged = change < tol * max(1.0, np.abs(state[0][finite]).max(initial=0.0))
                 averaging = converged or it >= max_iter
             if averaging:

@@ -86,9 +86,11 @@ def _interpolate(x, grid, values):
         return CubicSpline(grid, values)(x)
     n = int(np.argmin(finite))
     out = np.full(len(x), np.inf)
+    inside = x <= grid[n - 1]
     if n >= 4:
-        inside = x <= grid[n - 1]
         out[inside] = CubicSpline(grid[:n], values[:n])(x[inside])
+    elif n >= 1:
+        out[inside] = np.interp(x[inside], grid[:n], values[:n])
     return out
 
 
@@ -134,10 +136,11 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
         with np.errstate(invalid="ignore"):
             grids = [[_interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for sol, _ in solved] for k in ("q", "m", "train")]
         weights = [c for _, c in solved]
-        entry = {"": _curves(s, [sum(c * g for c, g in zip(weights, gk)) for gk in grids])}
-        if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
-            lower = RICHARDSON[len(solved) - 1]
-            entry["lower"] = _curves(s, [sum(c * g for c, g in zip(lower, gk[1:])) for gk in grids])
+        with np.errstate(invalid="ignore"):           # inf - inf past a predicted divergence
+            entry = {"": _curves(s, [sum(c * g for c, g in zip(weights, gk)) for gk in grids])}
+            if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
+                lower = RICHARDSON[len(solved) - 1]
+                entry["lower"] = _curves(s, [sum(c * g for c, g in zip(lower, gk[1:])) for gk in grids])
         per_replica.append(entry)
     out = {}
     for name in per_replica[0][""]:
@@ -147,7 +150,8 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
         out[name] = np.where(blown, np.inf, safe.mean(0))
         var = safe.var(0, ddof=1) / replicas if replicas > 1 else np.zeros(len(s_times))
         if "lower" in per_replica[0]:
-            gap = np.array([c[""][name] - c["lower"][name] for c in per_replica])
+            with np.errstate(invalid="ignore"):
+                gap = np.array([c[""][name] - c["lower"][name] for c in per_replica])
             var = var + np.where(np.isfinite(gap).all(0), gap, 0.0).mean(0) ** 2
         if replicas > 1 or "lower" in per_replica[0]:
             out[f"unc({name})"] = np.where(blown, np.inf, np.sqrt(var))
