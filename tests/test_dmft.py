@@ -137,3 +137,50 @@ def test_dmft_declines_what_it_does_not_cover(registry):
     big_batch = hdbench.Scenario.from_dict({"model": {"name": "glm"}, "dynamics": {"name": "sgd", "params": {"batch_size": 8}},
                                             "alpha": 2.0, "d": 1000, "t_max": 4.0})
     assert not registry.predictor("dmft-sgd-batch").supports(big_batch)   # 500 SGD steps: use dmft-sgd
+
+
+def _logistic(dynamics, gamma, alpha, d=400, seeds=16, t_max=2.0, n_times=11):
+    return hdbench.Scenario.from_dict({"model": {"name": "glm", "params": {"loss": "logistic"}},
+                                       "dynamics": {"name": dynamics, "params": {"gamma": gamma}},
+                                       "alpha": alpha, "d": d, "t_max": t_max, "seeds": seeds, "n_times": n_times})
+
+
+def test_each_dynamics_is_best_predicted_by_its_own_clock():
+    """The issue's verdicts on a small case: logistic regression at gamma = 4, alpha = 1. On the SGD
+    simulation (d = 1000) the Poisson-clock DMFT wins, on SGF the Gaussian-clock one, on GD the flow; and on each
+    the losers are worse by more than the simulation's noise floor (SGD, SME and GF are three limits
+    for a nonlinear loss). (At gamma = 1.5 SGD and SGF differ by less than the noise at this size:
+    see the issue note.)"""
+    clocks = {"sgd": "poisson", "sgf": "gaussian", "gd": "flow"}
+    for dynamics, own in clocks.items():
+        s = _logistic(dynamics, gamma=4.0, alpha=1.0, d=1000)
+        sim = hdbench.simulate(s)
+        scores = {clock: hdbench.score(sim, predict_dmft(s, sim.times, clock, steps=20 if clock != "poisson" else 40,
+                                                         paths=8000, tangent_paths=2000)) for clock in clocks.values()}
+        best = min(scores, key=lambda c: scores[c]["error"])
+        assert best == own, (dynamics, {c: round(v["error"], 4) for c, v in scores.items()})
+        floor = scores[own]["noise_floor"]
+        for clock, sc in scores.items():
+            if clock != own:
+                assert sc["error"] - scores[own]["error"] > floor, (dynamics, clock, sc["error"], floor)
+
+
+def test_dmft_sgd_approaches_the_online_ode_as_alpha_grows(registry):
+    """At time t each sample has been used t/alpha times on average, so multi-pass SGD differs from
+    one-pass SGD (glm-ode) at first order in 1/alpha: the gap at alpha = 32 is half that at 16, up to
+    the predictors' own uncertainties (3 sigma) and a 1/alpha^2 term (measured: 5% of the gap at 16)."""
+    online = hdbench.Scenario.from_dict({"model": {"name": "glm", "params": {"loss": "logistic"}},
+                                         "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}},
+                                         "d": 1000, "t_max": 4.0, "n_times": 9})
+    ode = registry.predictor("glm-ode").predict(online, online.times())
+    gaps, uncs = [], []
+    for alpha in (16.0, 32.0):
+        s = hdbench.Scenario.from_dict({"model": {"name": "glm", "params": {"loss": "logistic"}},
+                                        "dynamics": {"name": "sgd", "params": {"gamma": 1.0}},
+                                        "alpha": alpha, "d": 1000, "t_max": 4.0, "n_times": 9})
+        c = predict_dmft(s, s.times(), "poisson", steps=40, levels=3)
+        gaps.append(c["risk"][-1] - ode["risk"][-1])
+        uncs.append(c["unc(risk)"][-1])
+    assert gaps[0] > 5 * uncs[0]                                   # a real multi-pass effect at 16
+    tolerance = 3 * np.hypot(uncs[1], uncs[0] / 2) + 0.05 * gaps[0] / 2
+    assert abs(gaps[1] - gaps[0] / 2) < tolerance, (gaps, uncs)
