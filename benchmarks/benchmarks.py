@@ -34,8 +34,20 @@ REFERENCE = [lambda: _lsq("online-sgd", 1.5), lambda: _lsq("sgd", 0.5, alpha=2.0
                              1.0, d=1000, seeds=64, t_max=3.0),
              lambda: _online("glm", {"link": "sign", "loss": "logistic", "spectrum": "power-law", "beta": 1.0}, 1.0),
              lambda: _online("gmm-multiclass", {"loss": "softmax", "classes": 3, "spectrum": "zero-one"}, 1.0)]
-# A gradient-flow theory is measured on gradient descent, an anisotropic one on anisotropic data.
-PREFERRED = {"lsq-gf-mp": 2, "glm-aniso-ode": 8}
+
+
+def _multipass_logistic(dynamics, gamma=1.5, batch_size=None, d=400, seeds=16):
+    params = {"gamma": gamma, **({"batch_size": batch_size} if batch_size else {})}
+    return hdbench.Scenario.from_dict({"model": {"name": "glm", "params": {"loss": "logistic"}},
+                                       "dynamics": {"name": dynamics, "params": params},
+                                       "alpha": 2.0, "d": d, "t_max": 4.0, "seeds": seeds, "n_times": 21})
+
+
+REFERENCE += [lambda: _multipass_logistic("gd"), lambda: _multipass_logistic("sgf"),
+              lambda: _multipass_logistic("sgd"), lambda: _multipass_logistic("sgd", batch_size=20)]
+# A gradient-flow theory is measured on gradient descent, an anisotropic one on anisotropic data, a
+# multi-pass DMFT on logistic regression under its own dynamics.
+PREFERRED = {"lsq-gf-mp": 2, "glm-aniso-ode": 8, "dmft-gf": 10, "dmft-sgf": 11, "dmft-sgd": 12, "dmft-sgd-batch": 13}
 
 
 def reference_scenario(name):
@@ -227,3 +239,29 @@ class PerModePredict:
 
     def time_predict(self, theory, d, bins):
         self.solve()
+
+
+class DMFTSolve:
+    """One DMFT fixed point (logistic regression, alpha = 2, s in [0, 2]) vs the grid steps T and the
+    Monte-Carlo paths N (a quarter of them carry tangents), for the dense (Gaussian clocks: O(N T^3)
+    tangents) and the sparse (Poisson clocks: Woodbury over the jumps) sample sides. Compilation is
+    warmed up in setup."""
+
+    params = (["gaussian", "poisson"], [50, 100, 200], [4000, 16000])
+    param_names = ["clock", "T", "paths"]
+    timeout = 600
+
+    def setup(self, clock, T, paths):
+        from hdbench_plugins.predictors import dmft
+        self.dmft = dmft
+        self.problem = dmft.Problem(dmft.GlmLoss("sign", "linear", "logistic", 0.0), 2.0, 0.0, 0.0, 0.0, 1.5, clock)
+        self.solve(clock, T, paths)
+
+    def solve(self, clock, T, paths):
+        return self.dmft.solve(self.problem, 2.0, T, paths=paths, tangent_paths=paths // 4)
+
+    def time_solve(self, clock, T, paths):
+        self.solve(clock, T, paths)
+
+    def peakmem_solve(self, clock, T, paths):
+        self.solve(clock, T, paths)
