@@ -184,6 +184,19 @@ def _square_side(K, chunks):
     return run
 
 
+def _square_flow_side(consts, S, Rt, dZ):
+    """The square-loss side with deterministic clocks: one path, so numpy (no compilation)."""
+    alpha, h, m2 = (float(x) for x in consts)
+    K = len(S)
+    T = K - 1
+    L = solve_triangular(np.eye(K) + Rt * np.asarray(dZ)[0][None, :], np.eye(K), lower=True, unit_diagonal=True)
+    M = L @ np.asarray(S) @ L.T
+    RG = alpha * h * L[:T, :T]
+    CG = np.tril(alpha * h * M[:T, :T] * np.asarray(dZ)[0][None, :T], -1)
+    CG = CG + CG.T + np.diag(alpha * m2 * np.diag(M)[:T])
+    return RG, -RG.sum(1), CG, np.diag(M) / 2
+
+
 @functools.lru_cache(maxsize=32)
 def _glm_side(spec, K, chunks, tangents, width=None):
     """Jitted Monte-Carlo sample side of a GLM: (Lperp, m, Rt, xi [N, K], rstar [N], eps [N], dZ [N, K],
@@ -398,6 +411,8 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         """The jitted sample side for this draw (jump clocks: compiled per padded jump count)."""
         width = noise[-1].shape[1] if sparse else None
         if p.side.exact_paths:
+            if deterministic:
+                return _square_flow_side
             return _square_jump_side(K, chunks, width) if sparse else _square_side(K, chunks)
         return _glm_side(p.side, K, chunks, min(per_chunk, chunk), width)
 
