@@ -264,7 +264,11 @@ def plot(store: Store, ref: str, out_path) -> str:
         ax.plot(t, mean, color="k", lw=1, label="simulation mean")
         for p in preds:
             if name in p["curves"]:
-                ax.plot(t, p["curves"][name], lw=1.5, ls="--", label=p["predictor"])
+                line, = ax.plot(t, p["curves"][name], lw=1.5, ls="--", label=p["predictor"])
+                unc = p["curves"].get(f"unc({name})")
+                if unc is not None:          # a Monte-Carlo theory's own 95% band
+                    curve, unc = np.asarray(p["curves"][name]), np.asarray(unc)
+                    ax.fill_between(t, curve - 1.96 * unc, curve + 1.96 * unc, color=line.get_color(), alpha=0.2)
         ax.set_title(name)
         ax.set_xlabel("t = samples / d")
     for ax in list(axes.flat)[len(names):]:

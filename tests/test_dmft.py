@@ -126,12 +126,12 @@ def test_predicted_divergence_is_reported_as_infinity(registry):
 
 def test_dmft_declines_what_it_does_not_cover(registry):
     p = registry.predictor("dmft-sgd")
-    base = {"dynamics": {"name": "sgd"}, "alpha": 2.0, "d": 100}
+    base = {"dynamics": {"name": "sgd"}, "alpha": 2.0, "d": 100, "t_max": 1.0}
     hinge = {"model": {"name": "glm", "params": {"loss": "hinge"}}, **base}
     aniso = {"model": {"name": "linear", "params": {"spectrum": "power-law"}}, **base}
-    online = {"model": {"name": "glm"}, "dynamics": {"name": "online-sgd"}, "d": 100}
+    online = {"model": {"name": "glm"}, "dynamics": {"name": "online-sgd"}, "d": 100, "t_max": 1.0}
     committee = {"model": {"name": "committee"}, **base}
-    for spec, word in ((hinge, "kink"), (aniso, "anisotropic"), (online, "online-sgd"), (committee, "committee")):
+    for spec, word in ((hinge, "kink"), (aniso, "anisotropic"), (online, "finite data"), (committee, "committee")):
         support = p.supports(hdbench.Scenario.from_dict(spec))
         assert not support and word in support.reason
     big_batch = hdbench.Scenario.from_dict({"model": {"name": "glm"}, "dynamics": {"name": "sgd", "params": {"batch_size": 8}},
