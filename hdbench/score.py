@@ -69,8 +69,9 @@ def check_curves(curves, times) -> dict:
 def predicted_divergence(curves, times) -> float:
     """First time at which any curve is non-finite (inf if none)."""
     bad = np.zeros(len(times), bool)
-    for arr in curves.values():
-        bad |= ~np.isfinite(arr)
+    for name, arr in curves.items():
+        if not name.startswith("unc("):      # an infinite uncertainty is not a predicted divergence
+            bad |= ~np.isfinite(arr)
     return float(times[bad.argmax()]) if bad.any() else np.inf
 
 

@@ -422,17 +422,21 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         RG, mu, CG = np.zeros((T, T)), np.zeros(T), np.zeros((T, T))
         noise = draw(key)
         run = side(noise)
-        prev, history, converged, averaging, it = None, [], False, False, 0
+        prev, history, converged, averaging, it, valid = None, [], False, False, 0, K
         for it in range(1, max_iter + average + 1):
             C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, p.q0, p.m0)
             if p.side.exact_paths:
                 S = C - m[:, None] - m[None, :] + RHO + p.side.sigma ** 2
                 out = run(consts, jnp.asarray(S), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
             else:
-                Lperp = psd_cholesky(C - np.outer(m, m) / RHO)
+                # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
+                # its scale cannot wreck the factor of the early times
+                Lperp = np.zeros((K, K))
+                Lperp[:valid, :valid] = psd_cholesky((C - np.outer(m, m) / RHO)[:valid, :valid])
                 out = run(consts, jnp.asarray(Lperp), jnp.asarray(m), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
             nRG, nmu, nCG, train = (np.array(x) for x in out)
             bad = _first_blowup(nRG, nmu, nCG, train)
+            valid = max(bad, 1)
             if bad < K:             # some paths diverge: keep the finite past, mark the rest +inf
                 nRG[bad:], nRG[:, bad:], nmu[bad:], nCG[bad:], nCG[:, bad:] = 0.0, 0.0, 0.0, 0.0, 0.0
             state = (np.where(np.arange(K) < bad, np.diag(C), np.inf), np.where(np.arange(K) < bad, m, np.inf),
