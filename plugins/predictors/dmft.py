@@ -27,8 +27,9 @@ is Monte Carlo over ``N`` paths (vmapped, in chunks, jitted once per shape), wit
 - Rao-Blackwellisation over the current clock increment (``dZ_k`` is independent of ``r_k``):
   ``C_G(k, j) = alpha h E[l'_k l'_j dZ_j]`` (k > j), ``C_G(k, k) = alpha E[dZ^2] E[l'_k^2]``,
   ``R_G(k, j) = alpha h E[l''_k J_kj]``;
-- forward-mode tangents ``J = dr / dzeta = (I + Rt D)^-1``, ``D = diag(l''_j dZ_j)``, computed per path by
-  a blocked triangular inverse (exact, O(T^3) per path);
+- forward-mode tangents ``J = dr / dzeta = (I + Rt D)^-1``, ``D = diag(l''_j dZ_j)``, in closed form per
+  path: a blocked triangular inverse (O(T^3)) for the dense clocks, Woodbury over the path's jumps
+  (O(T m^2) for m jumps) for the jump clocks, on ``tangent_paths`` of the paths;
 - ``mu`` by Stein's lemma in ``r*`` with the path ``zeta - m r*`` held fixed:
   ``mu_k = alpha h E[l'_k r*] - sum_j R_G(k, j) m_j`` (valid for discontinuous labels such as sign);
 - for square loss on a linear teacher the sample side is exact given the clocks
@@ -37,8 +38,9 @@ is Monte Carlo over ``N`` paths (vmapped, in chunks, jitted once per shape), wit
 - common random numbers across iterations, damping, a convergence test at the Monte-Carlo floor, then
   ``average`` iterations with fresh random numbers, whose mean is the answer. (The predictors run
   independent replicas of the whole solve; their spread is the reported uncertainty.)
-``solve`` returns the grid solution; ``richardson`` combines grids ``h`` and ``h/2`` (``2 f_{h/2} - f_h``)
-to remove the O(h) error of the explicit scheme.
+- a path whose margin diverges is cut at its first bad step; the prediction is +inf from the earliest.
+``solve`` returns the grid solution; the predictors (dmft_predictors.py) extrapolate over grids (Richardson)
+to remove the O(h), O(h^2) errors of the explicit scheme.
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The multi-pass DMFT theories as predictors: one solver (dmft.py), the clock a parameter.
 
 | predictor        | clock of each sample              | theory of                                  | grid                     |
-| dmft-gf          | ``dZ = ds``                        | gradient flow (Celentano et al., Mignacco et al.) | Richardson, h and h/2 |
-| dmft-sgf         | ``dZ = ds + sqrt(tau) dW``         | SGF / SME (Nishiyama-Imaizumi; Fan-Wang's SME) | Richardson            |
-| dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson               |
+| dmft-gf          | ``dZ = ds``                        | gradient flow (Celentano et al., Mignacco et al.) | Richardson, h, h/2, h/4 |
+| dmft-sgf         | ``dZ = ds + sqrt(tau) dW``         | SGF / SME (Nishiyama-Imaizumi; Fan-Wang's SME) | Richardson, 3 levels   |
+| dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson, 3 levels     |
 | dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n |
 
 Each predicts any finite-data scenario of the ``linear`` or ``glm`` model on isotropic data (GD, SGF,
@@ -14,8 +14,10 @@ quadratic/quadratic/square), any teacher link, label noise, ridge. Not supported
 the tangent responses would miss their delta terms), anisotropic data, the ``committee`` model (a
 vector parameter-side process per hidden unit; not built).
 
-Options (class attributes, or arguments of ``predict_dmft``): ``paths`` (Monte-Carlo paths of the
-sample side), ``steps`` (grid steps of the coarse Richardson level; the fine level has twice as many).
+Options (class attributes, or arguments of ``predict_dmft``): ``paths`` and ``tangent_paths``
+(Monte-Carlo paths of the sample side, and how many carry tangents), ``replicas``, ``steps`` (grid steps
+of the coarsest Richardson level) and ``levels``. The defaults reach 0.5-0.8% of the simulation on the
+logistic scenarios of the standard suite (d = 2000).
 Each prediction also returns ``unc(NAME)``, the predictor's own uncertainty of NAME: the Monte-Carlo
 standard error over independent replicas and the Richardson extrapolation's error estimate, in
 quadrature (``predict_dmft``). The leaderboard shows it next to the error.
