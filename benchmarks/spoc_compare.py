@@ -29,7 +29,7 @@ Q0 = M0**2 + 1.0
 
 def oracle():
     """``(m, q)`` of gradient descent on ridge least squares, on the grid k = 0..T."""
-    l, w, p0 = mp_quadrature(ALPHA)
+    l, w, _ = mp_quadrature(ALPHA)          # alpha > 1: no atom at 0
     x = ALPHA * l
     k = np.arange(T + 1)[:, None]
     E = (1 - DT * (x + LAM)) ** k

@@ -8,7 +8,6 @@ import hdbench
 from hdbench_plugins.predictors import dmft
 from hdbench_plugins.predictors.dmft_predictors import predict_dmft
 from hdbench_plugins.predictors.least_squares import mp_quadrature
-from hdbench_plugins.predictors.volterra_multipass import gradient_flow
 
 
 def linear(dynamics, alpha=2.0, sigma=0.5, ridge=0.0, gamma=1.0, m0=0.0, q0=0.0, d=400, seeds=16, t_max=4.0,

@@ -334,7 +334,10 @@ def _first_blowup(RG, mu, CG, train, limit=1e12):
     """First grid index whose force statistics are not finite (or beyond ``limit``): some sample
     paths diverged there, and so does the expectation. ``len(train)`` if none."""
     T = len(mu)
-    ok = lambda a: np.isfinite(a) & (np.abs(a) < limit)   # noqa: E731
+
+    def ok(a):
+        return np.isfinite(a) & (np.abs(a) < limit)
+
     lower = np.tril(np.ones((T, T), bool))          # row k: the statistics of times <= k only
     rows = (ok(RG) | ~lower).all(1) & (ok(CG) | ~lower).all(1) & ok(mu) & ok(train[:T])
     rows = np.append(rows, ok(train[T]))
