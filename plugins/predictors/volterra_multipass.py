@@ -26,9 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 import hdbench
-from hdbench import YES, Predictor, no
+from hdbench import Predictor, no
 from hdbench_plugins.models.spectra import is_isotropic
 from hdbench_plugins.predictors.least_squares import mp_quadrature
+from hdbench_plugins.predictors.regime import small_batches
 
 STEPS = 1000
 MULTIPASS_DYNAMICS = ("gd", "sgf", "sgd", "sgd-epochs")
@@ -50,9 +51,7 @@ def supports_multipass(s, models=("linear",)):
         return no("online data: this theory needs finite data (alpha)")
     if s.dynamics not in MULTIPASS_DYNAMICS:
         return no(f"dynamics '{s.dynamics}' is not one of {', '.join(MULTIPASS_DYNAMICS)}")
-    if s.dynamics.startswith("sgd") and s.dynamics_params["batch_size"] / s.n > 0.05:
-        return no(f"batch_size/n = {s.dynamics_params['batch_size'] / s.n:.3g} > 0.05 leaves the B << n regime")
-    return YES
+    return small_batches(s)
 
 
 def gradient_flow(x, w, p0, alpha, lam, sigma, m0, q0, s_grid):
