@@ -129,8 +129,8 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
                 break
             solved = [(dmft.solve(problem, s_max, steps * 2**i, *args, coarsen=levels - 1 - i), c)
                       for i, c in enumerate(RICHARDSON[levels])]
-            # the explicit margin recursion is unstable where h l'' > 2 (phase retrieval's large labels);
-            # the flows themselves are not, so a blow-up of theirs is retried on a finer grid
+            # SGF's explicit margin step is unstable where h l'' > 2 (phase retrieval's large labels; gradient
+            # flow's step is implicit, see dmft.solve); the flows are not, so their blow-up is retried finer
             blown = any(not np.isfinite(sol.q).all() for sol, _ in solved)
             if not (blown and clock in ("flow", "gaussian") and steps < MAX_STEPS):
                 break
