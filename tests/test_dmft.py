@@ -149,8 +149,10 @@ def test_dmft_declines_what_it_does_not_cover(registry):
     hinge = {"model": {"name": "glm", "params": {"loss": "hinge"}}, **base}
     aniso = {"model": {"name": "linear", "params": {"spectrum": "power-law"}}, **base}
     online = {"model": {"name": "glm"}, "dynamics": {"name": "online-sgd"}, "d": 100, "t_max": 1.0}
-    committee = {"model": {"name": "committee"}, **base}
-    for spec, word in ((hinge, "kink"), (aniso, "anisotropic"), (online, "finite data"), (committee, "committee")):
+    relu = {"model": {"name": "committee", "params": {"activation": "relu"}}, **base}
+    second = {"model": {"name": "committee", "params": {"train_second_layer": True}}, **base}
+    for spec, word in ((hinge, "kink"), (aniso, "anisotropic"), (online, "finite data"), (relu, "kink"),
+                       (second, "second layer")):
         support = p.supports(hdbench.Scenario.from_dict(spec))
         assert not support and word in support.reason
     big_batch = hdbench.Scenario.from_dict({"model": {"name": "glm"}, "dynamics": {"name": "sgd", "params": {"batch_size": 8}},

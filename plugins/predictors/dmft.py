@@ -136,29 +136,40 @@ def psd_cholesky(C):
 
 
 # -- parameter side ----------------------------------------------------------------------------
-def parameter_side(RG, mu, CG, h, lam, q0, m0, up=None):
-    """Exact Gaussian parameter side: ``(C_theta [K, K], m [K], Rt [K, K])``, ``K = T + 1``. ``up[k]``
-    is ``R_G(k, k + 1)``, nonzero when the force of step k depends on the margin at its end (the
-    semi-implicit scheme): then ``theta_{k+1}`` appears on both sides and the system is not unit
-    triangular."""
-    T = len(mu)
+def parameter_side(RG, mu, CG, h, lam, Q0, R0, up=None):
+    """Exact Gaussian parameter side, for a parameter of ``p`` components per coordinate (``p = 1``: a
+    GLM; the hidden units of a committee) and a teacher of ``M``: from ``R_G [T, T, p, p]``,
+    ``mu [T, p, M]``, ``C_G [T, T, p, p]``, the start ``Q0 = E theta0 theta0^T``, ``R0 = E theta0 theta*^T``,
+    the flattened ``(C_theta [Kp, Kp], m = E theta theta*^T [Kp, M], Rt [Kp, Kp])``, index ``k p + a``,
+    ``K = T + 1``. ``up[k]`` [p, p] is ``R_G(k, k + 1)``, nonzero when the force of step k depends on the
+    margin at its end (the implicit step): then ``theta_{k+1}`` appears on both sides and the system is
+    not unit triangular."""
+    T, p, M = mu.shape
     K = T + 1
-    M = np.eye(K)
-    for k in range(T):
-        M[k + 1, :k + 1] += RG[k, :k + 1]
-        M[k + 1, k] -= 1.0 - h * lam
-        if up is not None:
-            M[k + 1, k + 1] += up[k]
-    Minv = solve_triangular(M, np.eye(K), lower=True, unit_diagonal=up is None)
-    Ebb = np.zeros((K, K))
-    Ebb[0, 0] = q0
-    Ebb[0, 1:] = Ebb[1:, 0] = -m0 * mu
-    Ebb[1:, 1:] = RHO * np.outer(mu, mu) + CG
-    C = Minv @ Ebb @ Minv.T
-    m = Minv @ np.concatenate([[m0], -RHO * mu])
-    Rt = np.zeros((K, K))
-    Rt[:, :T] = Minv[:, 1:]
-    return (C + C.T) / 2, m, np.tril(Rt, -1)
+    eye = np.eye(p)
+    A = np.zeros((K, p, K, p))
+    A[1:, :, :T, :] = (RG * np.tril(np.ones((T, T)))[:, :, None, None]).transpose(0, 2, 1, 3)
+    A[np.arange(K), :, np.arange(K), :] = eye
+    A[np.arange(1, K), :, np.arange(T), :] -= (1.0 - h * lam) * eye
+    if up is not None:
+        A[np.arange(1, K), :, np.arange(1, K), :] += up
+    Minv = solve_triangular(A.reshape(K * p, K * p), np.eye(K * p), lower=True, unit_diagonal=up is None)
+    b = np.zeros((K, p, K, p))                 # E[b b^T] of the right-hand side b_0 = theta0, b_{k+1} = -mu_k theta* - eta_k
+    b[0, :, 0, :] = Q0
+    b[0, :, 1:, :] = -np.einsum("am,kbm->akb", R0, mu)
+    b[1:, :, 0, :] = b[0, :, 1:, :].transpose(1, 2, 0)
+    b[1:, :, 1:, :] = RHO * np.einsum("kam,jbm->kajb", mu, mu) + CG.transpose(0, 2, 1, 3)
+    bt = np.concatenate([R0[None], -RHO * mu]).reshape(K * p, M)      # E[b theta*^T]
+    C = Minv @ b.reshape(K * p, K * p) @ Minv.T
+    Rt = np.zeros((K * p, K * p))
+    Rt[:, :T * p] = Minv[:, p:]
+    return (C + C.T) / 2, Minv @ bt, np.tril(Rt, -1)
+
+
+def diagonal_blocks(C, p):
+    """``C[k p : (k+1) p, k p : (k+1) p]`` for each k: [K, p, p]."""
+    K = len(C) // p
+    return C.reshape(K, p, K, p)[np.arange(K), :, np.arange(K), :]
 
 
 # -- sample sides ------------------------------------------------------------------------------
@@ -176,6 +187,21 @@ class GlmLoss:
     link: str
     activation: str
     loss: str
+    sigma: float
+
+    exact_paths = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitteeLoss:
+    """The soft committee machine of committee.py: output ``v sum_a g(r_a)`` over ``hidden`` margins,
+    square loss, teacher ``y = A sum_n g(r*_n) + sigma eps`` over ``teachers`` orthonormal units, second
+    layer fixed. The parameter of one coordinate is the vector of its ``hidden`` first-layer weights."""
+    hidden: int
+    teachers: int
+    activation: str
+    A: float
+    v: float
     sigma: float
 
     exact_paths = False
@@ -330,6 +356,69 @@ def _glm_side(spec, K, chunks, tangents, width=None, implicit=False):
     return run
 
 
+@functools.lru_cache(maxsize=32)
+def _committee_side(spec, K, chunks, tangents):
+    """Jitted Monte-Carlo sample side of a committee: the GLM side (``_glm_side``, explicit step, dense
+    tangents) with vector margins ``r_k`` [p], ``p = spec.hidden``. Inputs: ``Lperp`` [Kp, Kp],
+    ``m`` [Kp, M], ``Rt`` [Kp, Kp] (index ``k p + a``), ``xi`` [N, Kp], ``rstar`` [N, M], ``eps`` [N],
+    ``dZ`` [N, K]; outputs as ``parameter_side`` takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``,
+    ``C_G [T, T, p, p]``, the train loss [K], and zeros for ``R_G(k, k + 1)``."""
+    from hdbench_plugins.models.committee import g
+    T, p = K - 1, spec.hidden
+
+    def loss(r, y):
+        return 0.5 * (spec.v * g(spec.activation, r).sum() - y) ** 2
+
+    grad, hess, value = jax.vmap(jax.grad(loss)), jax.vmap(jax.hessian(loss)), jax.vmap(loss)
+
+    @jax.jit
+    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, jumps):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+        Rt4 = Rt.reshape(K, p, K, p)
+
+        def body(acc, inp):
+            xi_c, rs, ep, dz = inp
+            zeta = (rs @ m.T / RHO + xi_c @ Lperp.T).reshape(-1, K, p)
+            y = spec.A * g(spec.activation, rs).sum(1) + spec.sigma * ep
+
+            def step(g_hist, k):
+                r_k = zeta[:, k] - jnp.einsum("ajb,njb->na", Rt4[k], g_hist)
+                return g_hist.at[:, k].set(grad(r_k, y) * dz[:, k, None]), r_k
+            _, r = jax.lax.scan(step, jnp.zeros_like(zeta), jnp.arange(K))
+            r = r.transpose(1, 0, 2)                                          # [c, K, p]
+            bad = ~jnp.isfinite(r).all(2) | (jnp.abs(r).max(2) > BLOWUP)
+            first = jnp.where(bad.any(1), jnp.argmax(bad, axis=1), K)
+            alive = jnp.arange(K)[None, :] < first[:, None]
+            r, dz = jnp.where(alive[..., None], r, 0.0), jnp.where(alive, dz, 0.0)
+            flat, ys = r.reshape(-1, p), jnp.repeat(y, K)
+            P, H = grad(flat, ys).reshape(-1, K, p), hess(flat, ys).reshape(-1, K, p, p)
+            Ht = H[:tangents]
+            X = jnp.einsum("iajc,njcb->niajb", Rt4, Ht * dz[:tangents, :, None, None]).reshape(-1, K * p, K * p)
+            J = unit_lower_inverse(X).reshape(-1, K, p, K, p)                 # dr_(k a) / dzeta_(j b)
+            acc = (acc[0] + jnp.einsum("nkab,nkbjc->kjac", Ht, J),
+                   acc[1] + jnp.einsum("nka,njb->kjab", P, P * dz[:, :, None]),
+                   acc[2] + jnp.einsum("nka,nkb->kab", P, P),
+                   acc[3] + jnp.einsum("nka,nm->kam", P, rs),
+                   acc[4] + value(flat, ys).reshape(-1, K).sum(0),
+                   jnp.minimum(acc[5], first.min()))
+            return acc, None
+        M = m.shape[1]
+        zero = (jnp.zeros((K, K, p, p)), jnp.zeros((K, K, p, p)), jnp.zeros((K, p, p)), jnp.zeros((K, p, M)),
+                jnp.zeros(K), jnp.asarray(K))
+        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ))
+        sums, _ = jax.lax.scan(body, zero, inputs)
+        N = xi.shape[0]
+        Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
+        Hj = Hj * N / (chunks * tangents)
+        lower = jnp.tril(jnp.ones((T, T)))[:, :, None, None]
+        RG = alpha * h * Hj[:T, :T] * lower
+        mu = alpha * h * Pr[:T] / RHO - jnp.einsum("kjab,jbm->kam", RG, m.reshape(K, p, M)[:T]) / RHO
+        CG = alpha * h * PP[:T, :T] * jnp.tril(jnp.ones((T, T)), -1)[:, :, None, None]
+        CG = CG + CG.transpose(1, 0, 3, 2) + jnp.eye(T)[:, :, None, None] * (alpha * m2 * P2[:T])[:, None]
+        return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), jnp.zeros((T, p, p))
+    return run
+
+
 def jump_indices(dZ):
     """Sorted grid indices of each path's jumps, padded with the last index (where ``dZ = 0``) to a
     width rounded up to a multiple of 8 (few distinct shapes, few compilations): ``[N, width]``."""
@@ -391,16 +480,18 @@ def _square_jump_side(K, chunks, width):
 
 
 def _first_blowup(RG, mu, CG, train, up, limit=1e12):
-    """First grid index whose force statistics are not finite (or beyond ``limit``): some sample
-    paths diverged there, and so does the expectation. ``len(train)`` if none."""
+    """First grid index whose force statistics (blocks, as in ``parameter_side``) are not finite (or
+    beyond ``limit``): some sample paths diverged there, and so does the expectation. ``len(train)`` if
+    none."""
     T = len(mu)
 
-    def ok(a):
-        return np.isfinite(a) & (np.abs(a) < limit)
+    def ok(a, axes=1):
+        """Finite and bounded, over all but the first ``axes`` axes."""
+        return (np.isfinite(a) & (np.abs(a) < limit)).all(axis=tuple(range(axes, a.ndim)))
 
     lower = np.tril(np.ones((T, T), bool))          # row k: the statistics of times <= k only
-    rows = (ok(RG) | ~lower).all(1) & (ok(CG) | ~lower).all(1) & ok(mu) & ok(train[:T]) & ok(up)
-    rows = np.append(rows, ok(train[T]))
+    rows = (ok(RG, 2) | ~lower).all(1) & (ok(CG, 2) | ~lower).all(1) & ok(mu) & ok(train[:T]) & ok(up)
+    rows = np.append(rows, np.isfinite(train[T]) & (abs(train[T]) < limit))
     return int(np.argmin(rows)) if not rows.all() else len(rows)
 
 
@@ -442,9 +533,12 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     h = s_max / T
     K = T + 1
     p = problem
+    committee = isinstance(p.side, CommitteeLoss)
+    pd, md = (p.side.hidden, p.side.teachers) if committee else (1, 1)
+    Q0, R0 = np.reshape(np.asarray(p.q0, float), (pd, pd)), np.reshape(np.asarray(p.m0, float), (pd, md))
     deterministic = p.clock == "flow" and p.side.exact_paths
-    implicit = (p.clock == "flow" and not p.side.exact_paths) if implicit is None else implicit
-    if implicit and (p.clock != "flow" or p.side.exact_paths):
+    implicit = (p.clock == "flow" and not p.side.exact_paths and not committee) if implicit is None else implicit
+    if implicit and (p.clock != "flow" or p.side.exact_paths or committee):
         raise ValueError("the implicit margin step is built for the flow clock of a Monte-Carlo (GlmLoss) side")
     if p.side.exact_paths:
         paths = 1 if deterministic else tangent_paths
@@ -467,7 +561,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         kz, kx, kr, ke = jax.random.split(key, 4)
         Tf = T * 2**coarsen
         dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, p.tau)
-        xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1), jnp.float64)) if not p.side.exact_paths else None
+        xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1, pd), jnp.float64)) if not p.side.exact_paths else None
         for _ in range(coarsen):
             dZ = dZ[:, 0::2] + dZ[:, 1::2]
             if xi is not None:
@@ -476,10 +570,10 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         jumps = jump_indices(dZ) if sparse else np.zeros((paths, 1), np.int64)
         if p.side.exact_paths:
             return (dZ, jumps) if sparse else (dZ,)
-        rstar = np.asarray(jax.random.normal(kr, (paths,), jnp.float64))
-        eps = np.asarray(jax.random.normal(ke, (paths,), jnp.float64))
-        Z = moment_matched(np.column_stack([rstar, eps, xi]))
-        return Z[:, 2:], Z[:, 0], Z[:, 1], dZ, jumps
+        rstar = np.asarray(jax.random.normal(kr, (paths, md), jnp.float64))
+        eps = np.asarray(jax.random.normal(ke, (paths, 1), jnp.float64))
+        Z = moment_matched(np.column_stack([rstar, eps, xi.reshape(paths, -1)]))
+        return Z[:, md + 1:], Z[:, :md] if committee else Z[:, 0], Z[:, md], dZ, jumps
 
     def side(noise):
         """The jitted sample side for this draw (jump clocks: compiled per padded jump count)."""
@@ -488,35 +582,41 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
             if deterministic:
                 return _square_flow_side
             return _square_jump_side(K, chunks, width) if sparse else _square_side(K, chunks)
+        if committee:
+            return _committee_side(p.side, K, chunks, min(per_chunk, chunk))
         return _glm_side(p.side, K, chunks, min(per_chunk, chunk), width, implicit)
 
-    sparse = p.clock in JUMP_CLOCKS
+    sparse = p.clock in JUMP_CLOCKS and not committee
     with jax.enable_x64(True):
         consts = jnp.asarray([p.alpha, h, m2], jnp.float64)
-        RG, mu, CG, up = np.zeros((T, T)), np.zeros(T), np.zeros((T, T)), np.zeros(T)
+        RG, mu, CG, up = np.zeros((T, T, pd, pd)), np.zeros((T, pd, md)), np.zeros((T, T, pd, pd)), np.zeros((T, pd, pd))
         noise = draw(key)
         run = side(noise)
         prev, history, converged, averaging, it, valid = None, [], False, False, 0, K
         for it in range(1, max_iter + average + 1):
-            C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, p.q0, p.m0, up if implicit else None)
+            C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, Q0, R0, up if implicit else None)
             if p.side.exact_paths:
-                S = C - m[:, None] - m[None, :] + RHO + p.side.sigma ** 2
+                S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
                 out = run(consts, jnp.asarray(S), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
             else:
                 # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
                 # its scale cannot wreck the factor of the early times
-                Lperp = np.zeros((K, K))
-                Lperp[:valid, :valid] = psd_cholesky((C - np.outer(m, m) / RHO)[:valid, :valid])
-                out = run(consts, jnp.asarray(Lperp), jnp.asarray(m), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
-            nRG, nmu, nCG, train, nup = (np.array(x) for x in out)
+                Lperp = np.zeros((K * pd, K * pd))
+                v = valid * pd
+                Lperp[:v, :v] = psd_cholesky((C - m @ m.T / RHO)[:v, :v])
+                out = run(consts, jnp.asarray(Lperp), jnp.asarray(m if committee else m[:, 0]), jnp.asarray(Rt),
+                          *(jnp.asarray(a) for a in noise))
+            nRG, nmu, nCG, train, nup = (np.array(x).reshape(shape) for x, shape in zip(out, (
+                (T, T, pd, pd), (T, pd, md), (T, T, pd, pd), (K,), (T, pd, pd))))
             bad = _first_blowup(nRG, nmu, nCG, train, nup)
             valid = max(bad, 1)
             if bad < K:             # some paths diverge: keep the finite past, mark the rest +inf
                 nRG[bad:], nRG[:, bad:], nmu[bad:], nCG[bad:], nCG[:, bad:], nup[bad:] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-            state = (np.where(np.arange(K) < bad, np.diag(C), np.inf), np.where(np.arange(K) < bad, m, np.inf),
-                     np.where(np.arange(K) < bad, train, np.inf))
+            sane = (np.arange(K) < bad)[:, None, None]
+            state = (np.where(sane, diagonal_blocks(C, pd), np.inf), np.where(sane, m.reshape(K, pd, md), np.inf),
+                     np.where(sane[:, 0, 0], train, np.inf))
             if not averaging and prev is not None:
-                finite = np.isfinite(state[0]) & np.isfinite(prev[0])
+                finite = np.isfinite(state[0]).all((1, 2)) & np.isfinite(prev[0]).all((1, 2))
                 change = max(np.abs(state[0][finite] - prev[0][finite]).max(initial=0.0),
                              np.abs(state[1][finite] - prev[1][finite]).max(initial=0.0))
                 converged = change < tol * max(1.0, np.abs(state[0][finite]).max(initial=0.0))
@@ -535,4 +635,6 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
             CG = (1 - beta) * CG + beta * nCG
             up = (1 - beta) * up + beta * nup
     q, m, train = (np.array(x) for x in zip(*history))
+    if not committee:
+        q, m = q[:, :, 0, 0], m[:, :, 0, 0]
     return Solution(s=h * np.arange(K), q=q, m=m, train=train, iterations=it, converged=converged)

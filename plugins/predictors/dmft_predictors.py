@@ -25,26 +25,34 @@ quadrature (``predict_dmft``). The leaderboard shows it next to the error.
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import CubicSpline
+from scipy.interpolate import CubicSpline, make_interp_spline
 
 import hdbench
 from hdbench import YES, Predictor, no
+from hdbench_plugins.models.committee import generalisation_error, initial_overlaps
 from hdbench_plugins.models.glm import population
 from hdbench_plugins.predictors import dmft
 from hdbench_plugins.predictors.volterra_multipass import dmft_units, supports_multipass
 
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")
 SMOOTH_LOSSES = ("square", "logistic")
+COMMITTEE_ACTIVATIONS = ("erf", "linear")
 DETERMINISTIC_STEPS = 80   # gradient flow on a linear teacher: one deterministic path
 MAX_STEPS = 80             # coarse Richardson level at most (retries on blow-up double it)
 MAX_EXACT_STEPS = 240      # dmft-sgd-batch: grid steps s_max / (gamma b) beyond this are declined
 
 
 def supports_dmft(s):
-    base = supports_multipass(s, models=("linear", "glm"))
+    base = supports_multipass(s, models=("linear", "glm", "committee"))
     if not base:
         return base
     p = s.model_params
+    if s.model == "committee":
+        if p["activation"] not in COMMITTEE_ACTIVATIONS:
+            return no(f"activation '{p['activation']}' has a kink; the tangent responses need a smooth loss "
+                      f"(one of {', '.join(COMMITTEE_ACTIVATIONS)})")
+        if p["train_second_layer"]:
+            return no("train_second_layer = true: a trained second layer is not in this DMFT (first-layer parameter process only)")
     if s.model == "glm":
         if p["activation"] not in SMOOTH_ACTIVATIONS:
             return no(f"activation '{p['activation']}' has a kink; the tangent responses need a smooth loss "
@@ -58,18 +66,32 @@ def problem_of(s, clock):
     """The DMFT ``Problem`` of a scenario and the time scale ``s = scale * t``."""
     scale, tau, lam = dmft_units(s)
     p = s.model_params
-    if s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear" and p["loss"] == "square"):
+    q0, m0 = p["q0"], p.get("m0")
+    if s.model == "committee":
+        side = dmft.CommitteeLoss(p["K"], p["M"], p["activation"], p["A"], p["v0"], p["sigma"])
+        q0, m0 = initial_overlaps(p) if p["init"] == "overlaps" else (p["q0"] * np.eye(p["K"]), np.zeros((p["K"], p["M"])))
+    elif s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear" and p["loss"] == "square"):
         side = dmft.SquareLinear(p["sigma"])
     else:
         side = dmft.GlmLoss(p["link"], p["activation"], p["loss"], p["sigma"])
     if clock != "flow" and tau == 0:      # SGF / SGD theories of a GD scenario: the scenario's gamma
         tau = s.dynamics_params["gamma"]
-    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=p["q0"], m0=p["m0"], tau=tau, clock=clock), scale
+    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock), scale
 
 
 def _observables(s, q, m, train):
     """Named curves from ``q``, ``m``, the train loss (each [times])."""
     p = s.model_params
+    if s.model == "committee":
+        K, M = p["K"], p["M"]
+        v, A = np.full(K, p["v0"]), np.full(M, p["A"])
+        gen = np.array([generalisation_error(p["activation"], Q, R, np.eye(M), v, A, np) for Q, R in zip(q, m)])
+        out = {"gen_error": gen, "risk": gen + 0.5 * p["sigma"] ** 2, "train_risk": train}
+        for i in range(K):
+            out.update({f"Q_{i}_{j}": q[:, i, j] for j in range(i, K)})
+            out.update({f"R_{i}_{n}": m[:, i, n] for n in range(M)})
+            out[f"v_{i}"] = np.full(len(train), p["v0"])
+        return out
     if s.model == "linear":
         D = q - 2 * m + 1
         return {"risk": 0.5 * (D + p["sigma"] ** 2), "D": D, "m": m, "q": q, "train_risk": train}
@@ -81,19 +103,24 @@ def _observables(s, q, m, train):
 
 
 def _interpolate(x, grid, values):
-    """Cubic interpolation (error O(h^4), below what Richardson removes; linear interpolation's O(h^2)
-    off-grid error would not cancel between levels). Non-finite values stay non-finite."""
-    finite = np.isfinite(values)
+    """Cubic interpolation along the first axis (error O(h^4), below what Richardson removes; linear
+    interpolation's O(h^2) off-grid error would not cancel between levels). Non-finite values stay
+    non-finite from the first time any component is."""
+    finite = _finite_rows(values)
     if finite.all():
-        return CubicSpline(grid, values)(x)
+        return CubicSpline(grid, values, axis=0)(x)
     n = int(np.argmin(finite))
-    out = np.full(len(x), np.inf)
+    out = np.full((len(x),) + values.shape[1:], np.inf)
     inside = x <= grid[n - 1]
-    if n >= 4:
-        out[inside] = CubicSpline(grid[:n], values[:n])(x[inside])
-    elif n >= 1:
-        out[inside] = np.interp(x[inside], grid[:n], values[:n])
+    if n >= 2:
+        out[inside] = make_interp_spline(grid[:n], values[:n], k=min(3, n - 1), axis=0)(x[inside])
+    elif n == 1:
+        out[inside] = values[0]
     return out
+
+
+def _finite_rows(values):
+    return np.isfinite(values).reshape(len(values), -1).all(1)
 
 
 RICHARDSON = {1: (1.0,), 2: (-1.0, 2.0), 3: (1 / 3, -2.0, 8 / 3)}   # weights of steps * (1, 2, 4)
@@ -162,8 +189,8 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
 
 def _curves(s, prim):
     """Observables from the primaries ``(q, m, train)``, +inf from the first non-finite time on."""
-    blown = np.maximum.accumulate(~np.isfinite(prim[0]) | ~np.isfinite(prim[1]) | ~np.isfinite(prim[2]))
-    curves = _observables(s, *(np.where(blown, 0.0, x) for x in prim))
+    blown = np.maximum.accumulate(~(_finite_rows(prim[0]) & _finite_rows(prim[1]) & _finite_rows(prim[2])))
+    curves = _observables(s, *(np.where(blown.reshape((-1,) + (1,) * (x.ndim - 1)), 0.0, x) for x in prim))
     return {k: np.where(blown, np.inf, v) for k, v in curves.items()}
 
 
