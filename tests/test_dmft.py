@@ -205,3 +205,25 @@ def test_dmft_sgd_approaches_the_online_ode_as_alpha_grows(registry):
     assert gaps[0] > 5 * uncs[0]                                   # a real multi-pass effect at 16
     tolerance = 3 * np.hypot(uncs[1], uncs[0] / 2) + 0.05 * gaps[0] / 2
     assert abs(gaps[1] - gaps[0] / 2) < tolerance, (gaps, uncs)
+
+
+def test_committee_of_one_linear_unit_is_the_glm_side():
+    """A committee with K = M = 1 linear units is least squares: its vector-margin side (blocks of 1)
+    must reproduce the scalar GLM side on the same random numbers, to rounding."""
+    args = dict(paths=2000, tangent_paths=500)
+    glm = dmft.solve(dmft.Problem(dmft.GlmLoss("linear", "linear", "square", 0.5), 2.0, 0.0, 0.5, 0.2, 1.0, "gaussian"), 2.0, 10, **args)
+    com = dmft.solve(dmft.Problem(dmft.CommitteeLoss(1, 1, "linear", 1.0, 1.0, 0.5), 2.0, 0.0, 0.5, 0.2, 1.0, "gaussian"), 2.0, 10, **args)
+    for a, b in ((glm.q, com.q[:, :, 0, 0]), (glm.m, com.m[:, :, 0, 0]), (glm.train, com.train)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_dmft_committee_matches_gradient_descent(registry):
+    """Two erf hidden units learning a two-unit teacher from alpha = 2 samples per dimension by gradient
+    descent: every observable (gen_error, Q, R, train_risk) within noise of the simulation."""
+    s = hdbench.Scenario.from_dict({"model": {"name": "committee", "params": {"K": 2, "M": 2, "r0": 0.3, "sigma": 0.1}},
+                                    "dynamics": {"name": "gd", "params": {"gamma": 1.0}},
+                                    "alpha": 2.0, "d": 500, "t_max": 3.0, "seeds": 16, "n_times": 13})
+    sim = hdbench.simulate(s)
+    sc = hdbench.score(sim, registry.predictor("dmft-gf").predict(s, sim.times))
+    assert sc["z_max"] < z_threshold(len(sim.times) - 1, s.seeds), sc["observables"]
+    assert sc["observables"]["risk"]["sup_error"] < 0.02

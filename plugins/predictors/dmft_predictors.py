@@ -6,13 +6,15 @@
 | dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson, 3 levels     |
 | dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n |
 
-Each predicts any finite-data scenario of the ``linear`` or ``glm`` model on isotropic data (GD, SGF,
-SGD, SGD with epochs): a theory scored on another theory's dynamics is how the leaderboard shows which
-limit each dynamics has. ``tau = gamma`` (CONVENTIONS.md / multipass.md section 0). Supported:
-square and logistic losses with smooth activations (linear, erf, tanh, quadratic: phase retrieval is
-quadratic/quadratic/square), any teacher link, label noise, ridge. Not supported: kinks (relu, hinge:
-the tangent responses would miss their delta terms), anisotropic data, the ``committee`` model (a
-vector parameter-side process per hidden unit; not built).
+Each predicts any finite-data scenario of the ``linear``, ``glm`` or ``committee`` model on isotropic
+data (GD, SGF, SGD, SGD with epochs): a theory scored on another theory's dynamics is how the
+leaderboard shows which limit each dynamics has. ``tau = gamma`` (CONVENTIONS.md / multipass.md
+section 0). Supported: square and logistic losses with smooth activations (linear, erf, tanh,
+quadratic: phase retrieval is quadratic/quadratic/square), any teacher link, label noise, ridge;
+committees of K hidden units with erf or linear activations, any M, either initialisation, the second
+layer fixed (the parameter process of a coordinate is its K first-layer weights). Not supported: kinks
+(relu, hinge: the tangent responses would miss their delta terms), anisotropic data, a trained second
+layer (an O(1)-dimensional parameter outside the DMFT's parameter process).
 
 Options (class attributes, or arguments of ``predict_dmft``): ``paths`` and ``tangent_paths``
 (Monte-Carlo paths of the sample side, and how many carry tangents), ``replicas``, ``steps`` (grid steps
@@ -40,6 +42,9 @@ COMMITTEE_ACTIVATIONS = ("erf", "linear")
 DETERMINISTIC_STEPS = 80   # gradient flow on a linear teacher: one deterministic path
 MAX_STEPS = 80             # coarse Richardson level at most (retries on blow-up double it)
 MAX_EXACT_STEPS = 240      # dmft-sgd-batch: grid steps s_max / (gamma b) beyond this are declined
+COMMITTEE_STEPS = 10       # coarsest level for committees: their tangents are dense in K T (no Woodbury);
+                           # measured (K = M = 2, erf, alpha 2, d 1000): within the noise floor, 17-20 s
+MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
 def supports_dmft(s):
@@ -206,7 +211,8 @@ class _DMFT(Predictor):
         return supports_dmft(s)
 
     def predict(self, s, times):
-        return predict_dmft(s, times, self.clock, self.steps, self.levels, self.paths, self.tangent_paths, self.replicas)
+        steps = COMMITTEE_STEPS if s.model == "committee" else self.steps
+        return predict_dmft(s, times, self.clock, steps, self.levels, self.paths, self.tangent_paths, self.replicas)
 
 
 class DmftGF(_DMFT):
@@ -245,6 +251,9 @@ class DmftSGDBatch(_DMFT):
         steps = s.t_max * s.d / s.dynamics_params["batch_size"]     # s_max / (gamma b) = t_max d / B
         if steps > MAX_EXACT_STEPS:
             return no(f"t_max d / B = {steps:.0f} SGD steps > {MAX_EXACT_STEPS}: too fine a grid (use dmft-sgd)")
+        if s.model == "committee" and steps * s.model_params["K"] > MAX_DENSE:
+            return no(f"K t_max d / B = {steps * s.model_params['K']:.0f} > {MAX_DENSE}: the committee's dense "
+                      "tangents on this grid are too slow (use dmft-sgd)")
         return YES
 
     def predict(self, s, times):
