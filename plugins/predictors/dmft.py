@@ -21,6 +21,11 @@ Equations, ``k < T`` (``T`` steps), ``G_k = l'(r_k, y) dZ_k``:
     closure:         C_G = alpha E[G G^T],  R_G(k, j) = alpha E[dG_k / dzeta_j],  mu_k = alpha E[dG_k / dr*],
                      C_theta = E[theta theta^T], m = E[theta theta*], Rt(k, j) = E[d theta_k / d H_j].
 
+Committees (``CommitteeLoss``): the parameter of one coordinate is the vector of its K first-layer
+weights, the margin ``r_k`` a K-vector, the teacher margin ``r*`` an M-vector; every kernel above becomes
+a K x K block (``mu_k``: K x M) and the same equations hold blockwise (``parameter_side`` is written in
+blocks; a GLM has blocks of 1).
+
 Because the penalty is quadratic, the parameter side is linear and Gaussian: ``C_theta``, ``m`` and
 ``Rt`` follow exactly from one unit lower-triangular system (no particles, no noise). The sample side
 is Monte Carlo over ``N`` paths (vmapped, in chunks, jitted once per shape), with
