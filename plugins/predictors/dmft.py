@@ -212,6 +212,17 @@ class CommitteeLoss:
     exact_paths = False
 
 
+def _cut_diverged(r, dz):
+    """Margins ``r`` [c, K(, p)] and clock increments ``dz`` [c, K] zeroed from each path's first step
+    with a non-finite or beyond-``BLOWUP`` margin, and that step [c] (``K`` if none)."""
+    K = dz.shape[1]
+    bad = ~jnp.isfinite(r) | (jnp.abs(r) > BLOWUP)
+    bad = bad.reshape(bad.shape[:2] + (-1,)).any(2)
+    first = jnp.where(bad.any(1), jnp.argmax(bad, axis=1), K)
+    alive = jnp.arange(K)[None, :] < first[:, None]
+    return jnp.where(alive.reshape(alive.shape + (1,) * (r.ndim - 2)), r, 0.0), jnp.where(alive, dz, 0.0), first
+
+
 def _chunked(arr, chunks):
     return arr.reshape((chunks, -1) + arr.shape[1:])
 
@@ -314,10 +325,7 @@ def _glm_side(spec, K, chunks, tangents, width=None, implicit=False):
             # a path that diverges (phase retrieval's large labels) is cut at its first bad step, so it
             # cannot poison the others; the earliest such step over all paths is returned (one earlier
             # for the implicit scheme, whose force at k - 1 already depends on r_k)
-            bad = ~jnp.isfinite(r) | (jnp.abs(r) > BLOWUP)
-            first = jnp.where(bad.any(1), jnp.argmax(bad, axis=1), K)
-            alive = jnp.arange(K)[None, :] < first[:, None]
-            r, dz = jnp.where(alive, r, 0.0), jnp.where(alive, dz, 0.0)
+            r, dz, first = _cut_diverged(r, dz)
             r_next = jnp.concatenate([r[:, 1:], r[:, -1:]], axis=1)
             P, H2 = force(r, r_next, y[:, None]), dforce(r, r_next, y[:, None])
             if width is None:
@@ -391,10 +399,7 @@ def _committee_side(spec, K, chunks, tangents):
                 return g_hist.at[:, k].set(grad(r_k, y) * dz[:, k, None]), r_k
             _, r = jax.lax.scan(step, jnp.zeros_like(zeta), jnp.arange(K))
             r = r.transpose(1, 0, 2)                                          # [c, K, p]
-            bad = ~jnp.isfinite(r).all(2) | (jnp.abs(r).max(2) > BLOWUP)
-            first = jnp.where(bad.any(1), jnp.argmax(bad, axis=1), K)
-            alive = jnp.arange(K)[None, :] < first[:, None]
-            r, dz = jnp.where(alive[..., None], r, 0.0), jnp.where(alive, dz, 0.0)
+            r, dz, first = _cut_diverged(r, dz)
             flat, ys = r.reshape(-1, p), jnp.repeat(y, K)
             P, H = grad(flat, ys).reshape(-1, K, p), hess(flat, ys).reshape(-1, K, p, p)
             Ht = H[:tangents]
