@@ -19,6 +19,7 @@ from hdbench import YES, Predictor, no
 from hdbench_plugins.models.spectra import spectrum
 from hdbench_plugins.predictors.bgj import solve_spiked, supports_spiked
 from hdbench_plugins.predictors.bgj_gmm import solve_gmm, supports_gmm
+from hdbench_plugins.predictors.dln import population_flow as dln_flow
 from hdbench_plugins.models.spectra import is_isotropic
 from hdbench_plugins.predictors.glm_aniso import solve_committee_aniso, solve_glm_aniso
 from hdbench_plugins.predictors.glm_ode import solve_glm
@@ -81,7 +82,8 @@ FLOWS = {"linear": linear_flow, "glm": glm_flow, "committee": committee_flow,
          "spiked-tensor": lambda s, times: solve_spiked(s, times, correction=False),
          "gmm-binary": lambda s, times: solve_gmm(s, times, correction=False),
          "gmm-xor": lambda s, times: solve_gmm(s, times, correction=False),
-         "gmm-multiclass": lambda s, times: solve_multiclass(s, times, correction=False)}
+         "gmm-multiclass": lambda s, times: solve_multiclass(s, times, correction=False),
+         "dln": dln_flow}
 MODEL_CHECKS = {"committee": committee_check,
                 "spiked-tensor": lambda s: supports_spiked(s, online=False),
                 "gmm-binary": lambda s: supports_gmm(s, online=False),
