@@ -48,6 +48,7 @@ REFERENCE += [lambda: _multipass_logistic("gd"), lambda: _multipass_logistic("sg
 # A gradient-flow theory is measured on gradient descent, an anisotropic one on anisotropic data, a
 # multi-pass DMFT on logistic regression under its own dynamics.
 PREFERRED = {"lsq-gf-mp": 2, "glm-aniso-ode": 8, "dmft-gf": 10, "dmft-sgf": 11, "dmft-sgd": 12, "dmft-sgd-batch": 13}
+REFERENCE += [lambda: _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0)]
 
 
 def reference_scenario(name):
@@ -265,3 +266,38 @@ class DMFTSolve:
 
     def peakmem_solve(self, clock, T, paths):
         self.solve(clock, T, paths)
+
+
+class DLNSolvers:
+    """The DLN limit (sparse teacher, gamma = 1.5, t in [0, 8]) by the deterministic PDE vs its cells
+    per atom, and by the particle SDE vs its particles per atom; ``track_`` gives each one's distance
+    (normalised sup error of the risk) to a fine PDE (3201 cells, step 2.5e-4), its discretisation
+    error. The particle solver is warmed up (compiled) in setup."""
+
+    params = (["pde", "sde"], [1, 2, 4])
+    param_names = ["solver", "resolution (x 401 cells | x 16384 particles)"]
+    timeout = 600
+
+    def setup_cache(self):
+        from hdbench_plugins.predictors.dln import solve_pde
+        s = _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0)
+        return solve_pde(s, s.times(), cells=3201, dt=2.5e-4)["risk"]
+
+    def setup(self, reference, solver, k):
+        from hdbench_plugins.predictors import dln
+        self.s = _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0)
+        self.times = self.s.times()
+        if solver == "pde":
+            self.run = lambda: dln.solve_pde(self.s, self.times, cells=401 * k)
+        else:
+            self.run = lambda: dln.solve_sde(self.s, self.times, particles=16384 * k)
+            self.run()
+
+    def time_solve(self, reference, solver, k):
+        self.run()
+
+    def track_error(self, reference, solver, k):
+        risk = self.run()["risk"]
+        return float(np.abs(risk - reference).max() / np.abs(reference).max())
+
+    track_error.unit = "normalised sup error of the risk"

@@ -131,7 +131,7 @@ def _at(times, grid, values):
 
 # -- particles ------------------------------------------------------------------------------------------
 @functools.partial(__import__("jax").jit, static_argnames=("particles", "n_steps", "product"))
-def _sde_run(key, targets, weights, u0, v0, gamma, sigma, spike, dt, *, particles, n_steps, product):
+def _sde_run(key, targets, weights, u0, v0, c0, kappa, gamma, sigma, spike, dt, *, particles, n_steps, product):
     import jax
     import jax.numpy as jnp
 
@@ -140,19 +140,21 @@ def _sde_run(key, targets, weights, u0, v0, gamma, sigma, spike, dt, *, particle
     def weight(u, v):
         return u * v if product else u * u - v * v
 
-    def observe(u, v):
+    def conserved(u, v):
+        return u * u - v * v if product else u * v
+
+    def observe(u, v, c):
         w = weight(u, v)
         e = w - targets[:, None]
         r = jnp.sum(weights * jnp.mean(e * e, axis=1)) + sigma**2
-        c = u * u - v * v if product else u * v
         absw = jnp.mean(jnp.abs(w), axis=1)
         rec = jnp.mean(jnp.abs(e) < 0.5 * spike, axis=1)
-        return r, jnp.stack([0.5 * r, jnp.sum(weights * jnp.mean(c, axis=1)), jnp.sum(weights * absw),
-                             jnp.sum(weights * zero * absw), jnp.sum(weights * rec)])
+        return r, jnp.stack([0.5 * r, c, jnp.sum(weights * absw), jnp.sum(weights * zero * absw),
+                             jnp.sum(weights * rec)])
 
     def step(carry, k):
-        u, v = carry
-        r, obs = observe(u, v)
+        u, v, c = carry
+        r, obs = observe(u, v, c)
         xi = jax.random.normal(jax.random.fold_in(key, k), u.shape)
         xi = (xi - xi.mean(axis=1, keepdims=True)) / xi.std(axis=1, keepdims=True)   # moment matching
         F = gamma * ((weight(u, v) - targets[:, None]) * dt + jnp.sqrt(r * dt) * xi)
@@ -160,16 +162,22 @@ def _sde_run(key, targets, weights, u0, v0, gamma, sigma, spike, dt, *, particle
             u, v = u - v * F, v - u * F
         else:
             u, v = u * (1 - 2 * F), v * (1 + 2 * F)
-        return (u, v), obs
+        # In the limit c is deterministic and common to all coordinates: put every particle on it (the
+        # spread of c across particles is the Euler-Maruyama F^2 error, not part of the limit).
+        c = c * jnp.exp(-kappa * gamma**2 * r * dt)
+        now = conserved(u, v)
+        scale = jnp.where(now * c > 0, jnp.sqrt(jnp.abs(c / jnp.where(now == 0, 1.0, now))), 1.0)
+        return (u * scale, v * scale, c), obs
 
     shape = (targets.shape[0], particles)
-    start = (jnp.full(shape, u0, jnp.float32), jnp.full(shape, v0, jnp.float32))
-    (u, v), obs = jax.lax.scan(step, start, jnp.arange(n_steps))
-    return jnp.concatenate([obs, observe(u, v)[1][None]], axis=0)
+    start = (jnp.full(shape, u0, jnp.float32), jnp.full(shape, v0, jnp.float32), c0)
+    (u, v, c), obs = jax.lax.scan(step, start, jnp.arange(n_steps))
+    return jnp.concatenate([obs, observe(u, v, c)[1][None]], axis=0)
 
 
 def solve_sde(s, times, particles=32768, dt=0.005, seed=0):
-    """Euler–Maruyama on ``particles`` ``(u, v)`` pairs per atom of ``w*``, step ``dt``."""
+    """Euler–Maruyama on ``particles`` ``(u, v)`` pairs per atom of ``w*``, step ``dt``; the conserved
+    quantity follows its exact law ``c0 exp(-kappa gamma^2 int r)`` and every particle is rescaled onto it."""
     import jax
 
     law = coordinate_law(s)
@@ -179,7 +187,7 @@ def solve_sde(s, times, particles=32768, dt=0.005, seed=0):
     f32 = np.float32
     values = np.asarray(jax.block_until_ready(_sde_run(
         jax.random.PRNGKey(seed), law.targets.astype(f32), law.weights.astype(f32), f32(law.u0), f32(law.v0),
-        f32(law.gamma), f32(law.sigma), f32(law.spike), f32(h),
+        f32(law.c0), f32(law.kappa), f32(law.gamma), f32(law.sigma), f32(law.spike), f32(h),
         particles=particles, n_steps=n_steps, product=law.product)), float)
     values[~np.isfinite(values).all(axis=1) | (values[:, 0] > BLOWUP)] = np.inf
     return _named(law, _at(times, h * np.arange(n_steps + 1), values))
