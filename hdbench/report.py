@@ -16,7 +16,7 @@ import json
 
 import numpy as np
 
-from .score import seed_statistic
+from .score import observable_window, seed_statistic
 from .simulate import ENGINE_VERSION
 from .store import Store
 
@@ -66,12 +66,13 @@ def _bootstrap_errors(sim, curves_by_pred, rng, n_boot):
         if found is None:
             continue
         values, stat, _ = found
-        resampled = values[:, window][idx]                               # [B, S, T]
+        where = observable_window(name, window)
+        resampled = values[:, where][idx]                                # [B, S, T]
         stats = np.stack([stat(r) for r in resampled])                   # [B, T]
         scale = np.maximum(np.maximum(np.abs(stats).max(axis=1), resampled.std(axis=1).max(axis=1)), 1e-300)
         for j, curves in enumerate(curves_by_pred):
             if name in curves:
-                pred = curves[name][window]
+                pred = curves[name][where]
                 finite = np.isfinite(pred)          # a predicted divergence ends its scored window
                 diff = np.abs(pred[finite] - stats[:, finite]).max(axis=1) if finite.any() else 0.0
                 errs[:, j] = np.maximum(errs[:, j], diff / scale)
@@ -251,8 +252,8 @@ def plot(store: Store, ref: str, out_path) -> str:
     if sim is None:
         raise InputError(f"scenario '{ref}' has no stored simulation (run hdbench run first)")
     preds = [p for p in store.predictions(h) if p["status"] == "ok"]
-    names = list(sim["per_seed"]) + sorted({k for p in preds for k in p["curves"]
-                                           if k not in sim["per_seed"] and seed_statistic(k, sim["per_seed"])})
+    names = list(sim["per_seed"]) + sorted({k for p in preds for k in p["curves"] if k not in sim["per_seed"]
+                                           and not k.startswith("limit(") and seed_statistic(k, sim["per_seed"])})
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
@@ -269,6 +270,9 @@ def plot(store: Store, ref: str, out_path) -> str:
                 if unc is not None:          # a Monte-Carlo theory's own 95% band
                     curve, unc = np.asarray(p["curves"][name]), np.asarray(unc)
                     ax.fill_between(t, curve - 1.96 * unc, curve + 1.96 * unc, color=line.get_color(), alpha=0.2)
+            if f"limit({name})" in p["curves"]:      # a long-time oracle: its t -> infinity value
+                ax.axhline(np.asarray(p["curves"][f"limit({name})"])[-1], lw=1.2, ls=":",
+                           label=f"{p['predictor']} (t -> inf)")
         ax.set_title(name)
         ax.set_xlabel("t = samples / d")
     for ax in list(axes.flat)[len(names):]:

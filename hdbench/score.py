@@ -16,6 +16,9 @@ Besides the seed mean of each observable, a predictor may return the spread acro
 ``std / sqrt(2 (S - 1))``, the Gaussian approximation). A per-seed indicator observable (0/1, e.g.
 ``reached_optimum``) is scored as a mean, i.e. a fraction, with its binomial standard error (at the
 Jeffreys-smoothed fraction, so that seeds that all agree do not claim an exact 0 or 1).
+A long-time oracle returns ``limit(NAME)``, the t -> infinity value of NAME: it is compared with the
+simulation's NAME at the last scored time only (the oracle's ``supports`` should decline horizons too
+short to get there).
 A Monte-Carlo theory may also return its own uncertainty ``unc(NAME)`` (a standard error, same
 units as NAME): it is not scored, but reported as ``uncertainty`` (``max_t unc / scale``, on the same
 footing as the error) and enters the z-score, ``|pred - mean| / sqrt(stderr^2 + unc^2)``.
@@ -93,11 +96,23 @@ def _mean_stderr(a):
     return a.std(axis=0, ddof=1) / np.sqrt(S)
 
 
+def observable_window(name: str, window: np.ndarray) -> np.ndarray:
+    """The times at which observable ``name`` is scored: the window, or its last time for ``limit(NAME)``."""
+    if not name.startswith("limit(") or not window.any():
+        return window
+    where = np.zeros_like(window)
+    where[np.flatnonzero(window)[-1]] = True
+    return where
+
+
 def seed_statistic(name: str, per_seed: dict):
     """``(per-seed values [S, T], statistic over seeds, its standard error)`` for an observable name
     (``NAME`` = mean of NAME, ``std(NAME)`` = spread of NAME), or None if the simulation lacks it."""
     if name in per_seed:
         return per_seed[name], lambda a: a.mean(axis=0), _mean_stderr
+    match = re.fullmatch(r"limit\((.+)\)", name)
+    if match and match.group(1) in per_seed:
+        return per_seed[match.group(1)], lambda a: a.mean(axis=0), _mean_stderr
     match = re.fullmatch(r"std\((.+)\)", name)
     if match and match.group(1) in per_seed:
         return (per_seed[match.group(1)], lambda a: a.std(axis=0, ddof=1),
@@ -123,18 +138,19 @@ def score(sim, curves: dict) -> dict:
     per_obs = {}
     for name in common:
         values, stat, stat_err = seed_statistic(name, sim.per_seed)
-        seeds = values[:, window]
+        where = observable_window(name, window)
+        seeds = values[:, where]
         mean = stat(seeds)
         stderr = stat_err(seeds)
-        pred = curves[name][window]
+        pred = curves[name][where]
         scale = max(np.abs(mean).max(), seeds.std(axis=0).max()) or 1.0
         sup, l2 = _metrics(pred, mean, scale)
         floor_sup, floor_l2 = _metrics(stat(seeds[:half]), stat(seeds[half:2 * half]), scale)
-        unc = predictor_uncertainty(curves, name, window)
+        unc = predictor_uncertainty(curves, name, where)
         z = np.abs(pred - mean) / np.maximum(np.hypot(stderr, unc), STDERR_FLOOR * scale)
         per_obs[name] = {"sup_error": float(sup), "rel_l2": float(l2), "noise_floor": float(floor_sup / 2),
                          "noise_floor_l2": float(floor_l2 / 2), "z_max": float(z.max()),
-                         "t_worst": float(sim.times[window][z.argmax()])}
+                         "t_worst": float(sim.times[where][z.argmax()])}
         if f"unc({name})" in curves:
             per_obs[name]["uncertainty"] = float(unc.max() / scale)
     worst = max(per_obs, key=lambda k: per_obs[k]["sup_error"])

@@ -85,8 +85,8 @@ def test_predictor_contract(name):
         times = s.times()
         curves = pred.predict(s, times)
         observables = REG.model(s.model).observable_names(s.model_params, finite=s.alpha is not None)
-        # seed means and spreads, and a Monte-Carlo theory's own uncertainty of them
-        allowed = set(observables) | {f"{kind}({name})" for name in observables for kind in ("std", "unc")}
+        # seed means and spreads, a Monte-Carlo theory's own uncertainty of them, long-time limits
+        allowed = set(observables) | {f"{kind}({name})" for name in observables for kind in ("std", "unc", "limit")}
         assert curves and set(curves) <= allowed, (s.label, set(curves))
         for key, values in curves.items():
             values = np.asarray(values)

@@ -12,6 +12,7 @@ import hdbench
 from conftest import max_z, z_threshold
 from hdbench_plugins.models.dln import DiagonalLinearNetwork
 from hdbench_plugins.predictors.dln import population_flow, risk_decay_rate, solve_pde, solve_sde
+from hdbench_plugins.predictors.dln_implicit_bias import implicit_bias_limit
 
 
 def dln(gamma=1.0, d=1000, seeds=8, t_max=8.0, n_times=17, **params):
@@ -164,3 +165,68 @@ def test_bad_dln_parameters_are_one_line_errors(params, field):
     with pytest.raises(hdbench.InputError, match=f"{field} = ") as err:
         dln(d=100, **params)
     assert "\n" not in str(err.value)
+
+
+def gd_dln(alpha=0.5, d=500, seeds=8, t_max=40.0, gamma=1.0, **params):
+    return hdbench.Scenario.from_dict({"model": {"name": "dln", "params": params},
+                                       "dynamics": {"name": "gd", "params": {"gamma": gamma, "h": 0.01}},
+                                       "alpha": alpha, "d": d, "t_max": t_max, "seeds": seeds, "n_times": 5})
+
+
+@pytest.mark.parametrize("sigma", [0.0, 0.5])
+def test_implicit_bias_of_the_lazy_limit_is_the_min_norm_interpolator(sigma):
+    """beta -> infinity (large a): the hyperbolic entropy becomes w^2 / (2 beta), and the limit the
+    min-norm interpolator, E = (1 - alpha) E w*^2 + sigma^2 alpha / (1 - alpha), to O(1/beta^2)."""
+    s = gd_dln(parametrisation="difference", a=30.0, sigma=sigma)         # beta = 2 a^2 = 1800
+    m2 = 0.1 * 4.0
+    expected = 0.5 * (0.5 * m2 + sigma**2 * 0.5 / 0.5 + sigma**2)
+    assert implicit_bias_limit(s)["risk"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("rho", [0.2, 0.25])
+def test_implicit_bias_of_the_rich_limit_is_basis_pursuit(rho):
+    """beta -> 0 (small a): the limit is the min-l1 interpolator (basis pursuit). Above the
+    Donoho-Tanner threshold (k/n = 0.4, 0.5 at alpha = 0.5) its error is finite: the CGMT law at
+    a = 1e-3 against basis pursuit solved by linear programming at d = 400 (4 draws), within 4
+    standard errors of the draws plus the O(a) gap (~5%)."""
+    from scipy.optimize import linprog
+    rng = np.random.default_rng(0)
+    d, n, k = 400, 200, int(rho * 400)
+    risks = []
+    for _ in range(4):
+        w = np.zeros(d)
+        w[rng.choice(d, k, replace=False)] = 2.0 * rng.choice([-1.0, 1.0], k)
+        X = rng.standard_normal((n, d))
+        sol = linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=X @ w, bounds=(0, None), method="highs")
+        risks.append(0.5 * np.mean((sol.x[:d] - sol.x[d:] - w) ** 2))
+    limit = implicit_bias_limit(gd_dln(d=d, parametrisation="difference", a=1e-3, rho=rho))["risk"]
+    assert abs(limit - np.mean(risks)) < 4 * np.std(risks, ddof=1) / 2 + 0.05 * limit
+    assert implicit_bias_limit(gd_dln(d=d, parametrisation="difference", a=1e-3, rho=0.05))["risk"] < 1e-6
+
+
+@pytest.mark.parametrize("params", [{"parametrisation": "product", "a": 1.0},
+                                    {"parametrisation": "difference", "a": 0.5, "sigma": 0.3}])
+def test_gradient_descent_reaches_the_implicit_bias_limit(registry, params):
+    """GD (h = 0.01) on n = d/2 samples until it interpolates: its final risk, l1 norms and support
+    recovery match the hyperbolic-entropy interpolator's CGMT law within the noise (scored at the
+    last time as limit(NAME))."""
+    s = gd_dln(gamma=1.0 if params["parametrisation"] == "product" else 0.25, **params)
+    sim = hdbench.simulate(s)
+    assert sim.mean["train_risk"][-1] < 1e-4 * sim.mean["train_risk"][0]         # it has arrived
+    pred = registry.predictor("dln-gf-implicit-bias")
+    assert pred.supports(s)
+    result = hdbench.score(sim, pred.predict(s, sim.times))
+    z = {k: v["z_max"] for k, v in result["observables"].items() if k != "limit(train_risk)"}
+    assert max(z.values()) < z_threshold(1, s.seeds), z
+
+
+def test_limit_statistic_is_scored_at_the_last_time_only():
+    """limit(NAME) is compared with NAME at the last scored time: a curve that relaxes to 1 scores zero
+    error against the limit 1 (though it is 2 at t = 0), and the limit 1.5 is far off."""
+    s = dln(d=100, seeds=4, t_max=1.0, n_times=3)
+    per_seed = {"risk": np.array([[2.0, 1.3, 1.0]] * 4) + 1e-3 * np.arange(4)[:, None]}
+    sim = hdbench.Simulation(s, np.array([0.0, 0.5, 1.0]), per_seed, np.full(4, np.inf))
+    good = hdbench.score(sim, {"limit(risk)": np.full(3, 1.0015)})["observables"]["limit(risk)"]
+    bad = hdbench.score(sim, {"limit(risk)": np.full(3, 1.5)})["observables"]["limit(risk)"]
+    assert good["sup_error"] < 1e-12 and good["t_worst"] == 1.0
+    assert bad["z_max"] > 100
