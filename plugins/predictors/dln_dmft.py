@@ -1,0 +1,256 @@
+"""``dln-dmft``: multi-pass learning on a diagonal linear network by the DMFT of multipass.md with a
+two-dimensional, nonlinear parameter process (dln.md, Multi-pass DLN). The solver takes any clock; the
+predictor claims full-batch GD (gradient flow) only, the one validated against simulation.
+
+Units as in dmft.py (multipass.md section 0): our DLN data ``x ~ N(0, I_d)`` with O(1) coordinates is
+``sqrt(d)`` times DMFT's ``X ~ N(0, 1/d)``, so the gradient of our mean loss in ``w`` is
+``X^T (r - y) / alpha`` and time is ``s = gamma t / alpha``, temperature ``tau = gamma`` (the linear
+model's map; here ``E w*^2`` is the teacher's, not 1).
+
+Parameter side, one coordinate per particle, per atom of ``w*`` (``k < T`` grid steps):
+``F_k = sum_{j <= k} R_G(k, j) (w_j - w*) + eta_k``, ``eta ~ N(0, C_G)`` (square loss: ``mu = -R_G 1``),
+- product:    ``u_{k+1} = u_k - v_k F_k``,        ``v_{k+1} = v_k - u_k F_k``;
+- difference: ``u_{k+1} = u_k (1 - 2 F_k)``,     ``v_{k+1} = v_k (1 + 2 F_k)``;
+``C_theta(k, j) = E w_k w_j``, ``m_k = E w_k w*`` over particles, and the response
+``Rt(k, j) = E dw_k / dH_j`` (``H_j`` entering as ``F_j -> F_j - H_j``; it starts at
+``Rt(j + 1, j) = E[u_j^2 + v_j^2]``, resp. ``4 E[u_j^2 + v_j^2]``) by forward-mode tangents through the
+memory term, on ``tangent_particles`` of them. The sample side is the square-loss one of dmft.py, exact
+given the clocks (deterministic for gradient flow). Fixed point with damping and common random numbers,
+then fresh-noise averaging, as ``dmft.solve``; two grids and Richardson remove the O(h) error.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import hdbench
+from hdbench import YES, Predictor, no
+from hdbench_plugins.predictors import dmft
+from hdbench_plugins.predictors.dln import coordinate_law
+from hdbench_plugins.predictors.dmft_predictors import RICHARDSON, _interpolate
+from hdbench_plugins.predictors.volterra_multipass import dmft_units
+
+CLOCK_OF = {"gd": "flow", "sgf": "gaussian", "sgd": "poisson"}
+SUPPORTED = ("gd",)     # SGF / SGD run (solve takes any clock) but two coarse grids are not enough for them:
+                        # at d = 1000, alpha = 0.5, gamma = 1 the noise's shrinkage of q came out 0.89 vs 0.83
+CHUNK = 512
+BLOWUP = 1e6         # |E (w - w*)^2| beyond this (O(1) when sane): the grid or the dynamics diverged
+MAX_STEPS = 50       # coarse level at most (its tangents cost O(T^3) per particle, the fine level 8x that)
+STEP = 0.32          # grid step in s times the initial stiffness k S0 (k = 1 for u*v, 4 for u^2 - v^2; S = u^2 + v^2):
+                     # measured stable and within noise at d = 1000
+
+
+@functools.partial(jax.jit, static_argnames=("product", "tangents"))
+def _particles(RG, eta, wstar, u0, v0, spike, *, product, tangents):
+    """Sums over particles (rows of ``eta`` [N, T]) of one atom: ``w w^T`` [K, K], ``w`` [K], tangents
+    ``dw/dH`` [K, T] (if ``tangents``), and per time ``|w|``, ``c`` (q or p), ``|w - w*| < spike/2``."""
+    T = eta.shape[1]
+    K = T + 1
+
+    def weight(u, v):
+        return u * v if product else u * u - v * v
+
+    def one(eta_p):
+        def step(carry, k):
+            u, v, W, dU, dV, dW = carry
+            F = jnp.dot(RG[k], W[:T] - wstar) + eta_p[k]
+            hit = (jnp.arange(T) == k).astype(u.dtype)
+            if product:
+                u1, v1 = u - v * F, v - u * F
+            else:
+                u1, v1 = u * (1 - 2 * F), v * (1 + 2 * F)
+            if tangents:
+                dF = RG[k] @ dW[:T]
+                if product:
+                    du1, dv1 = dU - dV * F - v * dF + hit * v, dV - dU * F - u * dF + hit * u
+                    dw1 = v1 * du1 + u1 * dv1
+                else:
+                    du1, dv1 = dU * (1 - 2 * F) - 2 * u * dF + 2 * hit * u, dV * (1 + 2 * F) + 2 * v * dF - 2 * hit * v
+                    dw1 = 2 * u1 * du1 - 2 * v1 * dv1
+                dW = dW.at[k + 1].set(dw1)
+            else:
+                du1, dv1 = dU, dV
+            W = W.at[k + 1].set(weight(u1, v1))
+            return (u1, v1, W, du1, dv1, dW), (u1 * u1 - v1 * v1 if product else u1 * v1)
+
+        dtype = eta_p.dtype
+        W0 = jnp.zeros(K, dtype).at[0].set(weight(u0, v0))
+        nt = T if tangents else 0
+        start = (u0.astype(dtype), v0.astype(dtype), W0, jnp.zeros(nt, dtype), jnp.zeros(nt, dtype),
+                 jnp.zeros((K, nt), dtype))
+        (_, _, W, _, _, dW), c = jax.lax.scan(step, start, jnp.arange(T))
+        c = jnp.concatenate([jnp.reshape(u0 * u0 - v0 * v0 if product else u0 * v0, (1,)).astype(dtype), c])
+        return W, dW, c
+
+    W, dW, c = jax.vmap(one)(eta)
+    stats = jnp.stack([jnp.abs(W).sum(0), c.sum(0), (jnp.abs(W - wstar) < 0.5 * spike).sum(0)])
+    return W.T @ W, W.sum(0), dW.sum(0), stats
+
+
+def parameter_side(law, RG, CG, xi, tangent_particles):
+    """``(C [K, K], m [K], Rt [K, K], curves)`` from particles ``xi`` [atoms, N, T] of standard normals
+    (``eta = chol(C_G) xi``), atoms weighted; ``curves``: per-time ``l1``, ``c``, ``l1_off``,
+    ``support_recovery``."""
+    A, N, T = xi.shape
+    K = T + 1
+    L = dmft.psd_cholesky(CG)
+    C, m, Rt = np.zeros((K, K)), np.zeros(K), np.zeros((K, T))
+    l1, c, off, rec = (np.zeros(K) for _ in range(4))
+    RGj = jnp.asarray(RG, jnp.float32)
+    for a in range(A):
+        eta = xi[a] @ L.T
+        sums = [0.0, 0.0, 0.0, 0.0]
+        for start in range(0, N, CHUNK):
+            tangents = start < tangent_particles
+            out = _particles(RGj, jnp.asarray(eta[start:start + CHUNK], jnp.float32), np.float32(law.targets[a]),
+                             np.float32(law.u0), np.float32(law.v0), np.float32(law.spike),
+                             product=law.product, tangents=tangents)
+            for i in (0, 1, 3):
+                sums[i] = sums[i] + np.asarray(out[i], float)
+            if tangents:
+                sums[2] = sums[2] + np.asarray(out[2], float)
+        wa = law.weights[a]
+        C += wa * sums[0] / N
+        m += wa * law.targets[a] * sums[1] / N
+        Rt += wa * sums[2] / min(N, -(-tangent_particles // CHUNK) * CHUNK)
+        l1 += wa * sums[3][0] / N
+        c += wa * sums[3][1] / N
+        off += wa * (law.targets[a] == 0) * sums[3][0] / N
+        rec += wa * sums[3][2] / N
+    Rt_full = np.zeros((K, K))
+    Rt_full[:, :T] = np.tril(Rt, -1)
+    return (C + C.T) / 2, m, Rt_full, {"l1": l1, "c": c, "l1_off": off, "support_recovery": rec}
+
+
+def solve(law, alpha, tau, clock, s_max, T, particles=8192, tangent_particles=1024, clock_paths=2000, seed=0,
+          damping=0.6, tol=2e-3, max_iter=40, average=3):
+    """The fixed point on ``T`` steps of ``h = s_max / T``: per-grid-point curves (each averaged over
+    ``average`` fresh-noise iterates) of ``C(k, k)``, ``m``, train loss and the particle statistics."""
+    h = s_max / T
+    K = T + 1
+    m2 = dmft.clock_second_moment(clock, h, tau)
+    Ew2 = float(law.weights @ law.targets**2)
+    rng = np.random.default_rng(seed)
+    A = len(law.targets)
+    deterministic = clock == "flow"
+    sparse = clock in dmft.JUMP_CLOCKS
+    paths = 1 if deterministic else clock_paths
+    chunk = min(paths, dmft.SQUARE_CHUNK)
+    paths = max(chunk, int(np.ceil(paths / chunk)) * chunk)
+    chunks = paths // chunk
+
+    def draw(key):
+        xi = dmft.moment_matched(rng.standard_normal((A * particles, T))).reshape(A, particles, T)
+        dZ = dmft.clock_increments(clock, key, (paths, T), h, tau)
+        dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
+        if deterministic:
+            return xi, (dZ,), dmft._square_flow_side
+        if sparse:
+            jumps = dmft.jump_indices(dZ)
+            return xi, (dZ, jumps), dmft._square_jump_side(K, chunks, jumps.shape[1])
+        return xi, (dZ,), dmft._square_side(K, chunks)
+
+    key = jax.random.PRNGKey(seed)
+    history, prev, averaging = [], None, False
+    with jax.enable_x64(True):
+        consts = jnp.asarray([alpha, h, m2], jnp.float64)
+        RG, CG = np.zeros((T, T)), np.zeros((T, T))
+        xi, noise, side = draw(key)
+        for it in range(max_iter + average):
+            C, m, Rt, curves = parameter_side(law, RG, CG, xi, tangent_particles)
+            S = C - m[:, None] - m[None, :] + Ew2 + law.sigma**2
+            if not (np.isfinite(S).all() and np.isfinite(Rt).all() and np.abs(S).max() < BLOWUP):
+                return None          # the explicit grid step is unstable here (or the dynamics diverges)
+            out = side(consts, jnp.asarray(S), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
+            nRG, _, nCG, train, _ = (np.array(x) for x in out)
+            state = {"q": np.diag(C), "m": m, "train": train, **curves}
+            if not (np.isfinite(nRG).all() and np.isfinite(nCG).all()):
+                return None
+            if not averaging and prev is not None:
+                change = max(np.abs(state["q"] - prev["q"]).max(), np.abs(state["m"] - prev["m"]).max())
+                averaging = change < tol * max(1.0, np.abs(state["q"]).max()) or it >= max_iter - 1
+            if averaging:
+                history.append(state)
+                if len(history) >= average:
+                    break
+                key, sub = jax.random.split(key)
+                xi, noise, side = draw(sub)
+            prev = state
+            beta = 1.0 if deterministic and it == 0 else damping
+            RG = (1 - beta) * RG + beta * nRG
+            CG = (1 - beta) * CG + beta * nCG
+    return h * np.arange(K), {k: np.mean([hst[k] for hst in history], axis=0) for k in history[0]}
+
+
+def coarse_steps(s, least=25):
+    """Steps of the coarse grid: ``h k S0 <= STEP`` and at least ``least``."""
+    law = coordinate_law(s)
+    scale, _, _ = dmft_units(s)
+    stiffness = law.k * law.S(law.w0, law.c0)
+    return max(least, int(np.ceil(stiffness * scale * s.t_max / STEP)))
+
+
+def predict_dln_dmft(s, times, steps=None, levels=2, particles=8192, tangent_particles=1024, seed=0):
+    """Curves on ``times``: Richardson over grids of ``steps`` (default ``coarse_steps``) and ``2 steps``."""
+    steps = steps or coarse_steps(s)
+    law = coordinate_law(s)
+    scale, tau, _ = dmft_units(s)
+    clock = CLOCK_OF[s.dynamics]
+    if clock != "flow" and tau == 0:
+        tau = s.dynamics_params["gamma"]
+    s_times = scale * np.asarray(times, float)
+    s_max = max(float(s_times[-1]), 1e-9)
+    while True:
+        levels_out = []
+        for i, weight in enumerate(RICHARDSON[levels]):
+            solved = solve(law, s.alpha, tau, clock, s_max, steps * 2**i, particles, tangent_particles, seed=seed + i)
+            if solved is None:
+                break
+            grid, st = solved
+            levels_out.append((weight, {k: _interpolate(s_times, grid, v) for k, v in st.items()}))
+        if len(levels_out) == levels:
+            break
+        if steps * 2 > MAX_STEPS:
+            return {k: np.full(len(times), np.inf) for k in _names(law)}
+        steps *= 2
+    combined = {k: sum(w * lv[k] for w, lv in levels_out) for k in levels_out[0][1]}
+    if clock == "flow":        # gradient flow conserves c exactly; the grids' O(h) shrinkage is theirs
+        combined["c"] = np.full(len(times), law.c0)
+    Ew2 = float(law.weights @ law.targets**2)
+    Cww = combined["q"]
+    return {"risk": 0.5 * (Cww - 2 * combined["m"] + Ew2 + law.sigma**2), law.conserved_name: combined["c"],
+            "l1": combined["l1"], "l1_off": combined["l1_off"], "support_recovery": combined["support_recovery"],
+            "train_risk": combined["train"]}
+
+
+def _names(law):
+    return ("risk", law.conserved_name, "l1", "l1_off", "support_recovery", "train_risk")
+
+
+class DlnDMFT(Predictor):
+    name = "dln-dmft"
+    description = "DLN full-batch GD on n = alpha d samples: DMFT with a 2-D particle parameter process"
+    examples = [{"model": {"name": "dln", "params": {"a": 1.0}}, "dynamics": {"name": "gd", "params": {"gamma": 1.0}},
+                 "alpha": 0.5, "d": 64, "t_max": 1.0}]
+
+    def supports(self, s):
+        if s.model != "dln":
+            return no(f"model '{s.model}' is not dln")
+        if s.alpha is None:
+            return no("online data: this theory needs finite data (alpha); see dln-sde / dln-pde")
+        if s.dynamics not in SUPPORTED:
+            return no(f"dynamics '{s.dynamics}' is not one of {', '.join(SUPPORTED)} (SGF/SGD clocks: not validated yet)")
+        if coarse_steps(s) > MAX_STEPS:
+            return no(f"k gamma t_max / alpha needs {coarse_steps(s)} > {MAX_STEPS} grid steps (O(T^3) tangents)")
+        return YES
+
+    def predict(self, s, times):
+        return predict_dln_dmft(s, times)
+
+
+@hdbench.hookimpl
+def hdbench_predictors():
+    return [DlnDMFT]
