@@ -36,6 +36,13 @@ REFERENCE = [lambda: _lsq("online-sgd", 1.5), lambda: _lsq("sgd", 0.5, alpha=2.0
              lambda: _online("gmm-multiclass", {"loss": "softmax", "classes": 3, "spectrum": "zero-one"}, 1.0)]
 
 
+def _dln_gd(t_max, d=1000, seeds=8):
+    """Full-batch GD on a DLN with n = d/2 samples: the trajectory (t_max = 4) or its end (t_max = 20)."""
+    return hdbench.Scenario.from_dict({"model": {"name": "dln", "params": {"a": 1.0}},
+                                       "dynamics": {"name": "gd", "params": {"gamma": 1.0}},
+                                       "alpha": 0.5, "d": d, "t_max": t_max, "seeds": seeds})
+
+
 def _multipass_logistic(dynamics, gamma=1.5, batch_size=None, d=400, seeds=16):
     params = {"gamma": gamma, **({"batch_size": batch_size} if batch_size else {})}
     return hdbench.Scenario.from_dict({"model": {"name": "glm", "params": {"loss": "logistic"}},
@@ -48,7 +55,8 @@ REFERENCE += [lambda: _multipass_logistic("gd"), lambda: _multipass_logistic("sg
 # A gradient-flow theory is measured on gradient descent, an anisotropic one on anisotropic data, a
 # multi-pass DMFT on logistic regression under its own dynamics.
 PREFERRED = {"lsq-gf-mp": 2, "glm-aniso-ode": 8, "dmft-gf": 10, "dmft-sgf": 11, "dmft-sgd": 12, "dmft-sgd-batch": 13}
-REFERENCE += [lambda: _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0)]
+REFERENCE += [lambda: _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0),
+              lambda: _dln_gd(4.0), lambda: _dln_gd(20.0)]
 
 
 def reference_scenario(name):
