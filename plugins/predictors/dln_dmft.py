@@ -126,9 +126,11 @@ def parameter_side(law, RG, CG, xi, tangent_particles):
 
 
 def solve(law, alpha, tau, clock, s_max, T, particles=8192, tangent_particles=1024, clock_paths=2000, seed=0,
-          damping=0.6, tol=2e-3, max_iter=40, average=3):
+          damping=0.6, tol=2e-3, max_iter=40, average=3, coarsen=0):
     """The fixed point on ``T`` steps of ``h = s_max / T``: per-grid-point curves (each averaged over
-    ``average`` fresh-noise iterates) of ``C(k, k)``, ``m``, train loss and the particle statistics."""
+    ``average`` fresh-noise iterates) of ``C(k, k)``, ``m``, train loss and the particle statistics.
+    ``coarsen``: the particles' normals are drawn ``2^coarsen`` times finer and summed in pairs, so that
+    the levels of one Richardson extrapolation (same ``seed``) share their noise."""
     h = s_max / T
     K = T + 1
     m2 = dmft.clock_second_moment(clock, h, tau)
@@ -143,7 +145,10 @@ def solve(law, alpha, tau, clock, s_max, T, particles=8192, tangent_particles=10
     chunks = paths // chunk
 
     def draw(key):
-        xi = dmft.moment_matched(rng.standard_normal((A * particles, T))).reshape(A, particles, T)
+        xi = rng.standard_normal((A * particles, T * 2**coarsen))
+        for _ in range(coarsen):
+            xi = (xi[:, 0::2] + xi[:, 1::2]) / np.sqrt(2)
+        xi = dmft.moment_matched(xi).reshape(A, particles, T)
         dZ = dmft.clock_increments(clock, key, (paths, T), h, tau)
         dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
         if deterministic:
@@ -206,7 +211,8 @@ def predict_dln_dmft(s, times, steps=None, levels=2, particles=8192, tangent_par
     while True:
         levels_out = []
         for i, weight in enumerate(RICHARDSON[levels]):
-            solved = solve(law, s.alpha, tau, clock, s_max, steps * 2**i, particles, tangent_particles, seed=seed + i)
+            solved = solve(law, s.alpha, tau, clock, s_max, steps * 2**i, particles, tangent_particles, seed=seed,
+                           coarsen=levels - 1 - i)
             if solved is None:
                 break
             grid, st = solved
