@@ -252,3 +252,15 @@ def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
             np.where(early, limit * sim.stderr["train_risk"], 2e-4)).all()
     name = "q_mean" if parametrisation == "product" else "p_mean"
     np.testing.assert_allclose(pred[name], sim.mean[name], rtol=5e-3)
+
+
+def test_dmft_matches_multipass_sgd(registry):
+    """Multi-pass SGD (B = 1, with replacement) on n = d/2 samples: the Poisson-clock DMFT follows the
+    noise's shrinkage of q (0.83 at t = 4, from 1) and the risk, train risk and l1 within the noise."""
+    s = hdbench.Scenario.from_dict({"model": {"name": "dln", "params": {"a": 1.0}},
+                                    "dynamics": {"name": "sgd", "params": {"gamma": 1.0}},
+                                    "alpha": 0.5, "d": 1000, "t_max": 4.0, "seeds": 8, "n_times": 9})
+    sim = hdbench.simulate(s)
+    pred = registry.predictor("dln-dmft").predict(s, sim.times)
+    assert max_z(sim, pred, ["risk", "q_mean", "l1", "l1_off", "train_risk"]) < z_threshold(s.n_times, s.seeds)
+    assert sim.mean["q_mean"][-1] < 0.85
