@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.integrate import solve_ivp
 from scipy.linalg import solve_banded
@@ -130,11 +132,8 @@ def _at(times, grid, values):
 
 
 # -- particles ------------------------------------------------------------------------------------------
-@functools.partial(__import__("jax").jit, static_argnames=("particles", "n_steps", "product"))
+@functools.partial(jax.jit, static_argnames=("particles", "n_steps", "product"))
 def _sde_run(key, targets, weights, u0, v0, c0, kappa, gamma, sigma, spike, dt, *, particles, n_steps, product):
-    import jax
-    import jax.numpy as jnp
-
     zero = (targets == 0).astype(jnp.float32)
 
     def weight(u, v):
@@ -178,8 +177,6 @@ def _sde_run(key, targets, weights, u0, v0, c0, kappa, gamma, sigma, spike, dt, 
 def solve_sde(s, times, particles=32768, dt=0.005, seed=0):
     """Euler–Maruyama on ``particles`` ``(u, v)`` pairs per atom of ``w*``, step ``dt``; the conserved
     quantity follows its exact law ``c0 exp(-kappa gamma^2 int r)`` and every particle is rescaled onto it."""
-    import jax
-
     law = coordinate_law(s)
     dt = dt * _slow(law)
     n_steps = max(1, int(np.ceil(float(np.max(times)) / dt)))
