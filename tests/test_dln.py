@@ -99,7 +99,8 @@ def _recovery_z(sim, pred):
     return float((np.abs(pred["support_recovery"] - sim.mean["support_recovery"]) / se)[1:].max())
 
 
-@pytest.mark.parametrize("parametrisation,gamma", [("product", 1.0), ("difference", 0.25), ("product", 2.0)])
+@pytest.mark.parametrize("parametrisation,gamma", [("product", 1.0), ("difference", 0.25),
+                                                   pytest.param("product", 2.0, marks=pytest.mark.slow)])
 def test_pde_matches_sgd_within_noise(registry, parametrisation, gamma):
     s = dln(gamma, parametrisation=parametrisation)
     sim = hdbench.simulate(s)
@@ -232,7 +233,8 @@ def test_limit_statistic_is_scored_at_the_last_time_only():
     assert bad["z_max"] > 100
 
 
-@pytest.mark.parametrize("parametrisation,gamma,a", [("product", 1.0, 1.0), ("difference", 0.25, 0.5)])
+@pytest.mark.parametrize("parametrisation,gamma,a", [
+    ("product", 1.0, 1.0), pytest.param("difference", 0.25, 0.5, marks=pytest.mark.slow)])
 def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
     """Multi-pass GD on n = d/2 samples (d = 1000, 8 seeds): the DMFT with the particle parameter
     process (two grids, Richardson) is within the noise on the test risk, the law's l1 norms and the
@@ -254,6 +256,7 @@ def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
     np.testing.assert_allclose(pred[name], sim.mean[name], rtol=5e-3)
 
 
+@pytest.mark.slow      # 30 s: the Poisson clock's twice finer grids (pytest -m slow)
 def test_dmft_matches_multipass_sgd(registry):
     """Multi-pass SGD (B = 1, with replacement) on n = d/2 samples: the Poisson-clock DMFT follows the
     noise's shrinkage of q (0.83 at t = 4, from 1) and the risk, train risk and l1 within the noise."""
