@@ -166,6 +166,7 @@ def _logistic(dynamics, gamma, alpha, d=400, seeds=16, t_max=2.0, n_times=11):
                                        "alpha": alpha, "d": d, "t_max": t_max, "seeds": seeds, "n_times": n_times})
 
 
+@pytest.mark.slow      # 70 s: nine DMFT solves on three d = 1000 simulations (pytest -m slow)
 def test_each_dynamics_is_best_predicted_by_its_own_clock():
     """The issue's verdicts on a small case: logistic regression at gamma = 4, alpha = 1. On the SGD
     simulation (d = 1000) the Poisson-clock DMFT wins, on SGF the Gaussian-clock one, on GD the flow; and on each
@@ -217,6 +218,8 @@ def test_committee_of_one_linear_unit_is_the_glm_side():
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow      # 60 s, mostly compiling the committee side (pytest -m slow); the side itself is checked
+                       # exactly by test_committee_of_one_linear_unit_is_the_glm_side
 def test_dmft_committee_matches_gradient_descent(registry):
     """Two erf hidden units learning a two-unit teacher from alpha = 2 samples per dimension by gradient
     descent: every observable (gen_error, Q, R, train_risk) within noise of the simulation."""

@@ -58,6 +58,7 @@ def test_population_gf_misses_the_perpendicular_overlaps_at_large_gamma(registry
         assert pop["observables"][name]["z_max"] > z_threshold(s.n_times, s.seeds) > eff["observables"][name]["z_max"]
 
 
+@pytest.mark.slow      # 30 s: 128 seeds to t = 20 (pytest -m slow)
 def test_fraction_reaching_the_optimum_from_random_initialisation(registry):
     s = gmm(init="random", d=250, seeds=128, t_max=20.0)
     curves = registry.predictor("bgj-effective").predict(s, np.array([0.0, 10.0, 20.0]))
