@@ -236,14 +236,15 @@ def test_limit_statistic_is_scored_at_the_last_time_only():
 @pytest.mark.parametrize("parametrisation,gamma,a", [
     ("product", 1.0, 1.0), pytest.param("difference", 0.25, 0.5, marks=pytest.mark.slow)])
 def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
-    """Multi-pass GD on n = d/2 samples (d = 1000, 8 seeds): the DMFT with the particle parameter
+    """Multi-pass GD on n = d/2 samples (d = 1000, 32 seeds: at 8, a fixed point stopped too early, l1
+    1.4% high, passed): the DMFT with the particle parameter
     process (two grids, Richardson) is within the noise on the test risk, the law's l1 norms and the
     support recovery; train_risk within noise where it is not yet ~0 (late on its stderr is ~1e-5 and
     the grid's error is larger; < 2e-4 there); q/p is conserved by gradient flow and GD at h = 0.01 moves
     it by under 0.5%."""
     s = hdbench.Scenario.from_dict({"model": {"name": "dln", "params": {"parametrisation": parametrisation, "a": a}},
                                     "dynamics": {"name": "gd", "params": {"gamma": gamma}},
-                                    "alpha": 0.5, "d": 1000, "t_max": 4.0, "seeds": 8, "n_times": 9})
+                                    "alpha": 0.5, "d": 1000, "t_max": 4.0, "seeds": 32, "n_times": 9})
     sim = hdbench.simulate(s)
     pred = registry.predictor("dln-dmft").predict(s, sim.times)
     limit = z_threshold(s.n_times, s.seeds)
@@ -256,14 +257,14 @@ def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
     np.testing.assert_allclose(pred[name], sim.mean[name], rtol=5e-3)
 
 
-@pytest.mark.slow      # 30 s: the Poisson clock's twice finer grids (pytest -m slow)
-def test_dmft_matches_multipass_sgd(registry):
-    """Multi-pass SGD (B = 1, with replacement) on n = d/2 samples: the Poisson-clock DMFT follows the
-    noise's shrinkage of q (0.83 at t = 4, from 1) and the risk, train risk and l1 within the noise."""
-    s = hdbench.Scenario.from_dict({"model": {"name": "dln", "params": {"a": 1.0}},
-                                    "dynamics": {"name": "sgd", "params": {"gamma": 1.0}},
-                                    "alpha": 0.5, "d": 1000, "t_max": 4.0, "seeds": 8, "n_times": 9})
-    sim = hdbench.simulate(s)
-    pred = registry.predictor("dln-dmft").predict(s, sim.times)
-    assert max_z(sim, pred, ["risk", "q_mean", "l1", "l1_off", "train_risk"]) < z_threshold(s.n_times, s.seeds)
-    assert sim.mean["q_mean"][-1] < 0.85
+def test_dmft_declines_the_stochastic_clocks(registry):
+    """SGD and SGF run through the same solver but are not claimed (their grids are not converged at an
+    affordable cost: see dln_dmft.SUPPORTED); online data has no DMFT."""
+    pred = registry.predictor("dln-dmft")
+    for dynamics, alpha in (("sgd", 0.5), ("sgf", 0.5), ("online-sgd", None)):
+        spec = {"model": {"name": "dln"}, "dynamics": {"name": dynamics}, "d": 100, "t_max": 1.0}
+        if alpha:
+            spec["alpha"] = alpha
+        answer = pred.supports(hdbench.Scenario.from_dict(spec))
+        assert not answer
+        assert dynamics in answer.reason or "online" in answer.reason
