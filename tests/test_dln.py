@@ -240,8 +240,8 @@ def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
     1.4% high, passed): the DMFT with the particle parameter
     process (two grids, Richardson) is within the noise on the test risk, the law's l1 norms and the
     support recovery; train_risk within noise where it is not yet ~0 (late on its stderr is ~1e-5 and
-    the grid's error is larger; < 2e-4 there); q/p is conserved by gradient flow and GD at h = 0.01 moves
-    it by under 0.5%."""
+    the grid's error is larger; < 2e-4 there); q/p, conserved by gradient flow, shrinks under GD at h = 0.01
+    by 0.18%: predicted to first order in the step (log(q/q0) = -h int E f^2)."""
     s = hdbench.Scenario.from_dict({"model": {"name": "dln", "params": {"parametrisation": parametrisation, "a": a}},
                                     "dynamics": {"name": "gd", "params": {"gamma": gamma}},
                                     "alpha": 0.5, "d": 1000, "t_max": 4.0, "seeds": 32, "n_times": 9})
@@ -254,7 +254,8 @@ def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
     assert (np.abs(pred["train_risk"] - sim.mean["train_risk"]) <
             np.where(early, limit * sim.stderr["train_risk"], 2e-4)).all()
     name = "q_mean" if parametrisation == "product" else "p_mean"
-    np.testing.assert_allclose(pred[name], sim.mean[name], rtol=5e-3)
+    assert max_z(sim, pred, [name]) < limit          # GD's own step shrinks it (by 0.18%; gradient flow: 0)
+    assert sim.mean[name][-1] < sim.mean[name][0] - 20 * sim.stderr[name][-1]
 
 
 def test_dmft_declines_the_stochastic_clocks(registry):

@@ -232,6 +232,7 @@ def predict_dln_dmft(s, times, steps=None, levels=2, particles=8192, tangent_par
             if solved is None:
                 break
             grid, st = solved
+            st["log_shrink_rate"] = _log_shrink_rate(st["c"], law.c0, grid[1])
             levels_out.append((weight, {k: _interpolate(s_times, grid, v) for k, v in st.items()}))
         if len(levels_out) == levels:
             break
@@ -239,13 +240,25 @@ def predict_dln_dmft(s, times, steps=None, levels=2, particles=8192, tangent_par
             return {k: np.full(len(times), np.inf) for k in _names(law)}
         steps *= 2
     combined = {k: sum(w * lv[k] for w, lv in levels_out) for k in levels_out[0][1]}
-    if clock == "flow":        # gradient flow conserves c exactly; the grids' O(h) shrinkage is theirs
-        combined["c"] = np.full(len(times), law.c0)
+    if clock == "flow":
+        # Gradient flow conserves c; GD at step dt = scale * h (in s) shrinks it, one step multiplying each
+        # coordinate's c by 1 - (dt f)^2 exactly (f: its gradient), so that log(c / c0) = -dt int E f^2 + O(dt^2)
+        # (dln.md's discrete GD identity). The grids' shrinkage is that of GD at their own step: the same
+        # integral, extrapolated over the grids like every other curve.
+        combined["c"] = law.c0 * np.exp(-scale * s.dynamics_params["h"] * combined["log_shrink_rate"])
     Ew2 = float(law.weights @ law.targets**2)
     Cww = combined["q"]
     return {"risk": 0.5 * (Cww - 2 * combined["m"] + Ew2 + law.sigma**2), law.conserved_name: combined["c"],
             "l1": combined["l1"], "l1_off": combined["l1_off"], "support_recovery": combined["support_recovery"],
             "train_risk": combined["train"]}
+
+
+def _log_shrink_rate(c, c0, h):
+    """``-log(c / c0) / h`` on a grid of step ``h`` (0 where ``c0 = 0``): a first-order estimate of
+    ``int_0^s E f^2``, ``f`` a coordinate's gradient (each explicit step multiplies c by ``1 - (h f)^2``)."""
+    if c0 == 0:
+        return np.zeros_like(c)
+    return -np.log(np.maximum(c / c0, 1e-300)) / h
 
 
 def _names(law):
