@@ -41,12 +41,12 @@ from hdbench_plugins.predictors.dmft_predictors import RICHARDSON, _interpolate
 from hdbench_plugins.predictors.volterra_multipass import dmft_units
 
 CLOCK_OF = {"gd": "flow", "sgf": "gaussian", "sgd": "poisson"}
-SUPPORTED = ("gd",)   # the stochastic clocks run (solve takes any clock) but are off. At d = 1000-2000,
-                      # alpha = 0.5, gamma = 1, a = 1, t = 4 (32 + 16 seeds): SGD's risk 0.077 vs 0.081
-                      # (4 stderr; twice finer grids: 0.079, 5 min); SGF's l1 0.314 vs 0.290 at 50 steps
-JUMP_REFINE = 2             # the Poisson clock's O(h) (batch-fraction) error needs finer grids: with the flow's
-                            # grids q's shrinkage came out 0.89 vs the simulation's 0.828; twice finer 0.834,
-                            # four times 0.827
+SUPPORTED = ("gd",)   # The stochastic clocks run (solve takes any clock) but are off. At alpha = 0.5, gamma = 1,
+                      # a = 1, t = 4, against d = 1000 and 2000 (32 and 16 seeds): SGD's risk 0.0776 on grids of
+                      # 50/100 steps and 0.0789 on 100/200 (5 min) vs 0.081 +- 0.001; SGF (whose simulation is
+                      # heavy-tailed: q's stderr 10x SGD's) l1 0.314 vs 0.290 +- 0.002 on 50/100
+JUMP_REFINE = 2       # the Poisson clock's O(h) (batch-fraction) error needs finer grids than the flow's: q at t = 4
+                      # came out 0.89, 0.834 and 0.827 on 25/50, 50/100 and 100/200 steps (simulation 0.828)
 CHUNK = 512
 # tangent_particles = 512 per atom: the response Rt from 512, 1024 or 4096 gave the same curves to 1e-4 on
 # GD (d-independent cost: the GD trajectory scenario of the standard suite 37 s at 512, 59 s at 1024)
