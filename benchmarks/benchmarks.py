@@ -75,6 +75,7 @@ PREDICTORS = [n for n in hdbench.registry().names("predictor") if reference_scen
 class PredictWarm:
     params = PREDICTORS
     param_names = ["predictor"]
+    timeout = 600           # the DMFT theories take 10-40 s per call, besides their warm-up (asv's default: 60 s)
 
     def setup(self, name):
         self.pred = hdbench.registry().predictor(name)
