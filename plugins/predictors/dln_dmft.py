@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import hdbench
-from hdbench import YES, Predictor, no
+from hdbench import Predictor, no
 from hdbench_plugins.predictors import dmft
 from hdbench_plugins.predictors.dln import coordinate_law
 from hdbench_plugins.predictors.regime import small_batches
@@ -48,7 +48,7 @@ SUPPORTED = ("gd",)   # The stochastic clocks run (solve takes any clock) but ar
 JUMP_REFINE = 2       # the Poisson clock's O(h) (batch-fraction) error needs finer grids than the flow's: q at t = 4
                       # came out 0.89, 0.834 and 0.827 on 25/50, 50/100 and 100/200 steps (simulation 0.828)
 CHUNK = 512
-# tangent_particles = 512 per atom: the response Rt from 512, 1024 or 4096 gave the same curves to 1e-4 on
+# tangent_particles = 512 per atom: the response Rt from 256, 512, 1024 or 4096 gave the same curves to 2e-4 on
 # GD (d-independent cost: the GD trajectory scenario of the standard suite 37 s at 512, 59 s at 1024)
 BLOWUP = 1e6         # |E (w - w*)^2| beyond this (O(1) when sane): the grid or the dynamics diverged
 MAX_STEPS = 50       # coarse level at most (its tangents cost O(T^3) per particle, the fine level 8x that)
