@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .errors import InputError, PluginError
@@ -41,6 +42,19 @@ def _parser():
     pl.add_argument("--out", default=None, help="output .png or .svg (default: <hash>.png)")
     pl.add_argument("--db", default=str(DEFAULT_DB))
     return p
+
+
+def entry() -> None:
+    """The ``hdbench`` command: ``main``'s exit code. A timed-out predict call is abandoned, not stopped
+    (threads cannot be), and one still inside a native library (XLA) when the interpreter finalises aborts
+    it (exit 134, after the results are stored); so then the process ends at once, output flushed."""
+    code = main()
+    from .runner import ABANDONED
+    if any(thread.is_alive() for thread in ABANDONED):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def main(argv=None) -> int:

@@ -62,6 +62,9 @@ def task_predict(spec: dict, predictor: str, timeout: float = DEFAULT_TIMEOUT) -
     return {"status": "ok", "curves": curves, "cold_s": out[0][1], "warm_s": out[1][1]}
 
 
+ABANDONED: list[threading.Thread] = []     # timed-out predict calls, still running
+
+
 def _call_with_timeout(fn, args, timeout):
     box = {}
 
@@ -75,6 +78,7 @@ def _call_with_timeout(fn, args, timeout):
     thread.start()
     thread.join(timeout)
     if thread.is_alive():
+        ABANDONED.append(thread)
         raise TimeoutError
     if "error" in box:
         raise box["error"]

@@ -91,9 +91,20 @@ class ToySlow(ToyExact):
         time.sleep(30)
 
 
+class ToyBusy(ToyExact):
+    """Still inside XLA when the run ends: an abandoned thread there aborted the interpreter's exit."""
+    name = "toy-busy"
+    def predict(self, s, times):
+        import jax.numpy as jnp
+        x = jnp.ones((1000, 1000))
+        while True:
+            x = (x @ x) / 1000.0
+            x.block_until_ready()
+
+
 @hdbench.hookimpl
 def hdbench_predictors():
-    return [ToyExact, ToyRaises, ToyNaN, ToyBadShape, ToySlow]
+    return [ToyExact, ToyRaises, ToyNaN, ToyBadShape, ToySlow, ToyBusy]
 '''
 
 BROKEN_PLUGIN = "import no_such_module_hdbench_test\n"
