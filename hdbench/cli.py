@@ -27,7 +27,8 @@ def _parser():
     run.add_argument("--workers", type=int, default=1, help="local processes (spawned; default 1)")
     run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--db", default=str(DEFAULT_DB), help=f"result store (default {DEFAULT_DB})")
-    run.add_argument("--timeout", type=float, default=60.0, help="seconds per predict call (default 60)")
+    run.add_argument("--timeout", type=float, default=None,
+                     help="seconds per predict call (default: the suite's [suite] timeout, else 60)")
     run.add_argument("--format", choices=FORMATS, default="table", help="leaderboard format")
 
     lb = sub.add_parser("leaderboard", help="rank predictors from the store")

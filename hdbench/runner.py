@@ -25,7 +25,7 @@ import numpy as np
 
 from .errors import InputError
 from .registry import registry
-from .scenario import Scenario, load_suite
+from .scenario import Scenario, load_suite, suite_timeout
 from .score import NothingToScore, ScoreError, check_curves, score
 from .simulate import ENGINE_VERSION, Simulation, simulate
 from .store import DEFAULT_DB, Store
@@ -145,17 +145,20 @@ class RunReport:
 
 
 def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1, scheduler: str | None = None,
-              timeout: float = DEFAULT_TIMEOUT, progress=None) -> RunReport:
+              timeout: float | None = None, progress=None) -> RunReport:
     """Simulate every scenario of ``suite`` (a built-in name or a TOML path; cached), run every
     supporting predictor (all registered, or ``predictors``), score, and store in ``db``.
 
     ``workers > 1`` uses spawned local processes; ``scheduler`` a Dask scheduler address.
-    ``timeout`` bounds each ``predict`` call. ``progress``: an optional ``rich.progress.Progress``.
+    ``timeout`` bounds each ``predict`` call (default: the suite's ``[suite] timeout``, else
+    ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``.
     Everything that can be wrong with the input is checked before the store is touched.
     """
     start = time.perf_counter()
     reg = registry()
     suite_name, scenarios = load_suite(suite, reg)
+    if timeout is None:
+        timeout = suite_timeout(suite) or DEFAULT_TIMEOUT
     names = list(predictors) if predictors else reg.names("predictor")
     for name in names:
         reg.entry("predictor", name)   # unknown name -> InputError with a suggestion

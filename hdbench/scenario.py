@@ -237,6 +237,18 @@ def suite_path(name_or_file) -> Path:
     return builtin
 
 
+def suite_timeout(name_or_file) -> float | None:
+    """``[suite] timeout``: the seconds per ``predict`` call that a suite asks for (``None`` if unset), for
+    suites whose theories are slow by nature; ``--timeout`` overrides it."""
+    path = suite_path(name_or_file)
+    value = load_toml(path).get("suite", {}).get("timeout")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InputError(f"suite '{path.name}': [suite] timeout = {value!r} is not allowed (expected seconds > 0)")
+    return float(value)
+
+
 def load_suite(name_or_file, registry=None) -> tuple[str, list[Scenario]]:
     """Expand a suite to scenarios. File layout::
 

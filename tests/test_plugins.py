@@ -37,7 +37,10 @@ def test_strict_mode_and_disable_switch(third_party_site):
 def test_third_party_predictor_runs_and_is_ranked(third_party_site, tiny_suite, tmp_path):
     db = tmp_path / "r.sqlite"
     preds = ["toy-exact", "toy-raises", "toy-nan", "toy-badshape", "toy-slow", "toy-busy", "lsq-online-ode"]
-    args = ["run", "--suite", tiny_suite, "--db", db, "--timeout", "1", "--format", "json"]
+    # the suite's own timeout (without it, toy-slow would return None after 30 s: 'failed', not 'timeout')
+    timed = tmp_path / "timed.toml"
+    timed.write_text(tiny_suite.read_text().replace('name = "tiny"', 'name = "tiny"\ntimeout = 1'))
+    args = ["run", "--suite", timed, "--db", db, "--format", "json"]
     for p in preds:
         args += ["--predictor", p]
     out = run_cli(*args, site=third_party_site)

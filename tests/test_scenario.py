@@ -93,6 +93,19 @@ sweep = { "dynamics.gamma" = [0.5, 1.0], d = [50, 100] }
         hdbench.load_suite("quik")
 
 
+def test_suite_timeout(tmp_path):
+    from hdbench.scenario import suite_timeout
+    assert suite_timeout("quick") is None
+    path = tmp_path / "t.toml"
+    for value, expected in (("600", 600.0), ("2.5", 2.5)):
+        path.write_text(f"[suite]\nname = 't'\ntimeout = {value}\n")
+        assert suite_timeout(path) == expected
+    for value in ("0", "-1", "'long'", "true"):
+        path.write_text(f"[suite]\nname = 't'\ntimeout = {value}\n")
+        with pytest.raises(InputError, match=r"^suite 't.toml': \[suite\] timeout = .* is not allowed \(expected seconds > 0\)$"):
+            suite_timeout(path)
+
+
 def test_builtin_suites_expand():
     for name in hdbench.builtin_suites():
         _, scenarios = hdbench.load_suite(name)
