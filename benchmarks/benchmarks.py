@@ -310,3 +310,27 @@ class DLNSolvers:
         return float(np.abs(risk - reference).max() / np.abs(reference).max())
 
     track_error.unit = "normalised sup error of the risk"
+
+
+class DLNDmftParticles:
+    """One call of ``dln-dmft``'s parameter side on 512 particles of one atom vs the grid steps T, with the
+    response ``dw/dH`` (O(T^3) a particle: the memoryless Jacobian, then a batched triangular solve) and
+    without (O(T^2)); a causal ``R_G`` of the GD fixed point's shape. Compiled in setup."""
+
+    params = ([50, 100, 200], [True, False])
+    param_names = ["grid steps T", "response"]
+
+    def setup(self, T, response):
+        import jax
+        import jax.numpy as jnp
+        from hdbench_plugins.predictors.dln_dmft import _particles
+        h = 8.0 / T
+        lag = np.subtract.outer(np.arange(T), np.arange(T)) * h
+        RG = jnp.asarray(h * np.tril(np.exp(-0.5 * lag)), jnp.float32)
+        eta = jnp.asarray(0.3 * np.sqrt(h) * np.random.default_rng(0).standard_normal((512, T)), jnp.float32)
+        args = (RG, eta, np.float32(2.0), np.float32(1.0), np.float32(1.0), np.float32(2.0))
+        self.run = lambda: jax.block_until_ready(_particles(*args, product=True, tangents=response))
+        self.run()
+
+    def time_particles(self, T, response):
+        self.run()

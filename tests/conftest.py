@@ -31,12 +31,15 @@ def db(tmp_path):
 
 
 def max_z(sim, curves, names=None):
+    """max over t > 0 of |pred - mean| / stderr, the stderr joined in quadrature with the predictor's own
+    ``unc(NAME)`` where it gives one (as ``hdbench.score`` does)."""
     out = 0.0
     for k in names or curves:
         if k not in sim.per_seed:
             continue
         diff = np.abs(np.asarray(curves[k]) - sim.mean[k])[1:]
-        se = np.maximum(sim.stderr[k][1:], 1e-6 * np.abs(sim.mean[k]).max())
+        joint = np.hypot(sim.stderr[k], curves.get(f"unc({k})", 0.0))
+        se = np.maximum(joint[1:], 1e-6 * np.abs(sim.mean[k]).max())
         out = max(out, float((diff / se).max()))
     return out
 
