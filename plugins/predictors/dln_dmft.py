@@ -45,9 +45,11 @@ CLOCK_OF = {"gd": "flow", "sgf": "gaussian", "sgd": "poisson"}
 SUPPORTED = ("gd", "sgd")   # At alpha = 0.5, gamma = 1, a = 1, t = 2-4, against d = 2000: SGD (64 seeds) on grids
                       # of 100/200 steps at 16000 paths: risk, q, l1, l1_off, recovery and train risk all within
                       # 2.3 joint stderr; 200/400 (H100) gave a risk 1.2% lower (0.0797 +- 0.0004 vs 0.0809).
-                      # SGF (128 seeds) runs but is off: all within 2.5 but q, 1.2% high (0.830-0.833 vs 0.820 +-
-                      # 0.002, z 3) on every grid from 50/100 to 200/400, and against d = 1000 too. Its simulation is
-                      # heavy-tailed (each residual a geometric Brownian motion; 1 seed in 128-256 diverges).
+                      # SGF (128 seeds) runs but is off: all within 2.5 but q, 0.839, 0.833, 0.830 on 50/100,
+                      # 100/200, 200/400 steps (halving errors: after Richardson still first order; limit ~0.827)
+                      # vs 0.820 +- 0.002; the same at 16000-256000 sample paths, and the simulation the same at
+                      # d = 1000-4000. Its simulation is heavy-tailed (each residual a geometric Brownian motion;
+                      # 1 seed in 128-256 diverges).
 JUMP_REFINE = 2       # the Poisson clock's O(h) (batch-fraction) error needs finer grids than the flow's: q at t = 4
                       # came out 0.89 on 25/50 steps, 0.830 +- 0.001 on 100/200 and 0.828 on 200/400 (sim 0.828)
 COUPLED_CLOCKS = ("flow", "gaussian", "poisson")   # two steps' increments sum to one of the coarse grid's law
