@@ -92,10 +92,12 @@ def test_pde_and_particle_sde_agree(parametrisation, gamma):
 
 def _recovery_z(sim, pred):
     """z of support_recovery (a fraction of d coordinates): the seeds' stderr, or where every seed
-    agrees, the binomial stderr of d * seeds coordinates at the Jeffreys-smoothed fraction."""
+    agrees, the binomial stderr of d * seeds coordinates at the Jeffreys-smoothed fraction. (Not the
+    larger of the two: the coordinates are not independent, and the seeds' spread was 0.2-0.7 of the
+    binomial stderr on the DMFT scenarios, so a binomial floor everywhere made the test lenient.)"""
     n = sim.scenario.d * sim.scenario.seeds
     frac = (sim.mean["support_recovery"] * n + 0.5) / (n + 1)
-    se = np.maximum(sim.stderr["support_recovery"], np.sqrt(frac * (1 - frac) / n))
+    se = np.where(sim.stderr["support_recovery"] > 0, sim.stderr["support_recovery"], np.sqrt(frac * (1 - frac) / n))
     return float((np.abs(pred["support_recovery"] - sim.mean["support_recovery"]) / se)[1:].max())
 
 
