@@ -230,3 +230,62 @@ def test_dmft_committee_matches_gradient_descent(registry):
     sc = hdbench.score(sim, registry.predictor("dmft-gf").predict(s, sim.times))
     assert sc["z_max"] < z_threshold(len(sim.times) - 1, s.seeds), sc["observables"]
     assert sc["observables"]["risk"]["sup_error"] < 0.02
+
+
+@pytest.mark.parametrize("clock", ["gaussian", "poisson"])
+def test_square_side_in_expectation_is_the_monte_carlo_side_without_its_noise(clock):
+    """``square_side_moments`` (from the clock's first two moments) against the Monte-Carlo side
+    ``_square_side`` (sample paths of the clock) on a random kernel: every entry of R_G, mu, C_G and the
+    train loss within 5 standard errors of the paths' mean (the errors from 40 independent batches). The
+    second moment matters: with the flow's ``E dZ^2 = h^2`` in place of the clock's, C_G is far off."""
+    rng = np.random.default_rng(3)
+    K, h, tau, alpha = 13, 0.1, 0.5, 0.7
+    T = K - 1
+    X = rng.standard_normal((K, K))
+    S = X @ X.T / K + np.eye(K)
+    Rt = np.tril(0.5 * rng.standard_normal((K, K)), -1)
+    Rt[:, T] = 0.0
+    m2 = dmft.clock_second_moment(clock, h, tau)
+    exact = dmft.square_side_moments((alpha, h, m2), S, Rt)
+    wrong = dmft.square_side_moments((alpha, h, h * h), S, Rt)
+    side, batches, paths = dmft._square_side(K, 8), 40, 8000
+    rows = []
+    for b in range(batches):
+        dZ = dmft.clock_increments(clock, dmft.jax.random.PRNGKey(b), (paths, T), h, tau)
+        dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
+        with dmft.jax.enable_x64(True):
+            out = side(np.array([alpha, h, m2]), S, Rt, dZ)
+        rows.append(np.concatenate([np.ravel(np.asarray(x)) for x in out[:4]]))
+    rows = np.array(rows)
+    mean, err = rows.mean(0), rows.std(0, ddof=1) / np.sqrt(batches)
+    flat = np.concatenate([np.ravel(x) for x in exact[:4]])
+    checked = err > 1e-10                 # entries that are random (not fixed ones, with rounding noise)
+    z = np.abs(flat - mean)[checked] / err[checked]
+    assert z.max() < 5, z.max()
+    z_wrong = np.abs(np.concatenate([np.ravel(x) for x in wrong[:4]]) - mean)[checked] / err[checked]
+    assert z_wrong.max() > 50, z_wrong.max()
+
+
+def test_square_side_in_expectation_with_the_flow_clock_is_the_flow_side():
+    rng = np.random.default_rng(4)
+    K, h, alpha = 9, 0.2, 0.5
+    X = rng.standard_normal((K, K))
+    S = X @ X.T / K
+    Rt = np.tril(rng.standard_normal((K, K)), -1)
+    Rt[:, K - 1] = 0.0
+    consts = (alpha, h, h * h)
+    for a, b in zip(dmft.square_side_moments(consts, S, Rt),
+                    dmft._square_flow_side(np.array(consts), S, Rt, np.full((1, K), h))):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3])
+def test_extrapolation_weights_are_richardson_at_zero_and_exact_on_polynomials(levels):
+    from hdbench_plugins.predictors.dmft_predictors import RICHARDSON, extrapolation_weights
+    np.testing.assert_allclose(extrapolation_weights(levels, 0.3), RICHARDSON[levels], rtol=1e-12)
+    coarse, target = 0.16, 0.02
+    nodes = coarse / 2.0 ** np.arange(levels)
+    w = np.array(extrapolation_weights(levels, coarse, target))
+    for degree in range(levels):
+        assert abs(w @ nodes**degree - target**degree) < 1e-12
+    assert abs(w @ nodes**levels - target**levels) > 1e-6       # one degree more is not exact
