@@ -274,37 +274,45 @@ def test_dmft_matches_full_batch_gd(registry, parametrisation, gamma, a):
     assert sim.mean[name][-1] < sim.mean[name][0] - 20 * sim.stderr[name][-1]
 
 
-@pytest.mark.parametrize("t_max", [2.0, pytest.param(4.0, marks=pytest.mark.slow)])
-def test_dmft_matches_multipass_sgd(registry, t_max):
-    """Multi-pass SGD (one sample a step, with replacement) on n = d/2 samples (d = 1000, 32 seeds): the DMFT
-    with Poisson clocks within the joint noise (the simulation's stderr and the prediction's ``unc``, the
-    spread of its 4 replicas) on every observable, q included, which SGD's noise shrinks (by 17% at t = 4;
-    GD's step by 0.2%). At 2000 sample paths instead of 16000 one solve's risk spread 2.8% over seeds."""
+@pytest.mark.parametrize("dynamics,gamma,t_max,d,seeds", [
+    ("sgd", 1.0, 2.0, 1000, 32), ("sgf", 0.5, 2.0, 1000, 64),
+    pytest.param("sgd", 1.0, 4.0, 1000, 32, marks=pytest.mark.slow),
+    pytest.param("sgf", 1.0, 4.0, 2000, 128, marks=pytest.mark.slow)])
+def test_dmft_matches_multipass_sgd_and_sgf(registry, dynamics, gamma, t_max, d, seeds):
+    """Multi-pass SGD (one sample a step, with replacement) and SGF (Euler-Maruyama, h = 0.01) on n = d/2
+    samples: one DMFT (their clocks have the same two moments), extrapolated to h = 0 for SGD and to SGF's
+    step, within the joint noise (the simulation's stderr and the prediction's ``unc``, the spread of its 4
+    replicas) on every observable, q included, which the noise shrinks (SGD's by 17% at t = 4; GD's step by
+    0.2%). Extrapolated over two grids instead of three, SGD's q at t = 4 came out 0.839 (sim 0.828 +- 0.001).
+
+    SGF's simulation is heavy-tailed at gamma = 1 (each residual a geometric Brownian motion, whose second
+    moment a few samples carry), so that its seeds' mean converges slowly in d and its stderr understates
+    the error: at d = 1000 (512 seeds) l1 at t = 1 is 0.2711 +- 0.0008 against 0.2738 predicted (z 2.9),
+    at d = 2000 (128 seeds) 0.2721 +- 0.0013 (z 1.2), while SGD's is 0.2720 +- 0.0004 (predicted 0.2727).
+    Hence gamma = 0.5 (tau = 0.5: lighter tails) by default and gamma = 1 at d = 2000 under ``slow``."""
     s = hdbench.Scenario.from_dict({"model": {"name": "dln", "params": {"a": 1.0}},
-                                    "dynamics": {"name": "sgd", "params": {"gamma": 1.0}},
-                                    "alpha": 0.5, "d": 1000, "t_max": t_max, "seeds": 32, "n_times": 9})
+                                    "dynamics": {"name": dynamics, "params": {"gamma": gamma}},
+                                    "alpha": 0.5, "d": d, "t_max": t_max, "seeds": seeds, "n_times": 9})
     sim = hdbench.simulate(s)
     pred = registry.predictor("dln-dmft").predict(s, sim.times)
     limit = z_threshold(s.n_times, s.seeds)
     assert max_z(sim, pred, ["risk", "q_mean", "l1", "l1_off", "train_risk"]) < limit
     assert _recovery_z(sim, pred) < limit
-    assert (pred["unc(risk)"][1:] < 0.02 * pred["risk"][1:]).all()         # the replicas agree to < 2%
-    assert sim.mean["q_mean"][-1] < 0.9 * sim.mean["q_mean"][0]
+    assert (pred["unc(risk)"][1:] < 0.005 * pred["risk"][1:]).all()         # the replicas agree to < 0.5%
+    assert sim.mean["q_mean"][-1] < sim.mean["q_mean"][0] - 50 * sim.stderr["q_mean"][-1]     # q moved: 5-17%
 
 
-def test_dmft_declines_sgf_online_data_and_large_batches(registry):
-    """SGF runs through the same solver but is not claimed (see dln_dmft.SUPPORTED); online data has no
-    DMFT; the Poisson clock needs B << n."""
+def test_dmft_declines_online_data_large_batches_and_other_dynamics(registry):
+    """Online data has no DMFT; the Poisson clock needs B << n; momentum is no clock."""
     pred = registry.predictor("dln-dmft")
-    for dynamics, alpha, batch in (("sgf", 0.5, 1), ("online-sgd", None, 1), ("sgd", 0.5, 10)):
+    for dynamics, alpha, batch in (("momentum", 0.5, 1), ("online-sgd", None, 1), ("sgd", 0.5, 10)):
         spec = {"model": {"name": "dln"}, "dynamics": {"name": dynamics, "params": {"batch_size": batch}},
                 "d": 100, "t_max": 1.0}
-        if dynamics == "sgf":
-            del spec["dynamics"]["params"]
         if alpha:
             spec["alpha"] = alpha
         answer = pred.supports(hdbench.Scenario.from_dict(spec))
         assert not answer
         assert dynamics in answer.reason or "online" in answer.reason or "batch_size" in answer.reason
-    assert pred.supports(hdbench.Scenario.from_dict({"model": {"name": "dln"}, "dynamics": {"name": "sgd"},
-                                                     "alpha": 0.5, "d": 100, "t_max": 1.0}))
+    for dynamics in ("gd", "sgf", "sgd"):
+        assert pred.supports(hdbench.Scenario.from_dict({"model": {"name": "dln"}, "dynamics": {"name": dynamics},
+                                                         "alpha": 0.5, "d": 100, "t_max": 1.0}))
