@@ -131,18 +131,18 @@ def _finite_rows(values):
     return np.isfinite(values).reshape(len(values), -1).all(1)
 
 
-RICHARDSON = {1: (1.0,), 2: (-1.0, 2.0), 3: (1 / 3, -2.0, 8 / 3)}   # weights of steps * (1, 2, 4)
-
-
 def extrapolation_weights(levels, coarse, target=0.0):
     """Weights of the levels (grid steps ``coarse``, ``coarse / 2``, ``coarse / 4``) whose weighted sum is
-    the polynomial in the step through them, evaluated at the step ``target``: ``RICHARDSON[levels]`` at 0
-    (the time-continuous limit). A solver whose grid discretises exactly as the simulated algorithm does
+    the polynomial in the step through them, evaluated at the step ``target``: Richardson's at 0 (the
+    time-continuous limit). A solver whose grid discretises exactly as the simulated algorithm does
     (an explicit step of the same size) extrapolates to the simulation's own step instead: its O(h) error is
     then the simulation's, not an error."""
     nodes = coarse / 2.0 ** np.arange(levels)
     return tuple(float(np.prod([(target - nodes[j]) / (nodes[i] - nodes[j]) for j in range(levels) if j != i]))
                  for i in range(levels))
+
+
+RICHARDSON = {n: extrapolation_weights(n, 1.0) for n in (1, 2, 3)}   # to h = 0: (1,), (-1, 2), (1/3, -2, 8/3)
 
 
 def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
