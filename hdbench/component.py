@@ -112,7 +112,9 @@ class Model(Component):
     - ``observables(theta, teacher, data, p)``: ``{name: scalar}``, exact population quantities
       (``data`` is ``(X, y)`` for finite data, for ``train_*`` observables, else ``None``).
     - ``observable_names(p, finite)``: the names ``observables`` returns for these params.
-    ``p`` is the validated parameter dict. ``isotropic(p)`` tells theories whether ``Sigma = I``.
+    - ``headline_observables(p, finite)``: the ones every predictor is ranked on (default: all of
+      them); a prediction lacking one is partial and ranks after the complete ones.
+    ``p`` is the validated parameter dict.
     """
 
     kind = "model"
@@ -140,6 +142,11 @@ class Model(Component):
     @abc.abstractmethod
     def observable_names(self, p, finite: bool) -> tuple[str, ...]:
         ...
+
+    def headline_observables(self, p, finite: bool) -> tuple[str, ...]:
+        """The observables predictors are ranked on: risk and the summary statistics the model's
+        theories share (default: every observable)."""
+        return tuple(self.observable_names(p, finite))
 
     def divergence_statistic(self, obs: dict):
         """A scalar that blows up when the dynamics diverges (default: ``q = |theta|^2``)."""

@@ -1,8 +1,7 @@
-import numpy as np
 import pytest
-from scipy import stats
 
 import hdbench
+from hdbench.score import z_threshold as _z_threshold
 
 
 def lsq(dynamics, gamma=0.5, alpha=None, sigma=0.5, d=400, seeds=32, t_max=8.0, n_times=41, **dyn):
@@ -16,8 +15,8 @@ def lsq(dynamics, gamma=0.5, alpha=None, sigma=0.5, d=400, seeds=32, t_max=8.0, 
 
 def z_threshold(n_times: int, seeds: int, p: float = 1e-3) -> float:
     """|pred - mean| / stderr over n_times points with a Student-t(seeds-1) stderr: the level that a
-    correct theory exceeds with probability <= p (Bonferroni over the grid)."""
-    return float(stats.t.isf(p / (2 * n_times), df=seeds - 1))
+    correct theory exceeds with probability <= p (Bonferroni over the grid); ``hdbench.score``'s rule."""
+    return _z_threshold(n_times, seeds, p)
 
 
 @pytest.fixture(scope="session")
@@ -31,17 +30,11 @@ def db(tmp_path):
 
 
 def max_z(sim, curves, names=None):
-    """max over t > 0 of |pred - mean| / stderr, the stderr joined in quadrature with the predictor's own
-    ``unc(NAME)`` where it gives one (as ``hdbench.score`` does)."""
-    out = 0.0
-    for k in names or curves:
-        if k not in sim.per_seed:
-            continue
-        diff = np.abs(np.asarray(curves[k]) - sim.mean[k])[1:]
-        joint = np.hypot(sim.stderr[k], curves.get(f"unc({k})", 0.0))
-        se = np.maximum(joint[1:], 1e-6 * np.abs(sim.mean[k]).max())
-        out = max(out, float((diff / se).max()))
-    return out
+    """The worst z-score ``hdbench.score`` gives over ``names`` (default: every observable in common):
+    max over the scored times of |pred - mean| / stderr, joined in quadrature with the predictor's own
+    ``unc(NAME)`` where it gives one."""
+    observables = hdbench.score(sim, curves, observables=names)["observables"]
+    return max(v["z_max"] for v in observables.values())
 
 
 # -- a real third-party distribution, built and installed in a temporary folder -------------------

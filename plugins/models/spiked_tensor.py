@@ -65,6 +65,9 @@ class SpikedTensor(Model):
     def observable_names(self, p, finite):
         return ("m", "r2", "q", "risk")
 
+    def headline_observables(self, p, finite):
+        return ("m", "r2")       # q = m^2 + r2; a deterministic theory's risk follows from them
+
     @classmethod
     def check_scenario(cls, s):
         if s.alpha is not None:
