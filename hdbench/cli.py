@@ -36,7 +36,8 @@ def _parser():
     lb.add_argument("--format", choices=FORMATS, default="table")
     lb.add_argument("--db", default=str(DEFAULT_DB))
     lb.add_argument("--view", choices=("both", "scenarios", "suite", "finite-size"), default="both",
-                    help="both = per scenario and aggregate (plus finite-size exponents where d was swept)")
+                    help="both = per scenario and aggregate (plus, where d was swept, each theory against "
+                         "the simulation extrapolated to d = infinity)")
 
     pl = sub.add_parser("plot", help="theory curves over the simulation's 95%% band, one panel per observable")
     pl.add_argument("scenario", help="scenario hash (prefix) or label, as in the leaderboard")
@@ -142,21 +143,23 @@ def cmd_leaderboard(args) -> int:
 
 
 def show_leaderboard(db, suite, fmt, view) -> None:
-    from .report import (finite_size_rows, finite_size_table, render, scenario_rows, scenario_table, suite_rows,
-                         suite_table)
+    from .rank import rank_suite
+    from .report import limit_rows, limit_table, render, scenario_rows, scenario_table, suite_table
     from .store import Store
     store = Store(db)
     parts = []
+    scenarios = scenario_rows(store, suite)
+    for row in scenarios:
+        row.pop("bootstrap", None)          # the replicates behind the ranks: in the store, not the export
     if view in ("both", "scenarios"):
-        rows = scenario_rows(store, suite)
-        parts.append((scenario_table(rows), f"Suite '{suite}': per scenario", rows, True))
+        parts.append((scenario_table(scenarios), f"Suite '{suite}': per scenario", scenarios, True))
     if view in ("both", "suite"):
-        rows = suite_rows(store, suite)
+        rows = rank_suite(scenarios, len(store.suite_scenarios(suite)))
         parts.append((suite_table(rows), f"Suite '{suite}': aggregate", rows, False))
     if view in ("both", "finite-size"):
-        rows = finite_size_rows(store, suite)
+        rows = limit_rows(store, suite, scenarios)
         if rows or view == "finite-size":
-            parts.append((finite_size_table(rows), f"Suite '{suite}': finite-size exponents (error ~ d^-p)",
+            parts.append((limit_table(rows), f"Suite '{suite}': against the simulation extrapolated to d = infinity",
                           rows, True))
     store.close()
     if fmt == "json":

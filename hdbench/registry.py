@@ -40,6 +40,12 @@ class Entry:
     def provider(self) -> str:
         return f"{self.dist} {self.dist_version} ({self.plugin})"
 
+    @property
+    def code(self) -> str:
+        """Fingerprint of the code this component runs (``hdbench.fingerprint``)."""
+        from .fingerprint import fingerprint
+        return fingerprint(self.cls.__module__)
+
 
 @dataclasses.dataclass(frozen=True)
 class Failure:

@@ -1,172 +1,171 @@
-"""Leaderboards (from the store alone) and plots.
+"""Leaderboards (from the store alone) and plots; the rules are in ``docs/scoring.md``.
 
-Per scenario: predictors ranked by ``error`` (normalised sup error, worst observable; ``± u`` where a
-Monte-Carlo theory reports its own uncertainty ``u``, on the same scale), with the noise floor, ``err/floor``, worst z-score, cold/warm wall time and speed-up over the simulation;
-"n/a: reason" and "failed: message" rows where that is what happened.
-Per suite, over the scenarios each predictor supports: a normalised Borda score (the mean fraction
-of the other scored predictors it beats, over scenarios with at least two), the mean rank (with a
-95% interval from a bootstrap over simulation seeds), mean and median error, and coverage =
-scenarios scored / scenarios in the suite. Sorted by Borda score, then mean rank.
+Per scenario: each predictor's headline ``err/floor`` (its worst headline observable's sup error in
+units of that observable's noise floor), that observable's ``error`` (``± u``: a Monte-Carlo theory's
+own uncertainty on the same scale) and noise floor, the worst z-score, cold/warm wall time and the
+speed-up over the simulation; ranks with ties from ``hdbench.rank`` (partial predictors after complete
+ones, failures last); "n/a: reason" and "failed: message" rows where that is what happened.
+Per suite: ``hdbench.rank.rank_suite`` (Borda score and mean rank with the ranges the noise allows,
+wins/ties/losses, coverage, failures).
+Per d-sweep: every predictor scored against the simulation extrapolated to d = infinity, and whether
+its residual at the largest d is a finite-size effect or a wrong limit.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 
 import numpy as np
 
-from .score import observable_window, seed_statistic
-from .simulate import ENGINE_VERSION
+from .errors import InputError
+from .fingerprint import scorer_code
+from .rank import rank_scenario, rank_suite
+from .score import Reference, ScoreError, headline_observables, score, seed_statistic, within_noise
 from .store import Store
 
-BOOTSTRAP = 200
+BAND = 0.95      # the plots' simulation band: a Student-t interval for the seeds' count
+WRAPPED = {"scenario", "scenarios", "predictor", "err/floor", "verdict"}   # columns that may wrap
+
+
+def _scenario(spec):
+    """The stored spec as a Scenario, or None when its plugins are no longer installed."""
+    from .scenario import Scenario
+    try:
+        return Scenario.from_dict(spec)
+    except InputError:
+        return None
+
+
+def _simulation(rec, spec):
+    from .simulate import Simulation
+    scenario = _scenario(spec)
+    if scenario is None:
+        return Reference.of(rec)
+    return Simulation(scenario, rec["times"], rec["per_seed"], rec["diverged_at"], rec["compile_s"], rec["run_s"])
+
+
+def _score_of(store, scorer, sim_rec, sim, pred) -> dict:
+    """The stored score, or (a store written by another scorer) the same computed now, not stored."""
+    stored = store.get_score(sim_rec["id"], pred["id"], scorer)
+    if stored is not None:
+        return stored
+    from .runner import score_prediction
+    if isinstance(sim, Reference):       # the scenario's plugins are gone: no timings to add
+        try:
+            return {"status": "ok", "message": "", "scores": score(sim, pred["curves"])}
+        except ScoreError as exc:
+            return {"status": "failed", "message": str(exc), "scores": None}
+    return score_prediction(sim, pred)
 
 
 def scenario_rows(store: Store, suite: str) -> list[dict]:
     rows = []
-    for h, label, _ in store.suite_scenarios(suite):
-        have_sim = store.get_simulation(h, ENGINE_VERSION) is not None
+    scorer = scorer_code()
+    for h, label, spec in store.suite_scenarios(suite):
+        sim_rec = store.get_simulation(h)
+        sim = _simulation(sim_rec, spec) if sim_rec is not None else None
         block = []
         for pred in store.predictions(h):
-            sc = store.get_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION)
-            row = {"scenario": label, "hash": h, "predictor": pred["predictor"], "provider": pred["provider"]}
+            row = {"scenario": label, "hash": h, "predictor": pred["predictor"], "provider": pred["provider"],
+                   "code": pred["code"]}
             if pred["status"] != "ok":
                 row.update(status=pred["status"], message=pred["message"])
-            elif sc is None:
-                row.update(status="pending", message="not scored yet" if have_sim else "no simulation yet")
-            elif sc["status"] != "ok":
-                row.update(status=sc["status"], message=sc["message"])
+            elif sim is None:
+                row.update(status="pending", message="no simulation yet")
             else:
-                s = sc["scores"]
-                row.update(status="ok", message="", error=s["error"], uncertainty=s.get("uncertainty"),
-                           noise_floor=s["noise_floor"],
-                           ratio=s["error"] / max(s["noise_floor"], 1e-12), z_max=s["z_max"],
-                           rel_l2=s["rel_l2"], worst=s["worst_observable"], cold_s=s["cold_s"],
-                           warm_s=s["warm_s"], speedup=s["speedup"], scored_until=s["scored_until"],
-                           diverged_seeds=s["diverged_seeds"], observables=s["observables"])
+                sc = _score_of(store, scorer, sim_rec, sim, pred)
+                row.update(status=sc["status"], message=sc["message"], **(sc["scores"] or {}))
+                if sc["status"] == "ok":
+                    row["within_noise"] = within_noise(sc["scores"])
             block.append(row)
-        ok = sorted((r for r in block if r["status"] == "ok"), key=lambda r: r["error"])
-        for i, r in enumerate(ok):
-            r["rank"] = i + 1
-        rows += ok + sorted((r for r in block if r["status"] != "ok"), key=lambda r: r["predictor"])
+        rank_scenario(block)
+        ranked = sorted((r for r in block if "rank" in r), key=lambda r: (r["rank"], r.get("ratio", np.inf), r["predictor"]))
+        rows += ranked + sorted((r for r in block if "rank" not in r), key=lambda r: r["predictor"])
     return rows
 
 
-def _bootstrap_errors(sim, curves_by_pred, rng, n_boot):
-    """errors[n_boot, P] of each predictor against seed-resampled simulation means."""
-    window = sim["times"] < np.min(sim["diverged_at"])
-    per_seed = sim["per_seed"]
-    S = next(iter(per_seed.values())).shape[0]
-    idx = rng.integers(0, S, size=(n_boot, S))
-    errs = np.zeros((n_boot, len(curves_by_pred)))
-    names = {name for curves in curves_by_pred for name in curves}
+def suite_rows(store: Store, suite: str) -> list[dict]:
+    return rank_suite(scenario_rows(store, suite), len(store.suite_scenarios(suite)))
+
+
+# -- d -> infinity -----------------------------------------------------------------------------------
+def _extrapolate_curves(curves_by_d, weights):
+    """A predictor's curves at d = infinity: the same intercept weights as the reference (a theory
+    that does not depend on d is unchanged); ``unc(NAME)`` combined in quadrature."""
+    names = set.intersection(*(set(c) for c in curves_by_d))
+    out = {}
     for name in names:
-        found = seed_statistic(name, per_seed)
-        if found is None:
+        stack = np.stack([np.asarray(c[name], float) for c in curves_by_d])
+        if name.startswith("unc("):
+            out[name] = np.sqrt(np.einsum("k,kt->t", weights**2, np.nan_to_num(stack, posinf=0.0) ** 2))
             continue
-        values, stat, _ = found
-        where = observable_window(name, window)
-        resampled = values[:, where][idx]                                # [B, S, T]
-        stats = np.stack([stat(r) for r in resampled])                   # [B, T]
-        scale = np.maximum(np.maximum(np.abs(stats).max(axis=1), resampled.std(axis=1).max(axis=1)), 1e-300)
-        for j, curves in enumerate(curves_by_pred):
-            if name in curves:
-                pred = curves[name][where]
-                finite = np.isfinite(pred)          # a predicted divergence ends its scored window
-                diff = np.abs(pred[finite] - stats[:, finite]).max(axis=1) if finite.any() else 0.0
-                errs[:, j] = np.maximum(errs[:, j], diff / scale)
-    return errs
-
-
-def suite_rows(store: Store, suite: str, n_boot: int = BOOTSTRAP) -> list[dict]:
-    rows = scenario_rows(store, suite)
-    scenarios = list(dict.fromkeys(r["hash"] for r in rows))
-    total = len(store.suite_scenarios(suite))
-    preds = sorted({r["predictor"] for r in rows})
-    agg = {p: {"predictor": p, "beaten": [], "ranks": [], "errors": [], "failed": 0} for p in preds}
-    rng = np.random.default_rng(0)
-    boot_sum = {p: np.zeros(n_boot) for p in preds}
-    for h in scenarios:
-        block = [r for r in rows if r["hash"] == h]
-        ok = [r for r in block if r["status"] == "ok"]
-        for r in block:
-            if r["status"] in ("failed", "timeout"):
-                agg[r["predictor"]]["failed"] += 1
-        for r in ok:
-            a = agg[r["predictor"]]
-            if len(ok) > 1:
-                a["beaten"].append((len(ok) - r["rank"]) / (len(ok) - 1))
-            a["ranks"].append(r["rank"])
-            a["errors"].append(r["error"])
-        if not ok:
-            continue
-        sim = store.get_simulation(h, ENGINE_VERSION)
-        curves = [next(p["curves"] for p in store.predictions(h) if p["predictor"] == r["predictor"]) for r in ok]
-        errs = _bootstrap_errors(sim, curves, rng, n_boot)
-        ranks = errs.argsort(axis=1).argsort(axis=1) + 1
-        for j, r in enumerate(ok):
-            boot_sum[r["predictor"]] += ranks[:, j]
-    out = []
-    for p, a in agg.items():
-        k = len(a["ranks"])
-        borda = float(np.mean(a["beaten"])) if a["beaten"] else None
-        row = {"predictor": p, "borda": borda, "coverage": f"{k}/{total}", "scored": k, "failed": a["failed"],
-               "mean_rank": float(np.mean(a["ranks"])) if k else None,
-               "mean_error": float(np.mean(a["errors"])) if k else None,
-               "median_error": float(np.median(a["errors"])) if k else None}
-        if k:
-            lo, hi = np.percentile(boot_sum[p] / k, [2.5, 97.5])
-            row.update(rank_lo=float(lo), rank_hi=float(hi))
-        out.append(row)
-    out.sort(key=lambda r: (-(r["borda"] if r["borda"] is not None else -1),
-                            r["mean_rank"] if r["mean_rank"] is not None else 1e9, r["predictor"]))
+        with np.errstate(invalid="ignore", over="ignore"):
+            value = np.einsum("k,kt->t", weights, stack)
+        bad = ~np.isfinite(stack).all(axis=0)            # a divergence at any d: inf from there on
+        value[np.maximum.accumulate(bad)] = np.inf
+        out[name] = value
     return out
 
 
-def finite_size_rows(store: Store, suite: str) -> list[dict]:
-    """Finite-size exponent p of error ~ d^-p, for scenarios of the suite that differ only in d.
-
-    With a fixed number of seeds the noise floor itself falls like d^-1/2, so an asymptotically
-    exact theory shows p near 1/2 (or more, while O(1/d) bias dominates), a wrong one p near 0.
-    The noise floor's own exponent is shown beside it.
-    """
-    import re
-    specs = {h: spec for h, _, spec in store.suite_scenarios(suite)}
-    labels = {h: label for h, label, _ in store.suite_scenarios(suite)}
-    groups = {}
-    for h, spec in specs.items():
+def sweep_groups(store: Store, suite: str) -> list[tuple[str, list[str]]]:
+    """``(family label, scenario hashes sorted by d)`` for scenarios equal but for ``d`` (two or more d)."""
+    groups, labels = {}, {}
+    for h, label, spec in store.suite_scenarios(suite):
         key = json.dumps({k: v for k, v in spec.items() if k not in ("d", "name")}, sort_keys=True)
-        groups.setdefault(key, []).append(h)
+        groups.setdefault(key, []).append((spec["d"], h))
+        labels.setdefault(key, re.sub(r",? ?\bd=\d+", "", label).replace("[]", "").strip())
+    return [(labels[k], [h for _, h in sorted(v)]) for k, v in groups.items() if len({d for d, _ in v}) >= 2]
+
+
+def limit_rows(store: Store, suite: str, rows=None) -> list[dict]:
+    """Per d-sweep and predictor: err/floor at each d, and against the simulation extrapolated to
+    d = infinity (fit ``a + b/d`` at each time), with the verdict on its residual:
+    "within noise" (at the largest d and at infinity), "finite-size effect" (off at the largest d,
+    within noise at infinity) or "wrong limit" (off at infinity). ``rows``: the suite's
+    ``scenario_rows`` if already computed."""
+    specs = {h: spec for h, _, spec in store.suite_scenarios(suite)}
     by_hash = {}
-    for r in scenario_rows(store, suite):
-        if r["status"] == "ok":
-            by_hash.setdefault(r["hash"], {})[r["predictor"]] = r
+    for r in rows if rows is not None else scenario_rows(store, suite):
+        by_hash.setdefault(r["hash"], {})[r["predictor"]] = r
     out = []
-    for hashes in groups.values():
-        ds = sorted({specs[h]["d"] for h in hashes})
-        if len(ds) < 2:
+    for family, hashes in sweep_groups(store, suite):
+        recs = [store.get_simulation(h) for h in hashes]
+        if any(rec is None for rec in recs):
             continue
-        family = re.sub(r",? ?d=\d+", "", labels[hashes[0]]).replace("[]", "").strip()
-        preds = sorted({p for h in hashes for p in by_hash.get(h, {})})
-        for p in preds:
-            pts = sorted((specs[h]["d"], by_hash[h][p]["error"], by_hash[h][p]["noise_floor"])
-                         for h in hashes if p in by_hash.get(h, {}))
-            if len(pts) < 2:
+        ds = [specs[h]["d"] for h in hashes]
+        scenario = _scenario(specs[hashes[-1]])
+        headline = headline_observables(scenario) if scenario is not None else None
+        try:
+            reference = Reference.extrapolated(recs, ds, headline)
+        except ScoreError as exc:
+            out.append({"family": family, "predictor": "", "d": ds, "message": str(exc)})
+            continue
+        design = np.column_stack([np.ones(len(ds)), 1.0 / np.asarray(ds, float)])
+        weights = np.linalg.pinv(design)[0]
+        names = sorted({p for h in hashes for p, r in by_hash.get(h, {}).items() if r["status"] == "ok"})
+        for name in names:
+            rows = [by_hash.get(h, {}).get(name, {}) for h in hashes]
+            row = {"family": family, "predictor": name, "d": ds,
+                   "ratios": [r.get("ratio") for r in rows], "largest_d_within_noise": rows[-1].get("within_noise")}
+            if any(r.get("status") != "ok" for r in rows):
+                row["message"] = "not scored at every d"
+                out.append(row)
                 continue
-            d, err, floor = map(np.array, zip(*pts))
-            slope = np.polyfit(np.log(d), np.log(np.maximum(err, 1e-300)), 1)[0]
-            floor_slope = np.polyfit(np.log(d), np.log(np.maximum(floor, 1e-300)), 1)[0]
-            out.append({"family": family, "predictor": p, "d": d.tolist(), "error": err.tolist(),
-                        "exponent": float(-slope), "floor_exponent": float(-floor_slope)})
+            curves = [{p["predictor"]: p for p in store.predictions(h)}[name]["curves"] for h in hashes]
+            try:
+                result = score(reference, _extrapolate_curves(curves, weights))
+            except ScoreError as exc:
+                row["message"] = str(exc)
+                out.append(row)
+                continue
+            row.update(ratio_inf=result["ratio"], error_inf=result["error"], z_inf=result["z_max"],
+                       worst_inf=result["worst_observable"], within_noise_inf=within_noise(result))
+            row["verdict"] = ("wrong limit" if not row["within_noise_inf"] else
+                              "within noise" if row["largest_d_within_noise"] else "finite-size effect")
+            out.append(row)
     return out
-
-
-def finite_size_table(rows):
-    head = ["scenarios", "predictor", "d", "error", "exponent p", "noise-floor p"]
-    body = [[r["family"], r["predictor"], ", ".join(map(str, r["d"])), ", ".join(f"{e:.3g}" for e in r["error"]),
-             f"{r['exponent']:.2f}", f"{r['floor_exponent']:.2f}"] for r in rows]
-    return head, body
 
 
 # -- rendering -----------------------------------------------------------------------------------
@@ -174,28 +173,56 @@ def _fmt(x, spec=".3g"):
     return "" if x is None else format(x, spec)
 
 
+def _rank_cell(r):
+    return "" if "rank" not in r else f"{r['rank']}{'=' if r.get('tied') else ''}"
+
+
+def _predictor_cell(r):
+    if r.get("status") == "ok" and not r["complete"]:
+        return f"{r['predictor']} (partial: no {', '.join(r['missing'])})"
+    return r["predictor"]
+
+
 def scenario_table(rows):
-    head = ["scenario", "rank", "predictor", "error", "noise floor", "err/floor", "worst z", "cold s",
+    head = ["scenario", "rank", "predictor", "err/floor", "error", "noise floor", "worst", "worst z", "cold s",
             "warm s", "speed-up"]
     body = []
     for r in rows:
         if r["status"] == "ok":
             error = _fmt(r["error"]) + ("" if r.get("uncertainty") is None else f" ± {r['uncertainty']:.2g}")
-            body.append([r["scenario"], str(r["rank"]), r["predictor"], error, _fmt(r["noise_floor"]),
-                         _fmt(r["ratio"], ".2g"), _fmt(r["z_max"], ".2g"), _fmt(r["cold_s"], ".2g"),
-                         _fmt(r["warm_s"], ".2g"), _fmt(r["speedup"], ".3g") + "x"])
+            body.append([r["scenario"], _rank_cell(r), _predictor_cell(r), _fmt(r["ratio"], ".2f"), error,
+                         _fmt(r["noise_floor"]), r["worst_observable"], _fmt(r["z_max"], ".2g"),
+                         _fmt(r["cold_s"], ".2g"), _fmt(r["warm_s"], ".2g"), _fmt(r["speedup"], ".3g") + "x"])
         else:
-            body.append([r["scenario"], "", r["predictor"], f"{r['status']}: {r['message']}", "", "", "", "", "", ""])
+            body.append([r["scenario"], _rank_cell(r), r["predictor"], f"{r['status']}: {r['message']}",
+                         "", "", "", "", "", "", ""])
     return head, body
 
 
 def suite_table(rows):
-    head = ["predictor", "borda", "mean rank [95%]", "mean error", "median error", "coverage", "failed"]
+    head = ["rank", "predictor", "borda [range]", "mean rank [range]", "wins/ties/losses", "median err/floor",
+            "coverage", "failed"]
     body = []
     for r in rows:
+        borda = "" if r["borda"] is None else f"{r['borda']:.2f} [{r['borda_lo']:.2f}, {r['borda_hi']:.2f}]"
         rank = "" if r["mean_rank"] is None else f"{r['mean_rank']:.2f} [{r['rank_lo']:.2f}, {r['rank_hi']:.2f}]"
-        body.append([r["predictor"], _fmt(r["borda"], ".2f"), rank, _fmt(r["mean_error"]), _fmt(r["median_error"]),
-                     r["coverage"], str(r["failed"])])
+        tied = sum(o["rank"] == r["rank"] for o in rows) > 1
+        body.append(["" if r["rank"] is None else f"{r['rank']}{'=' if tied else ''}", r["predictor"], borda, rank,
+                     f"{r['wins']}/{r['ties']}/{r['losses']}", _fmt(r["median_ratio"], ".2f"), r["coverage"],
+                     str(r["failed"])])
+    return head, body
+
+
+def limit_table(rows):
+    head = ["scenarios", "predictor", "d", "err/floor at each d", "err/floor at d = inf", "worst z at inf", "verdict"]
+    body = []
+    for r in rows:
+        ratios = ", ".join(_fmt(x, ".2f") for x in r.get("ratios", []))
+        if "verdict" not in r:
+            body.append([r["family"], r["predictor"], ", ".join(map(str, r["d"])), ratios, "", "", r["message"]])
+            continue
+        body.append([r["family"], r["predictor"], ", ".join(map(str, r["d"])), ratios, _fmt(r["ratio_inf"], ".2f"),
+                     _fmt(r["z_inf"], ".2g"), r["verdict"]])
     return head, body
 
 
@@ -203,14 +230,15 @@ def render(head, body, fmt="table", title="", rows=None, console=None, group=Fal
     """Render as a rich table (printed; returns None), or return markdown/csv/json text."""
     if fmt == "table":
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
         if console is None:
             console = Console()
             if not console.is_terminal:
                 console = Console(width=max(console.width, 160))
         table = Table(title=title, title_justify="left", show_lines=False)
-        for i, h in enumerate(head):
-            table.add_column(h, overflow="fold", no_wrap=i > 0 and h not in ("error", "predictor"))
+        for h in head:       # numbers stay on one line; names, reasons and verdicts wrap
+            table.add_column(escape(h), overflow="fold", no_wrap=h not in WRAPPED)
         previous = None
         for b in body:
             if group and b[0] == previous:         # print each scenario's name once
@@ -219,7 +247,7 @@ def render(head, body, fmt="table", title="", rows=None, console=None, group=Fal
                 previous = b[0]
                 if group and table.row_count:
                     table.add_section()
-            table.add_row(*b)
+            table.add_row(*map(escape, b))        # a sweep's "[d=100]" is text, not markup
         console.print(table)
         return None
     if fmt == "markdown":
@@ -235,51 +263,69 @@ def render(head, body, fmt="table", title="", rows=None, console=None, group=Fal
         return buf.getvalue()
     if fmt == "json":
         return json.dumps(rows, indent=1, default=float)
-    from .errors import InputError
     raise InputError(f"--format = {fmt!r} is not allowed (expected one of table, markdown, csv, json)")
 
 
 # -- plots -----------------------------------------------------------------------------------------
-def plot(store: Store, ref: str, out_path) -> str:
-    """One panel per observable: simulation mean with its 95% band, each predictor's curve over it."""
+def plot_figure(store: Store, ref: str):
+    """One panel per observable: the simulation's statistic with its 95% Student-t band over seeds,
+    and each predictor's curve over it, one colour per predictor in every panel, one legend."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from scipy import stats
 
-    from .errors import InputError
     h, label, _ = store.find_scenario(ref)
-    sim = store.get_simulation(h, ENGINE_VERSION)
+    sim = store.get_simulation(h)
     if sim is None:
         raise InputError(f"scenario '{ref}' has no stored simulation (run hdbench run first)")
     preds = [p for p in store.predictions(h) if p["status"] == "ok"]
     names = list(sim["per_seed"]) + sorted({k for p in preds for k in p["curves"] if k not in sim["per_seed"]
-                                           and not k.startswith("limit(") and seed_statistic(k, sim["per_seed"])})
+                                           and not k.startswith(("limit(", "unc(")) and seed_statistic(k, sim["per_seed"])})
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    colour = {p["predictor"]: palette[i % len(palette)] for i, p in enumerate(preds)}
+    seeds = next(iter(sim["per_seed"].values())).shape[0]
+    quantile = stats.t.ppf(0.5 + BAND / 2, df=seeds - 1)
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.4 + 0.25 * len(preds)), squeeze=False)
     t = sim["times"]
     for ax, name in zip(axes.flat, names):
         values, stat, stat_err = seed_statistic(name, sim["per_seed"])
         mean, se = stat(values), stat_err(values)
-        ax.fill_between(t, mean - 1.96 * se, mean + 1.96 * se, color="0.8", label="simulation 95%")
-        ax.plot(t, mean, color="k", lw=1, label="simulation mean")
+        ax.fill_between(t, mean - quantile * se, mean + quantile * se, color="0.8")
+        ax.plot(t, mean, color="k", lw=1)
         for p in preds:
+            c = colour[p["predictor"]]
             if name in p["curves"]:
-                line, = ax.plot(t, p["curves"][name], lw=1.5, ls="--", label=p["predictor"])
+                ax.plot(t, p["curves"][name], lw=1.5, ls="--", color=c, label=p["predictor"])
                 unc = p["curves"].get(f"unc({name})")
                 if unc is not None:          # a Monte-Carlo theory's own 95% band
                     curve, unc = np.asarray(p["curves"][name]), np.asarray(unc)
-                    ax.fill_between(t, curve - 1.96 * unc, curve + 1.96 * unc, color=line.get_color(), alpha=0.2)
+                    ax.fill_between(t, curve - 1.96 * unc, curve + 1.96 * unc, color=c, alpha=0.2)
             if f"limit({name})" in p["curves"]:      # a long-time oracle: its t -> infinity value
-                ax.axhline(np.asarray(p["curves"][f"limit({name})"])[-1], lw=1.2, ls=":",
-                           label=f"{p['predictor']} (t -> inf)")
+                ax.axhline(np.asarray(p["curves"][f"limit({name})"])[-1], lw=1.2, ls=":", color=c,
+                           label=p["predictor"])
         ax.set_title(name)
+        ax.set_ylabel(name)
         ax.set_xlabel("t = samples / d")
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    handles = [Line2D([], [], color="k", lw=1, label=f"simulation ({seeds} seeds)"),
+               Patch(color="0.8", label=f"{BAND:.0%} band (Student t, {seeds - 1} dof)")]
+    handles += [Line2D([], [], color=colour[p["predictor"]], lw=1.5, ls="--", label=p["predictor"]) for p in preds]
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
     fig.suptitle(label, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) // 3), 1, 1))
+    return fig
+
+
+def plot(store: Store, ref: str, out_path) -> str:
+    """Save :func:`plot_figure` to ``out_path`` (.png or .svg)."""
+    import matplotlib.pyplot as plt
+    fig = plot_figure(store, ref)
     fig.savefig(out_path)
     plt.close(fig)
     return str(out_path)

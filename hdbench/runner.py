@@ -4,9 +4,11 @@ Tasks are plain functions of JSON-able arguments (``task_simulate``, ``task_pred
 ``concurrent.futures``-style executor can run them: in-process, a spawn-context process pool
 (JAX must not be forked once initialised), or a Dask cluster's ``client.get_executor()``.
 Workers only compute; this process is the single writer of the store, and writes each finished item
-in its own transaction. Re-running skips what the store already has (simulations by scenario hash +
-engine version, predictions by scenario hash + predictor + provider version), so an interrupted run
-resumes where it stopped.
+in its own transaction. Re-running skips what the store already has (simulations by scenario hash
+and the fingerprint of the engine's, model's and dynamics' code; successful predictions by scenario
+hash, predictor, provider version and the fingerprint of its code), so an interrupted run resumes
+where it stopped; failed and timed-out predictions are retried. A worker reports the fingerprints of
+the code it ran: a result made by other code than this process's is refused, never stored under it.
 """
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ import numpy as np
 from .errors import InputError
 from .registry import registry
 from .scenario import Scenario, load_suite, suite_timeout
+from .fingerprint import scorer_code, simulation_code
 from .score import NothingToScore, ScoreError, check_curves, score
-from .simulate import ENGINE_VERSION, Simulation, simulate
+from .simulate import Simulation, simulate
 from .store import DEFAULT_DB, Store
 
 DEFAULT_TIMEOUT = 60.0
@@ -35,13 +38,24 @@ DEFAULT_TIMEOUT = 60.0
 
 # -- tasks (run in workers) --------------------------------------------------------------------
 def task_simulate(spec: dict) -> dict:
-    sim = simulate(Scenario.from_dict(spec))
+    scenario = Scenario.from_dict(spec)
+    sim = simulate(scenario)
     return {"times": sim.times, "per_seed": sim.per_seed, "diverged_at": sim.diverged_at,
-            "compile_s": sim.compile_s, "run_s": sim.run_s}
+            "compile_s": sim.compile_s, "run_s": sim.run_s, "code": simulation_code(scenario)}
 
 
 def task_predict(spec: dict, predictor: str, timeout: float = DEFAULT_TIMEOUT) -> dict:
-    """Call ``predict`` twice (cold, then warm), each under ``timeout`` seconds; never raises."""
+    """Call ``predict`` twice (cold, then warm), each under ``timeout`` seconds; never raises. The
+    result names the provider and code fingerprint of the predictor this process ran."""
+    try:
+        entry = registry().entry("predictor", predictor)
+    except Exception as exc:   # noqa: BLE001 - not installed on this worker
+        return {"status": "failed", "message": f"{type(exc).__name__}: {exc}".splitlines()[0],
+                "provider": None, "code": None}
+    return {**_predict(spec, predictor, timeout), "provider": entry.provider, "code": entry.code}
+
+
+def _predict(spec, predictor, timeout):
     try:
         scenario = Scenario.from_dict(spec)
         pred = registry().predictor(predictor)
@@ -173,22 +187,32 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         report = RunReport(run_id, suite_name, len(scenarios), db=str(db))
         by_hash = {s.hash: s for s in scenarios}
         sims, jobs = _plan(store, reg, scenarios, names, report)
+        sim_codes = {s.hash: simulation_code(s, reg) for s in scenarios}
         task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
         # resume tests: deliver a signal (KILL, or INT = Ctrl-C) to this process after N stored items
         kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))
         kill_signal = getattr(signal, "SIG" + os.environ.get("HDBENCH_TEST_KILL_SIGNAL", "KILL"))
-        for writes, ((kind, h, name, provider), outcome) in enumerate(_execute(executor, jobs, by_hash, timeout), 1):
+        for writes, ((kind, h, name, provider, code), outcome) in enumerate(
+                _execute(executor, jobs, by_hash, timeout), 1):
             if kind == "sim":
                 if isinstance(outcome, BaseException):   # a model/dynamics plugin failed: recorded, not fatal
                     report.errors.append(f"simulation of '{by_hash[h].label}' failed: {type(outcome).__name__}: {outcome}")
+                elif outcome["code"] != code:
+                    report.errors.append(f"simulation of '{by_hash[h].label}' refused: the worker's engine, model or "
+                                         f"dynamics code (fingerprint {outcome['code']}) is not this process's ({code}); "
+                                         "install the same hdbench and plugins on every worker")
                 else:
-                    store.put_simulation(h, ENGINE_VERSION, outcome, run_id)
-                    sims[h] = as_simulation(by_hash[h], outcome)
+                    sims[h] = (as_simulation(by_hash[h], outcome), store.put_simulation(h, code, outcome, run_id))
                     report.simulated += 1
             else:
                 if isinstance(outcome, BaseException):   # e.g. a worker process died
                     outcome = {"status": "failed", "message": f"{type(outcome).__name__}: {outcome}".splitlines()[0]}
-                store.put_prediction(h, name, provider, outcome, run_id)
+                elif (outcome["provider"], outcome["code"]) != (provider, code):
+                    message = (f"refused: the worker ran {name} from {outcome['provider']} (code {outcome['code']}), "
+                               f"this process has {provider} (code {code}); install the same plugins on every worker")
+                    report.errors.append(f"prediction of {name} on '{by_hash[h].label}' {message}")
+                    outcome = {"status": "failed", "message": message}
+                store.put_prediction(h, name, provider, code, outcome, run_id)
                 report.predicted += outcome["status"] == "ok"
                 report.failed += outcome["status"] != "ok"
             if kill_after and writes == kill_after:
@@ -208,27 +232,30 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
 
 
 def _plan(store, reg, scenarios, names, report):
-    """Cached simulations, plus the jobs still to do; declined predictors are stored as n/a now."""
+    """Cached simulations, plus the jobs still to do; declined predictors are stored as n/a now.
+    Only successful predictions by the same code are reused: failures and timeouts are retried."""
     sims, jobs = {}, []
     for s in scenarios:
-        rec = store.get_simulation(s.hash, ENGINE_VERSION)
+        code = simulation_code(s, reg)
+        rec = store.get_simulation(s.hash, code)
         if rec is None:
-            jobs.append(("sim", s.hash, None, None))
+            jobs.append(("sim", s.hash, None, None, code))
         else:
-            sims[s.hash] = as_simulation(s, rec)
+            sims[s.hash] = (as_simulation(s, rec), rec["id"])
             report.cached_simulations += 1
         for name in names:
             entry = reg.entry("predictor", name)
-            if store.get_prediction(s.hash, name, entry.provider) is not None:
+            cached = store.get_prediction(s.hash, name, entry.provider, entry.code)
+            if cached is not None and cached["status"] == "ok":
                 report.reused_predictions += 1
                 continue
             support = _supports(reg.predictor(name), s)
             if not support:
-                store.put_prediction(s.hash, name, entry.provider, {"status": "n/a", "message": support.reason},
-                                     report.run_id)
+                store.put_prediction(s.hash, name, entry.provider, entry.code,
+                                     {"status": "n/a", "message": support.reason}, report.run_id)
                 report.not_applicable += 1
                 continue
-            jobs.append(("predict", s.hash, name, entry.provider))
+            jobs.append(("predict", s.hash, name, entry.provider, entry.code))
     return sims, jobs
 
 
@@ -263,22 +290,24 @@ def _supports(pred, scenario):
         return no(f"supports() raised {type(exc).__name__}: {exc}")
 
 
+def score_prediction(sim: Simulation, pred: dict) -> dict:
+    """``{"status", "message", "scores"}`` of a stored prediction against its scenario's simulation."""
+    if pred["status"] != "ok":
+        return {"status": pred["status"], "message": pred["message"], "scores": None}
+    try:
+        result = score(sim, pred["curves"])
+    except ScoreError as exc:
+        return {"status": "n/a" if isinstance(exc, NothingToScore) else "failed", "message": str(exc), "scores": None}
+    result.update(cold_s=pred["cold_s"], warm_s=pred["warm_s"], sim_run_s=sim.run_s,
+                  sim_compile_s=sim.compile_s, speedup=sim.run_s / max(pred["warm_s"], 1e-9))
+    return {"status": "ok", "message": "", "scores": result}
+
+
 def score_pending(store: Store, sims: dict) -> None:
-    """Score every stored prediction of these scenarios that has no score for this engine yet."""
-    for h, sim in sims.items():
+    """Score the newest prediction of each predictor on these scenarios (``{hash: (Simulation,
+    simulation id)}``) where this scorer has not scored it against that simulation yet."""
+    scorer = scorer_code()
+    for h, (sim, sim_id) in sims.items():
         for pred in store.predictions(h):
-            if store.get_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION) is not None:
-                continue
-            if pred["status"] != "ok":
-                store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, pred["status"],
-                                pred["message"], None)
-                continue
-            try:
-                result = score(sim, pred["curves"])
-            except ScoreError as exc:
-                status = "n/a" if isinstance(exc, NothingToScore) else "failed"
-                store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, status, str(exc), None)
-                continue
-            result.update(cold_s=pred["cold_s"], warm_s=pred["warm_s"], sim_run_s=sim.run_s,
-                          sim_compile_s=sim.compile_s, speedup=sim.run_s / max(pred["warm_s"], 1e-9))
-            store.put_score(h, pred["predictor"], pred["provider"], ENGINE_VERSION, "ok", "", result)
+            if store.get_score(sim_id, pred["id"], scorer) is None:
+                store.put_score(sim_id, pred["id"], scorer, **score_prediction(sim, pred))

@@ -1,10 +1,11 @@
 """SQLite result store (default ``./.hdbench/results.sqlite``), schema-versioned.
 
-Tables: ``runs`` (with the environment), ``scenarios`` and ``suite_members``, ``simulations``
-(cache keyed by scenario hash + engine version), ``predictions`` (keyed by scenario hash, predictor
-and its provider ``dist version``) with their ``scores`` per engine version. Arrays are stored as
-``.npz`` blobs. Every write is its own transaction, so a killed run loses at most the item in flight;
-the client process is the only writer.
+Tables: ``runs`` (with the environment), ``scenarios`` and ``suite_members``, ``simulations`` (cache
+keyed by scenario hash + the fingerprint of the code that simulated it: engine, model, dynamics),
+``predictions`` (keyed by scenario hash, predictor, its provider ``dist version (plugin)`` and the
+fingerprint of its code) and their ``scores`` (per simulation, prediction and scorer fingerprint).
+See ``hdbench.fingerprint``. Arrays are stored as ``.npz`` blobs. Every write is its own
+transaction, so a killed run loses at most the item in flight; the client process is the only writer.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from .errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = Path(".hdbench") / "results.sqlite"
 
 SCHEMA = """
@@ -28,14 +29,14 @@ CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEX
 CREATE TABLE IF NOT EXISTS scenarios (hash TEXT PRIMARY KEY, label TEXT, spec TEXT);
 CREATE TABLE IF NOT EXISTS suite_members (suite TEXT, hash TEXT, position INTEGER,
     PRIMARY KEY (suite, hash));
-CREATE TABLE IF NOT EXISTS simulations (hash TEXT, engine TEXT, times BLOB, per_seed BLOB,
-    diverged_at BLOB, compile_s REAL, run_s REAL, run_id INTEGER, created REAL,
-    PRIMARY KEY (hash, engine));
-CREATE TABLE IF NOT EXISTS predictions (hash TEXT, predictor TEXT, provider TEXT, status TEXT,
-    message TEXT, curves BLOB, cold_s REAL, warm_s REAL, run_id INTEGER, created REAL,
-    PRIMARY KEY (hash, predictor, provider));
-CREATE TABLE IF NOT EXISTS scores (hash TEXT, predictor TEXT, provider TEXT, engine TEXT,
-    status TEXT, message TEXT, scores TEXT, PRIMARY KEY (hash, predictor, provider, engine));
+CREATE TABLE IF NOT EXISTS simulations (id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT, code TEXT,
+    times BLOB, per_seed BLOB, diverged_at BLOB, compile_s REAL, run_s REAL, run_id INTEGER, created REAL,
+    UNIQUE (hash, code));
+CREATE TABLE IF NOT EXISTS predictions (id INTEGER PRIMARY KEY AUTOINCREMENT, hash TEXT, predictor TEXT,
+    provider TEXT, code TEXT, status TEXT, message TEXT, curves BLOB, cold_s REAL, warm_s REAL,
+    run_id INTEGER, created REAL, UNIQUE (hash, predictor, provider, code));
+CREATE TABLE IF NOT EXISTS scores (simulation INTEGER, prediction INTEGER, scorer TEXT, status TEXT,
+    message TEXT, scores TEXT, PRIMARY KEY (simulation, prediction, scorer));
 """
 
 
@@ -67,8 +68,8 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise InputError(f"--db {self.path} is not a usable SQLite database ({exc})") from None
         if row is not None and int(row[0]) != SCHEMA_VERSION:
-            raise InputError(f"--db {self.path} has schema version {row[0]}; this hdbench reads "
-                             f"version {SCHEMA_VERSION} (use a new --db path)")
+            raise InputError(f"--db {self.path} has schema version {row[0]}; this hdbench reads version "
+                             f"{SCHEMA_VERSION}, which keys results by the code that made them (use a new --db path)")
 
     def close(self):
         self.conn.close()
@@ -116,56 +117,73 @@ class Store:
         return h, label, json.loads(spec)
 
     # -- simulations ------------------------------------------------------------------------------
-    def put_simulation(self, scenario_hash: str, engine: str, sim: dict, run_id: int) -> None:
+    def put_simulation(self, scenario_hash: str, code: str, sim: dict, run_id: int) -> int:
         with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO simulations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                              (scenario_hash, engine, pack({"t": sim["times"]}), pack(sim["per_seed"]),
-                               pack({"d": sim["diverged_at"]}), sim["compile_s"], sim["run_s"], run_id, time.time()))
+            self.conn.execute("DELETE FROM scores WHERE simulation IN (SELECT id FROM simulations "
+                              "WHERE hash=? AND code=?)", (scenario_hash, code))
+            self.conn.execute("DELETE FROM simulations WHERE hash=? AND code=?", (scenario_hash, code))
+            cur = self.conn.execute(
+                "INSERT INTO simulations (hash, code, times, per_seed, diverged_at, compile_s, run_s, run_id, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (scenario_hash, code, pack({"t": sim["times"]}), pack(sim["per_seed"]), pack({"d": sim["diverged_at"]}),
+                 sim["compile_s"], sim["run_s"], run_id, time.time()))
+        return int(cur.lastrowid)
 
-    def get_simulation(self, scenario_hash: str, engine: str) -> dict | None:
-        row = self.conn.execute("SELECT times, per_seed, diverged_at, compile_s, run_s FROM simulations "
-                                "WHERE hash=? AND engine=?", (scenario_hash, engine)).fetchone()
+    def get_simulation(self, scenario_hash: str, code: str | None = None) -> dict | None:
+        """The simulation made by ``code``, or (``code=None``) the newest one of the scenario."""
+        sql = "SELECT id, code, times, per_seed, diverged_at, compile_s, run_s FROM simulations WHERE hash=?"
+        row = self.conn.execute(sql + (" AND code=?" if code else "") + " ORDER BY created DESC, id DESC LIMIT 1",
+                                (scenario_hash, code) if code else (scenario_hash,)).fetchone()
         if row is None:
             return None
-        return {"times": unpack(row[0])["t"], "per_seed": unpack(row[1]),
-                "diverged_at": unpack(row[2])["d"], "compile_s": row[3], "run_s": row[4]}
+        return {"id": row[0], "code": row[1], "times": unpack(row[2])["t"], "per_seed": unpack(row[3]),
+                "diverged_at": unpack(row[4])["d"], "compile_s": row[5], "run_s": row[6]}
 
     # -- predictions and scores -------------------------------------------------------------------
-    def put_prediction(self, scenario_hash, predictor, provider, result: dict, run_id: int) -> None:
+    def put_prediction(self, scenario_hash, predictor, provider, code, result: dict, run_id: int) -> int:
+        """Store (or replace) a prediction; a replaced one's scores go with it."""
         curves = pack(result["curves"]) if result.get("curves") else None
         with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                              (scenario_hash, predictor, provider, result["status"], result.get("message", ""),
-                               curves, result.get("cold_s"), result.get("warm_s"), run_id, time.time()))
+            self.conn.execute("DELETE FROM scores WHERE prediction IN (SELECT id FROM predictions WHERE hash=? "
+                              "AND predictor=? AND provider=? AND code=?)", (scenario_hash, predictor, provider, code))
+            self.conn.execute("DELETE FROM predictions WHERE hash=? AND predictor=? AND provider=? AND code=?",
+                              (scenario_hash, predictor, provider, code))
+            cur = self.conn.execute(
+                "INSERT INTO predictions (hash, predictor, provider, code, status, message, curves, cold_s, warm_s, "
+                "run_id, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (scenario_hash, predictor, provider, code, result["status"], result.get("message", ""), curves,
+                 result.get("cold_s"), result.get("warm_s"), run_id, time.time()))
+        return int(cur.lastrowid)
 
-    def get_prediction(self, scenario_hash, predictor, provider) -> dict | None:
-        row = self.conn.execute("SELECT status, message, curves, cold_s, warm_s FROM predictions "
-                                "WHERE hash=? AND predictor=? AND provider=?",
-                                (scenario_hash, predictor, provider)).fetchone()
-        if row is None:
-            return None
-        return {"status": row[0], "message": row[1], "curves": unpack(row[2]) if row[2] else None,
-                "cold_s": row[3], "warm_s": row[4]}
+    _PREDICTION = "id, predictor, provider, code, status, message, curves, cold_s, warm_s"
+
+    def _prediction(self, row) -> dict:
+        return {"id": row[0], "predictor": row[1], "provider": row[2], "code": row[3], "status": row[4],
+                "message": row[5], "curves": unpack(row[6]) if row[6] else None, "cold_s": row[7], "warm_s": row[8]}
+
+    def get_prediction(self, scenario_hash, predictor, provider, code) -> dict | None:
+        row = self.conn.execute(f"SELECT {self._PREDICTION} FROM predictions WHERE hash=? AND predictor=? "
+                                "AND provider=? AND code=?", (scenario_hash, predictor, provider, code)).fetchone()
+        return None if row is None else self._prediction(row)
 
     def predictions(self, scenario_hash) -> list[dict]:
-        """The latest prediction of each predictor for a scenario (newest provider wins)."""
-        rows = self.conn.execute("SELECT predictor, provider, status, message, curves, cold_s, warm_s, created "
-                                 "FROM predictions WHERE hash=? ORDER BY created", (scenario_hash,)).fetchall()
+        """The newest prediction of each predictor for a scenario."""
+        rows = self.conn.execute(f"SELECT {self._PREDICTION} FROM predictions WHERE hash=? ORDER BY created, id",
+                                 (scenario_hash,)).fetchall()
         latest = {}
-        for r in rows:
-            latest[r[0]] = {"predictor": r[0], "provider": r[1], "status": r[2], "message": r[3],
-                            "curves": unpack(r[4]) if r[4] else None, "cold_s": r[5], "warm_s": r[6]}
+        for row in rows:
+            latest[row[1]] = self._prediction(row)
         return list(latest.values())
 
-    def put_score(self, scenario_hash, predictor, provider, engine, status, message, scores) -> None:
+    def put_score(self, simulation: int, prediction: int, scorer: str, status, message, scores) -> None:
         with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                              (scenario_hash, predictor, provider, engine, status, message,
+            self.conn.execute("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?)",
+                              (simulation, prediction, scorer, status, message,
                                json.dumps(scores) if scores is not None else None))
 
-    def get_score(self, scenario_hash, predictor, provider, engine) -> dict | None:
-        row = self.conn.execute("SELECT status, message, scores FROM scores WHERE hash=? AND predictor=? "
-                                "AND provider=? AND engine=?", (scenario_hash, predictor, provider, engine)).fetchone()
+    def get_score(self, simulation: int, prediction: int, scorer: str) -> dict | None:
+        row = self.conn.execute("SELECT status, message, scores FROM scores WHERE simulation=? AND prediction=? "
+                                "AND scorer=?", (simulation, prediction, scorer)).fetchone()
         if row is None:
             return None
         return {"status": row[0], "message": row[1], "scores": json.loads(row[2]) if row[2] else None}
