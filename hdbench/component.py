@@ -211,7 +211,7 @@ class Predictor(Component):
     - ``supports(scenario) -> Support``: cheap (no solving); ``no("reason")`` outside the regime the
       theory claims (model, dynamics, parameter range). Declined scenarios score "n/a: reason".
     - ``predict(scenario, times) -> {observable: array of len(times)}`` in the conventions of
-      CONVENTIONS.md (time ``t = samples/d``). Any subset of the model's observables; finite values
+      docs/conventions.md (time ``t = samples/d``). Any subset of the model's observables; finite values
       where the theory claims an answer. Predictors never see the simulation.
     The runner calls ``predict`` twice: the first (cold) call includes compilation, the second is
     the warm time reported as the predictor's speed.

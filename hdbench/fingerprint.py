@@ -76,6 +76,7 @@ def closure(*names: str) -> list[str]:
     return sorted(m for m in seen if _source(m) is not None)
 
 
+@functools.lru_cache(maxsize=None)
 def fingerprint(*names: str) -> str:
     """A short hash of the source of every module in ``closure(*names)``."""
     digest = hashlib.sha256()

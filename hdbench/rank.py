@@ -12,7 +12,8 @@ the noise allows run from there to N - the number it beats.
 Over a suite, per predictor: the normalised Borda score (the mean over its scenarios of the fraction
 of the other participants it beats, a tie counting one half; the range counts ties as losses, then
 as wins), its mean rank (and range), wins/ties/losses, failures and coverage. Its suite rank is 1 +
-the number of predictors whose Borda range lies wholly above its own.
+the number of predictors with a higher Borda score: only significant wins count, so predictors with
+the same record tie. Predictors that support none of the suite's scenarios are left out.
 """
 from __future__ import annotations
 
@@ -92,9 +93,10 @@ def rank_suite(rows: list[dict], total: int) -> list[dict]:
                     "median_ratio": float(np.median(a["errors"])) if a["errors"] else None,
                     "scored": a["scored"], "failed": a["failed"], "partial": a["partial"],
                     "coverage": f"{a['scored']}/{total}"})
+    out = [r for r in out if r["scored"] or r["failed"]]          # n/a everywhere: nothing to rank
     for r in out:
-        r["rank"] = 1 + sum(o["borda_lo"] is not None and r["borda_hi"] is not None and o["borda_lo"] > r["borda_hi"]
-                            for o in out) if r["borda"] is not None else None
-    out.sort(key=lambda r: (r["rank"] if r["rank"] is not None else 1e9, -(r["borda"] or 0.0),
+        r["rank"] = None if r["borda"] is None else 1 + sum(
+            o["borda"] is not None and o["borda"] > r["borda"] + 1e-9 for o in out)
+    out.sort(key=lambda r: (r["rank"] if r["rank"] is not None else 1e9,
                             r["mean_rank"] if r["mean_rank"] is not None else 1e9, r["predictor"]))
     return out

@@ -22,7 +22,6 @@ import numpy as np
 
 from .scenario import Scenario
 
-ENGINE_VERSION = "1"
 BLOWUP = 1e8
 
 
