@@ -52,10 +52,9 @@ def rank_scenario(rows: list[dict]) -> None:
     n = len(block)
     win = np.array([[i != j and beats(a, b) for j, b in enumerate(block)] for i, a in enumerate(block)], bool)
     for i, r in enumerate(block):
-        wins, losses = int(win[i].sum()), int(win[:, i].sum())
-        ties = n - 1 - wins - losses if scored(r) else 0       # a failure ties with nobody: it lost
-        losses = n - 1 - wins - ties
-        r.update(rank=1 + int(win[:, i].sum()), rank_worst=n - wins, wins=wins, ties=ties, losses=losses)
+        wins, beaten_by = int(win[i].sum()), int(win[:, i].sum())
+        ties = n - 1 - wins - beaten_by if scored(r) else 0      # a failure ties with nobody: it lost
+        r.update(rank=1 + beaten_by, rank_worst=n - wins, wins=wins, ties=ties, losses=n - 1 - wins - ties)
         if n > 1:
             r.update(borda=(wins + ties / 2) / (n - 1), borda_lo=wins / (n - 1), borda_hi=(wins + ties) / (n - 1))
     for r in block:
@@ -63,8 +62,8 @@ def rank_scenario(rows: list[dict]) -> None:
 
 
 def rank_suite(rows: list[dict], total: int) -> list[dict]:
-    """Aggregate ranked scenario rows (``rank_scenario`` applied per scenario) into one row per
-    predictor, sorted by suite rank, then Borda score, mean rank and name."""
+    """Aggregate ranked scenario rows (``rank_scenario`` applied per scenario; ``total`` scenarios in
+    the suite) into one row per predictor that took part anywhere, sorted by suite rank, mean rank, name."""
     agg = {}
     for r in rows:
         a = agg.setdefault(r["predictor"], {"predictor": r["predictor"], "scored": 0, "failed": 0, "partial": 0,

@@ -52,12 +52,7 @@ def _score_of(store, scorer, sim_rec, sim, pred) -> dict:
     if stored is not None:
         return stored
     from .runner import score_prediction
-    if isinstance(sim, Reference):       # the scenario's plugins are gone: no timings to add
-        try:
-            return {"status": "ok", "message": "", "scores": score(sim, pred["curves"])}
-        except ScoreError as exc:
-            return {"status": "failed", "message": str(exc), "scores": None}
-    return score_prediction(sim, pred)
+    return score_prediction(sim, pred, sim_rec["run_s"], sim_rec["compile_s"])
 
 
 def scenario_rows(store: Store, suite: str) -> list[dict]:
@@ -290,7 +285,9 @@ def plot_figure(store: Store, ref: str):
     quantile = stats.t.ppf(0.5 + BAND / 2, df=seeds - 1)
     cols = min(3, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.4 + 0.25 * len(preds)), squeeze=False)
+    legend_rows = -(-(len(preds) + 2) // 3)
+    height = 3.2 * rows + 0.22 * legend_rows + 0.2
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height), squeeze=False)
     t = sim["times"]
     for ax, name in zip(axes.flat, names):
         values, stat, stat_err = seed_statistic(name, sim["per_seed"])
@@ -318,7 +315,7 @@ def plot_figure(store: Store, ref: str):
     handles += [Line2D([], [], color=colour[p["predictor"]], lw=1.5, ls="--", label=p["predictor"]) for p in preds]
     fig.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
     fig.suptitle(label, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06 + 0.03 * (len(handles) // 3), 1, 1))
+    fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.2) / height, 1, 1))
     return fig
 
 

@@ -290,16 +290,18 @@ def _supports(pred, scenario):
         return no(f"supports() raised {type(exc).__name__}: {exc}")
 
 
-def score_prediction(sim: Simulation, pred: dict) -> dict:
-    """``{"status", "message", "scores"}`` of a stored prediction against its scenario's simulation."""
+def score_prediction(sim, pred: dict, run_s: float, compile_s: float) -> dict:
+    """``{"status", "message", "scores"}`` of a stored prediction against its scenario's simulation
+    (a ``Simulation``, or a ``score.Reference`` where the scenario's plugins are gone) that ran in
+    ``run_s`` seconds after ``compile_s`` of compilation."""
     if pred["status"] != "ok":
         return {"status": pred["status"], "message": pred["message"], "scores": None}
     try:
         result = score(sim, pred["curves"])
     except ScoreError as exc:
         return {"status": "n/a" if isinstance(exc, NothingToScore) else "failed", "message": str(exc), "scores": None}
-    result.update(cold_s=pred["cold_s"], warm_s=pred["warm_s"], sim_run_s=sim.run_s,
-                  sim_compile_s=sim.compile_s, speedup=sim.run_s / max(pred["warm_s"], 1e-9))
+    result.update(cold_s=pred["cold_s"], warm_s=pred["warm_s"], sim_run_s=run_s, sim_compile_s=compile_s,
+                  speedup=run_s / max(pred["warm_s"], 1e-9))
     return {"status": "ok", "message": "", "scores": result}
 
 
@@ -310,4 +312,4 @@ def score_pending(store: Store, sims: dict) -> None:
     for h, (sim, sim_id) in sims.items():
         for pred in store.predictions(h):
             if store.get_score(sim_id, pred["id"], scorer) is None:
-                store.put_score(sim_id, pred["id"], scorer, **score_prediction(sim, pred))
+                store.put_score(sim_id, pred["id"], scorer, **score_prediction(sim, pred, sim.run_s, sim.compile_s))

@@ -34,8 +34,8 @@ def stored(tmp_path, items, suite="t"):
     store.add_suite(suite, [sim.scenario for sim, _ in items])
     sims = {}
     for sim, predictions in items:
-        rec = {"times": sim.times, "per_seed": sim.per_seed, "diverged_at": sim.diverged_at, "compile_s": 0.0,
-               "run_s": 1.0}
+        rec = {"times": sim.times, "per_seed": sim.per_seed, "diverged_at": sim.diverged_at,
+               "compile_s": sim.compile_s, "run_s": sim.run_s}
         sims[sim.scenario.hash] = (sim, store.put_simulation(sim.scenario.hash, "test", rec, run))
         for name, out in predictions.items():
             result = ({"status": "ok", "curves": out, "cold_s": 0.01, "warm_s": 0.01} if isinstance(out, dict)
@@ -276,3 +276,15 @@ def test_the_terminal_table_prints_a_sweeps_tag():
     render(["scenario", "borda [range]"], [["lsq online [d=100]", "0.50 [0.50, 1.00]"]], console=console)
     text = console.export_text()
     assert "lsq online [d=100]" in text and "borda [range]" in text and "[0.50, 1.00]" in text
+
+
+def test_a_store_is_rescored_when_its_scorer_or_its_plugins_are_gone(tmp_path):
+    sim = simulated(gamma=0.5, d=200, seeds=4, t_max=4.0, n_times=21)
+    store = stored(tmp_path, [(sim, {"lsq-online-ode": predict("lsq-online-ode", sim)})])
+    before = rows_by_predictor(store)["lsq-online-ode"]
+    with store.conn:                  # a scorer since changed, and a model plugin since uninstalled
+        store.conn.execute("DELETE FROM scores")
+        store.conn.execute("UPDATE scenarios SET spec = replace(spec, '\"linear\"', '\"uninstalled\"')")
+    after = rows_by_predictor(store)["lsq-online-ode"]
+    assert after["status"] == "ok" and after["ratio"] == before["ratio"] and after["speedup"] == before["speedup"]
+    assert after["complete"]          # without the model, every observable counts as headline
