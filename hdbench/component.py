@@ -114,6 +114,7 @@ class Model(Component):
     - ``observable_names(p, finite)``: the names ``observables`` returns for these params.
     - ``headline_observables(p, finite)``: the ones every predictor is ranked on (default: all of
       them); a prediction lacking one is partial and ranks after the complete ones.
+    - ``counted_observables(p, d)``: fractions of a count of things, for their standard error.
     ``p`` is the validated parameter dict.
     """
 
@@ -147,6 +148,12 @@ class Model(Component):
         """The observables predictors are ranked on: risk and the summary statistics the model's
         theories share (default: every observable)."""
         return tuple(self.observable_names(p, finite))
+
+    def counted_observables(self, p, d: int) -> dict[str, int]:
+        """Observables that are, per seed, a fraction of a count of things (``{name: count}``, e.g.
+        coordinates): where every seed agrees, their standard error is the binomial one of
+        ``count x seeds`` things rather than zero. (Per-seed 0/1 indicators need no entry.)"""
+        return {}
 
     def divergence_statistic(self, obs: dict):
         """A scalar that blows up when the dynamics diverges (default: ``q = |theta|^2``)."""

@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InputError
 from .fingerprint import scorer_code
 from .rank import rank_scenario, rank_suite
-from .score import Reference, ScoreError, headline_observables, score, seed_statistic, within_noise
+from .score import Reference, ScoreError, model_conventions, score, seed_statistic, within_noise
 from .store import Store
 
 BAND = 0.95      # the plots' simulation band: a Student-t interval for the seeds' count
@@ -130,10 +130,8 @@ def limit_rows(store: Store, suite: str, rows=None) -> list[dict]:
         if any(rec is None for rec in recs):
             continue
         ds = [specs[h]["d"] for h in hashes]
-        scenario = _scenario(specs[hashes[-1]])
-        headline = headline_observables(scenario) if scenario is not None else None
         try:
-            reference = Reference.extrapolated(recs, ds, headline)
+            reference = Reference.extrapolated([_simulation(rec, specs[h]) for rec, h in zip(recs, hashes)], ds)
         except ScoreError as exc:
             out.append({"family": family, "predictor": "", "d": ds, "message": str(exc)})
             continue
@@ -272,10 +270,11 @@ def plot_figure(store: Store, ref: str):
     from matplotlib.patches import Patch
     from scipy import stats
 
-    h, label, _ = store.find_scenario(ref)
+    h, label, spec = store.find_scenario(ref)
     sim = store.get_simulation(h)
     if sim is None:
         raise InputError(f"scenario '{ref}' has no stored simulation (run hdbench run first)")
+    _, units = model_conventions(_scenario(spec))
     preds = [p for p in store.predictions(h) if p["status"] == "ok"]
     names = list(sim["per_seed"]) + sorted({k for p in preds for k in p["curves"] if k not in sim["per_seed"]
                                            and not k.startswith(("limit(", "unc(")) and seed_statistic(k, sim["per_seed"])})
@@ -290,7 +289,7 @@ def plot_figure(store: Store, ref: str):
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height), squeeze=False)
     t = sim["times"]
     for ax, name in zip(axes.flat, names):
-        values, stat, stat_err = seed_statistic(name, sim["per_seed"])
+        values, stat, stat_err = seed_statistic(name, sim["per_seed"], units)
         mean, se = stat(values), stat_err(values)
         ax.fill_between(t, mean - quantile * se, mean + quantile * se, color="0.8")
         ax.plot(t, mean, color="k", lw=1)

@@ -27,12 +27,15 @@ with the seeds resampled (the same resamples for every predictor of a scenario, 
 paired) and a Monte-Carlo theory's curve shifted by ``unc`` times a standard normal: the ranks'
 significance (``hdbench.rank``) is read off them.
 Per-seed indicators (0/1 observables such as ``reached_optimum``) are scored as fractions, with a
-binomial standard error at the Jeffreys-smoothed fraction (seeds that all agree are not exact).
+binomial standard error at the Jeffreys-smoothed fraction (seeds that all agree are not exact); a
+model's counted observables (``Model.counted_observables``, fractions of a count of things per
+seed) likewise where every seed agrees.
 A predictor marks a divergence it predicts with +-inf (NaN is allowed only after that).
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import zlib
 
@@ -57,10 +60,11 @@ class NothingToScore(ScoreError):
 @dataclasses.dataclass(frozen=True)
 class Reference:
     """``sum_k weight_k * statistic(seeds of simulation k)`` at each time; one simulation is one part
-    of weight 1. ``headline``: the observables the model declares headline (None: every one)."""
+    of weight 1. ``headline``: the observables the model declares headline (None: every one); each
+    part's ``units``: its model's counted observables (``Model.counted_observables``)."""
 
     times: np.ndarray
-    parts: tuple                  # ((per_seed {name: [S, T]}, weight), ...)
+    parts: tuple                  # ((per_seed {name: [S, T]}, weight, units {name: count}), ...)
     diverged_at: float            # the earliest divergence over every seed of every part (inf: none)
     headline: tuple | None = None
     diverged_seeds: int = 0
@@ -73,10 +77,9 @@ class Reference:
             return sim
         get = sim.get if isinstance(sim, dict) else lambda k: getattr(sim, k)
         diverged = np.asarray(get("diverged_at"), float)
-        if headline is None and get("scenario") is not None:
-            headline = headline_observables(get("scenario"))
-        return cls(np.asarray(get("times"), float), ((dict(get("per_seed")), 1.0),), float(diverged.min()),
-                   headline, int(np.isfinite(diverged).sum()))
+        model_headline, units = model_conventions(get("scenario"))
+        return cls(np.asarray(get("times"), float), ((dict(get("per_seed")), 1.0, units),), float(diverged.min()),
+                   model_headline if headline is None else headline, int(np.isfinite(diverged).sum()))
 
     @classmethod
     def extrapolated(cls, sims, ds, headline=None) -> "Reference":
@@ -90,36 +93,40 @@ class Reference:
         times = refs[0].times
         if any(r.times.shape != times.shape or not np.allclose(r.times, times) for r in refs):
             raise ScoreError("the simulations of a d-sweep must share their time grid")
-        parts = tuple((r.parts[0][0], float(w)) for r, w in zip(refs, weights))
-        return cls(times, parts, min(r.diverged_at for r in refs), headline,
+        parts = tuple((r.parts[0][0], float(w), r.parts[0][2]) for r, w in zip(refs, weights))
+        return cls(times, parts, min(r.diverged_at for r in refs), refs[-1].headline if headline is None else headline,
                    sum(r.diverged_seeds for r in refs))
 
     @property
     def seeds(self) -> int:
-        return min(next(iter(per_seed.values())).shape[0] for per_seed, _ in self.parts)
+        return min(next(iter(per_seed.values())).shape[0] for per_seed, *_ in self.parts)
 
     def has(self, name: str) -> bool:
-        return all(seed_statistic(name, per_seed) is not None for per_seed, _ in self.parts)
+        return all(seed_statistic(name, per_seed) is not None for per_seed, *_ in self.parts)
 
     def statistic(self, name: str):
         """``(reference [T], stderr [T])`` of observable ``name`` over the whole grid, or None."""
-        found = [seed_statistic(name, per_seed) for per_seed, _ in self.parts]
+        found = [seed_statistic(name, per_seed, units) for per_seed, _, units in self.parts]
         if any(f is None for f in found):
             return None
-        ref = sum(w * stat(values) for (values, stat, _), (_, w) in zip(found, self.parts))
-        se = np.sqrt(sum((w * err(values)) ** 2 for (values, _, err), (_, w) in zip(found, self.parts)))
+        ref = sum(w * stat(values) for (values, stat, _), (_, w, _) in zip(found, self.parts))
+        se = np.sqrt(sum((w * err(values)) ** 2 for (values, _, err), (_, w, _) in zip(found, self.parts)))
         return ref, se
 
 
-def headline_observables(scenario) -> tuple | None:
-    """The scenario's model's headline observables (None if the model is not registered here)."""
+def model_conventions(scenario) -> tuple[tuple | None, dict]:
+    """The scenario's model's headline observables and counted observables (None and {} without a
+    scenario, or if its model is not registered here)."""
     from .errors import InputError
     from .registry import registry
+    if scenario is None:
+        return None, {}
     try:
         model = registry().model(scenario.model)
     except InputError:
-        return None
-    return tuple(model.headline_observables(dict(scenario.model_params), finite=scenario.alpha is not None))
+        return None, {}
+    p, finite = dict(scenario.model_params), scenario.alpha is not None
+    return tuple(model.headline_observables(p, finite)), dict(model.counted_observables(p, scenario.d))
 
 
 # -- the curves ------------------------------------------------------------------------------------
@@ -162,32 +169,39 @@ def _std(a):
     return a.std(axis=-2, ddof=1)
 
 
-def _mean_stderr(a):
+def _mean_stderr(a, units=None):
     """Standard error of the seed mean. For a per-seed indicator (every value 0 or 1) the binomial
     error at the Jeffreys-smoothed fraction ``(k + 1/2) / (S + 1)``: when all seeds agree, the
-    fraction is still uncertain (not known to be exactly 0 or 1)."""
+    fraction is still uncertain (not known to be exactly 0 or 1). For a fraction of ``units`` counted
+    things per seed, where every seed agrees: the binomial error of ``units x S`` things, likewise."""
     S = a.shape[0]
     finite = a[np.isfinite(a)]
     if finite.size and np.isin(finite, (0.0, 1.0)).all():
         p = (a.sum(axis=0) + 0.5) / (S + 1)
         return np.sqrt(p * (1 - p) / S)
-    return a.std(axis=0, ddof=1) / np.sqrt(S)
+    se = a.std(axis=0, ddof=1) / np.sqrt(S)
+    if units:
+        n = units * S
+        p = (a.mean(axis=0) * n + 0.5) / (n + 1)
+        se = np.where(se > 0, se, np.sqrt(p * (1 - p) / n))
+    return se
 
 
 def _std_stderr(a):
     return a.std(axis=0, ddof=1) / np.sqrt(2 * (a.shape[0] - 1))     # Gaussian approximation
 
 
-def seed_statistic(name: str, per_seed: dict):
+def seed_statistic(name: str, per_seed: dict, units=None):
     """``(per-seed values [S, T], statistic over seeds, its standard error)`` for an observable name
     (``NAME`` and ``limit(NAME)`` = mean of NAME, ``std(NAME)`` = spread of NAME), or None if the
-    simulation lacks it."""
-    if name in per_seed:
-        return per_seed[name], _mean, _mean_stderr
+    simulation lacks it. ``units``: the model's counted observables."""
     match = re.fullmatch(r"(limit|std)\((.+)\)", name)
-    if match and match.group(2) in per_seed:
-        return (per_seed[match.group(2)],) + ((_mean, _mean_stderr) if match.group(1) == "limit" else (_std, _std_stderr))
-    return None
+    base, kind = (match.group(2), match.group(1)) if match else (name, "mean")
+    if base not in per_seed:
+        return None
+    if kind == "std":
+        return per_seed[base], _std, _std_stderr
+    return per_seed[base], _mean, functools.partial(_mean_stderr, units=(units or {}).get(base))
 
 
 def observable_window(name: str, window: np.ndarray) -> np.ndarray:
@@ -219,8 +233,8 @@ def _score_observable(ref: Reference, name: str, pred, unc, where) -> tuple[dict
     splits = 0.0
     se2 = 0.0
     spread = 0.0
-    for per_seed, weight in ref.parts:
-        values, stat, stat_err = seed_statistic(name, per_seed)
+    for per_seed, weight, units in ref.parts:
+        values, stat, stat_err = seed_statistic(name, per_seed, units)
         seeds = values[:, where]
         S = seeds.shape[0]
         boot = boot + weight * stat(seeds[_resamples(S, BOOTSTRAP)])          # [B + 1, Tw]

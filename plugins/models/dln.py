@@ -112,6 +112,9 @@ class DiagonalLinearNetwork(Model):
         conserved = "q_mean" if p["parametrisation"] == "product" else "p_mean"
         return ("risk", conserved, "l1", "l1_off", "support_recovery") + (("train_risk",) if finite else ())
 
+    def counted_observables(self, p, d):
+        return {"support_recovery": d}
+
     def divergence_statistic(self, obs):
         return obs["risk"]
 

@@ -265,8 +265,17 @@ def solve_gmm_diffusive(s, times, n_paths=SDE_PATHS, seed=0):
     M = np.concatenate([M @ T for _, T in group], axis=1)
     R = np.concatenate([R] * len(group), axis=1)
     stats = model.statistics(v, M, R)
-    out = {k: x.mean(axis=1) for k, x in stats.items()}
-    out.update({k: np.asarray(x, float).mean(axis=1) for k, x in pops.items()})
-    out["reached_optimum"] = model.optimum(v, M).mean(axis=1)
+    per_path = {k: _per_path(x, len(group), n_paths) for k, x in stats.items()}
+    per_path.update({k: np.asarray(x, float) for k, x in pops.items()})
+    per_path["reached_optimum"] = _per_path(model.optimum(v, M), len(group), n_paths)
+    out = {k: x.mean(axis=1) for k, x in per_path.items()}
+    # the Monte-Carlo standard error of each mean: n_paths independent paths (mirror images are not)
+    out.update({f"unc({k})": x.std(axis=1, ddof=1) / np.sqrt(n_paths) for k, x in per_path.items()})
     out.update({f"std({k})": x.std(axis=1, ddof=1) for k, x in stats.items() if not k.startswith("R_")})
     return out
+
+
+def _per_path(x, copies, n_paths):
+    """[T, copies * n_paths] (a path's mirror images in blocks) -> [T, n_paths], each path's mean over them."""
+    x = np.asarray(x, float)
+    return x.reshape(x.shape[0], copies, n_paths).mean(axis=1)
