@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .fingerprint import scorer_code, simulation_code
 from .registry import registry
 from .scenario import Scenario, load_suite, suite_timeout
-from .fingerprint import scorer_code, simulation_code
 from .score import NothingToScore, ScoreError, check_curves, score
 from .simulate import Simulation, simulate
 from .store import DEFAULT_DB, Store
@@ -187,7 +187,6 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         report = RunReport(run_id, suite_name, len(scenarios), db=str(db))
         by_hash = {s.hash: s for s in scenarios}
         sims, jobs = _plan(store, reg, scenarios, names, report)
-        sim_codes = {s.hash: simulation_code(s, reg) for s in scenarios}
         task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
         # resume tests: deliver a signal (KILL, or INT = Ctrl-C) to this process after N stored items
         kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))
