@@ -22,7 +22,7 @@ import numpy as np
 from .errors import InputError
 from .fingerprint import scorer_code
 from .rank import rank_scenario, rank_suite
-from .score import Reference, ScoreError, model_conventions, score, seed_statistic, within_noise
+from .score import Reference, ScoreError, limit_weights, model_conventions, score, seed_statistic, within_noise
 from .store import Store
 
 BAND = 0.95      # the plots' simulation band: a Student-t interval for the seeds' count
@@ -135,8 +135,7 @@ def limit_rows(store: Store, suite: str, rows=None) -> list[dict]:
         except ScoreError as exc:
             out.append({"family": family, "predictor": "", "d": ds, "message": str(exc)})
             continue
-        design = np.column_stack([np.ones(len(ds)), 1.0 / np.asarray(ds, float)])
-        weights = np.linalg.pinv(design)[0]
+        weights = limit_weights(ds)
         names = sorted({p for h in hashes for p, r in by_hash.get(h, {}).items() if r["status"] == "ok"})
         for name in names:
             rows = [by_hash.get(h, {}).get(name, {}) for h in hashes]

@@ -87,8 +87,7 @@ class Reference:
         statistics at each time (ordinary least squares, so one set of weights for every time)."""
         if len(sims) != len(ds) or len(set(ds)) < 2:
             raise ScoreError("a d -> infinity extrapolation needs simulations at two or more dimensions")
-        design = np.column_stack([np.ones(len(ds)), 1.0 / np.asarray(ds, float)])
-        weights = np.linalg.pinv(design)[0]          # intercept = weights @ statistics
+        weights = limit_weights(ds)
         refs = [cls.of(s) for s in sims]
         times = refs[0].times
         if any(r.times.shape != times.shape or not np.allclose(r.times, times) for r in refs):
@@ -112,6 +111,12 @@ class Reference:
         ref = sum(w * stat(values) for (values, stat, _), (_, w, _) in zip(found, self.parts))
         se = np.sqrt(sum((w * err(values)) ** 2 for (values, _, err), (_, w, _) in zip(found, self.parts)))
         return ref, se
+
+
+def limit_weights(ds) -> np.ndarray:
+    """Weights ``w`` with ``a = w @ values``: the intercept of the least-squares fit ``a + b/d`` through
+    values at dimensions ``ds`` (the same for every time)."""
+    return np.linalg.pinv(np.column_stack([np.ones(len(ds)), 1.0 / np.asarray(ds, float)]))[0]
 
 
 def model_conventions(scenario) -> tuple[tuple | None, dict]:
