@@ -24,7 +24,9 @@ def _parser():
     run.add_argument("--suite", default="quick", help="built-in suite name or a TOML file (default: quick)")
     run.add_argument("--predictor", action="append", dest="predictors", metavar="NAME",
                      help="only this predictor (repeatable; default: all)")
-    run.add_argument("--workers", type=int, default=1, help="local processes (spawned; default 1)")
+    run.add_argument("--workers", type=int, default=1,
+                     help="worker processes that run the plugins' code, isolated from the run (default 1; "
+                          "0 = in this process, for debuggers: a plugin's crash or hang is then the run's)")
     run.add_argument("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--db", default=str(DEFAULT_DB), help=f"result store (default {DEFAULT_DB})")
     run.add_argument("--timeout", type=float, default=None,
@@ -34,7 +36,7 @@ def _parser():
     lb = sub.add_parser("leaderboard", help="rank predictors from the store")
     lb.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
     lb.add_argument("--format", choices=FORMATS, default="table")
-    lb.add_argument("--db", default=str(DEFAULT_DB))
+    lb.add_argument("--db", default=str(DEFAULT_DB), help=f"result store, opened read-only (default {DEFAULT_DB})")
     lb.add_argument("--view", choices=("both", "scenarios", "suite", "finite-size"), default="both",
                     help="both = per scenario and aggregate (plus, where d was swept, each theory against "
                          "the simulation extrapolated to d = infinity)")
@@ -42,21 +44,13 @@ def _parser():
     pl = sub.add_parser("plot", help="theory curves over the simulation's 95%% band, one panel per observable")
     pl.add_argument("scenario", help="scenario hash (prefix) or label, as in the leaderboard")
     pl.add_argument("--out", default=None, help="output .png or .svg (default: <hash>.png)")
-    pl.add_argument("--db", default=str(DEFAULT_DB))
+    pl.add_argument("--db", default=str(DEFAULT_DB), help=f"result store, opened read-only (default {DEFAULT_DB})")
     return p
 
 
 def entry() -> None:
-    """The ``hdbench`` command: ``main``'s exit code. A timed-out predict call is abandoned, not stopped
-    (threads cannot be), and one still inside a native library (XLA) when the interpreter finalises aborts
-    it (exit 134, after the results are stored); so then the process ends at once, output flushed."""
-    code = main()
-    from .runner import ABANDONED
-    if any(thread.is_alive() for thread in ABANDONED):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    """The ``hdbench`` command: ``main``'s exit code."""
+    sys.exit(main())
 
 
 def main(argv=None) -> int:
@@ -70,6 +64,10 @@ def main(argv=None) -> int:
         print("hdbench: interrupted; finished items are stored, run the same command again to resume",
               file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (``hdbench leaderboard | head -1``): not an error; stop writing quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def cmd_list(args) -> int:
@@ -127,7 +125,7 @@ def cmd_run(args) -> int:
 
 def cmd_leaderboard(args) -> int:
     from .store import Store
-    store = Store(args.db)
+    store = Store(args.db, readonly=True)
     suite = args.suite
     if suite is None:
         runs = store.runs()
@@ -146,7 +144,7 @@ def show_leaderboard(db, suite, fmt, view) -> None:
     from .rank import rank_suite
     from .report import limit_rows, limit_table, render, scenario_rows, scenario_table, suite_table
     from .store import Store
-    store = Store(db)
+    store = Store(db, readonly=True)
     parts = []
     scenarios = scenario_rows(store, suite)
     for row in scenarios:
@@ -174,13 +172,30 @@ def show_leaderboard(db, suite, fmt, view) -> None:
 def cmd_plot(args) -> int:
     from .report import plot
     from .store import Store
-    store = Store(args.db)
-    h, _, _ = store.find_scenario(args.scenario)
-    out = args.out or f"{h}.png"
-    if not out.endswith((".png", ".svg")):
+    out = args.out
+    if out is not None and not out.endswith((".png", ".svg")):
         raise InputError(f"--out {out}: expected a .png or .svg file name")
+    store = Store(args.db, readonly=True)
+    h, _, _ = store.find_scenario(args.scenario)
+    out = out or f"{h}.png"
+    _check_writable(out)
+    from pathlib import Path
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
     print(plot(store, args.scenario, out))
     return 0
+
+
+def _check_writable(path) -> None:
+    """An output path that cannot be written is bad input, found before any work."""
+    from pathlib import Path
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"--out {path} is a directory, expected a file name")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"--out {path}: cannot be written (check the folder and its permissions)")
 
 
 if __name__ == "__main__":

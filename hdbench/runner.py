@@ -1,30 +1,31 @@
-"""Plan -> execute (serial, local processes, or Dask) -> store -> score.
+"""Plan -> execute (isolated workers, in-process, or Dask) -> store -> score.
 
-Tasks are plain functions of JSON-able arguments (``task_simulate``, ``task_predict``), so any
-``concurrent.futures``-style executor can run them: in-process, a spawn-context process pool
-(JAX must not be forked once initialised), or a Dask cluster's ``client.get_executor()``.
-Workers only compute; this process is the single writer of the store, and writes each finished item
-in its own transaction. Re-running skips what the store already has (simulations by scenario hash
-and the fingerprint of the engine's, model's and dynamics' code; successful predictions by scenario
-hash, predictor, provider version and the fingerprint of its code), so an interrupted run resumes
-where it stopped; failed and timed-out predictions are retried. A worker reports the fingerprints of
-the code it ran: a result made by other code than this process's is refused, never stored under it.
+Tasks are plain functions of JSON-able arguments (``task_simulate``, ``task_predict``). By default
+they run in supervised worker processes (``hdbench.workers``), so that a plugin that crashes,
+exits, hangs or runs out of memory costs that one item a recorded ``failed``/``timeout`` and
+nothing else; ``workers = 0`` runs them in this process, for debuggers. On Dask each task is
+isolated the same way inside its Dask worker. Workers only compute; this process is the single
+writer of its run's results, each finished item in its own transaction. Re-running skips what the
+store already has (simulations by scenario hash and the fingerprint of the engine's, model's and
+dynamics' code; successful predictions by scenario hash, predictor, provider version and the
+fingerprint of its code), so an interrupted run resumes where it stopped; failed and timed-out
+predictions are retried. A worker reports the fingerprints of the code it ran: a result made by
+other code than this process's is refused, never stored under it. Runs sharing a store claim each
+item before computing it, so two runs never compute the same item at once.
 """
 from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
-import multiprocessing
 import os
 import platform
-import signal
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .component import YES, Support, no
 from .errors import InputError
 from .fingerprint import scorer_code, simulation_code
 from .registry import registry
@@ -32,11 +33,17 @@ from .scenario import Scenario, load_suite, suite_timeout
 from .score import NothingToScore, ScoreError, check_curves, score
 from .simulate import Simulation, simulate
 from .store import DEFAULT_DB, Store
+from .workers import Supervisor, WorkerFault, WorkerTimeout, local_supervisor, mark
 
 DEFAULT_TIMEOUT = 60.0
+MAX_TIMEOUT = 7 * 86400.0   # a week: beyond it a deadline overflows the OS's wait
+CLAIM_POLL_S = 1.0          # how often a run looks at items another run is computing
 
 
 # -- tasks (run in workers) --------------------------------------------------------------------
+SLACK_S = 1.0       # beyond the timeout, before a phase's worker is killed: a result on its way is not lost
+
+
 def task_simulate(spec: dict) -> dict:
     scenario = Scenario.from_dict(spec)
     sim = simulate(scenario)
@@ -45,13 +52,14 @@ def task_simulate(spec: dict) -> dict:
 
 
 def task_predict(spec: dict, predictor: str, timeout: float = DEFAULT_TIMEOUT) -> dict:
-    """Call ``predict`` twice (cold, then warm), each under ``timeout`` seconds; never raises. The
-    result names the provider and code fingerprint of the predictor this process ran."""
+    """Ask ``supports``, then call ``predict`` twice (cold, then warm); a call longer than ``timeout``
+    seconds is a timeout. Never raises. The result names the provider and code fingerprint of the
+    predictor this process ran. In a worker each step starts a phase (``workers.mark``), so the
+    supervisor kills a step that overruns instead of waiting for it."""
     try:
         entry = registry().entry("predictor", predictor)
     except Exception as exc:   # noqa: BLE001 - not installed on this worker
-        return {"status": "failed", "message": f"{type(exc).__name__}: {exc}".splitlines()[0],
-                "provider": None, "code": None}
+        return {"status": "failed", "message": _one_line(exc), "provider": None, "code": None}
     return {**_predict(spec, predictor, timeout), "provider": entry.provider, "code": entry.code}
 
 
@@ -59,48 +67,86 @@ def _predict(spec, predictor, timeout):
     try:
         scenario = Scenario.from_dict(spec)
         pred = registry().predictor(predictor)
+        try:
+            support = as_support(pred.supports(scenario))
+        except (Exception, SystemExit) as exc:   # noqa: BLE001
+            return {"status": "failed", "message": f"supports() raised {_one_line(exc)}"}
+        if not support:
+            return {"status": "n/a", "message": support.reason}
         times = scenario.times()
         out = []
         for _ in range(2):
+            mark()
             start = time.perf_counter()
-            curves = _call_with_timeout(pred.predict, (scenario, times), timeout)
+            curves = pred.predict(scenario, times)
             out.append((curves, time.perf_counter() - start))
+            if out[-1][1] > timeout:
+                return _timed_out(len(out), timeout)
         curves = check_curves(out[1][0], times)  # +-inf marks a predicted divergence, NaN fails
-    except TimeoutError:
-        return {"status": "timeout", "message": f"predict took longer than {timeout:g} s"}
     except ScoreError as exc:
         return {"status": "failed", "message": str(exc)}
-    except Exception as exc:   # noqa: BLE001 - a plugin's failure is recorded, never fatal
-        text = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        return {"status": "failed", "message": text}
+    except (Exception, SystemExit) as exc:   # noqa: BLE001 - a plugin's failure is recorded, never fatal
+        return {"status": "failed", "message": _one_line(exc)}
     return {"status": "ok", "curves": curves, "cold_s": out[0][1], "warm_s": out[1][1]}
 
 
-ABANDONED: list[threading.Thread] = []     # timed-out predict calls, still running
+def _phase(phase: int) -> str:
+    """What ``task_predict`` was doing after ``phase`` marks."""
+    return ("supports()", "predict (first call)", "predict (second call)")[min(phase, 2)]
 
 
-def _call_with_timeout(fn, args, timeout):
-    box = {}
+def _timed_out(phase: int, timeout: float) -> dict:
+    return {"status": "timeout", "message": f"{_phase(phase)} took longer than {timeout:g} s"}
 
-    def target():
-        try:
-            box["value"] = fn(*args)
-        except BaseException as exc:   # noqa: BLE001
-            box["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True)   # abandoned (not joined) on timeout
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        ABANDONED.append(thread)
-        raise TimeoutError
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+def as_support(answer) -> Support:
+    """``supports``' answer as a ``Support``: a plain bool is accepted; anything else is the plugin's bug."""
+    if isinstance(answer, Support):
+        return answer
+    if isinstance(answer, (bool, np.bool_)):
+        return YES if answer else no("supports() returned False (no reason given)")
+    raise TypeError(f"returned {answer!r}; expected hdbench.YES or hdbench.no(reason)")
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, WorkerFault):   # already says what happened
+        return str(exc)
+    text = f"{type(exc).__name__}: {exc}".strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def _load_plugins() -> None:
+    registry()
+
+
+def run_job(supervisor, kind, spec, name, timeout, provider=None, code=None):
+    """One job's outcome: in ``supervisor``'s workers, or in this process when it is ``None``. A fault
+    that ends the worker becomes this prediction's failure (or timeout); a simulation's fault is raised."""
+    fn, args = (task_simulate, (spec,)) if kind == "sim" else (task_predict, (spec, name, timeout))
+    if supervisor is None:
+        return fn(*args)
+    try:
+        return supervisor.call(fn, args, None if kind == "sim" else timeout + SLACK_S)
+    except WorkerTimeout as exc:
+        if kind == "sim":
+            raise
+        outcome = _timed_out(exc.phase, timeout)
+    except WorkerFault as exc:
+        if kind == "sim":
+            raise
+        outcome = {"status": "failed", "message": f"{_phase(exc.phase)}: {exc}"}
+    return {**outcome, "provider": provider, "code": code}
+
+
+def dask_job(*job):
+    """``run_job`` on a Dask worker, isolated in that worker's own supervised processes."""
+    return run_job(local_supervisor(), *job)
 
 
 # -- executors -----------------------------------------------------------------------------------
-def make_executor(workers: int = 1, scheduler: str | None = None):
+def make_executor(n_workers: int = 1, scheduler: str | None = None):
+    """``(submit, supervisor, shutdown)``: ``submit(job) -> future``, or ``None`` for serial; the
+    supervisor of this process's workers (``None`` in-process, ``n_workers = 0``)."""
     if scheduler:
         try:
             from distributed import Client
@@ -108,15 +154,23 @@ def make_executor(workers: int = 1, scheduler: str | None = None):
             raise InputError("--scheduler needs dask distributed: pip install 'hdbench[dask]'") from None
         try:
             client = Client(scheduler, timeout=10)
-        except (OSError, TimeoutError) as exc:
-            raise InputError(f"--scheduler {scheduler}: cannot connect ({exc})") from None
-        return client.get_executor(pure=False), client.close
-    if workers < 1:
-        raise InputError(f"--workers = {workers} is not allowed (expected an integer >= 1)")
-    if workers == 1:
-        return None, lambda: None     # serial: run_suite computes each job in this process, in turn
-    pool = cf.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
-    return pool, lambda: pool.shutdown(wait=False, cancel_futures=True)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({_one_line(exc)})") from None
+        executor = client.get_executor(pure=False)
+        return (lambda job: executor.submit(dask_job, *job)), None, client.close
+    if not isinstance(n_workers, int) or n_workers < 0:
+        raise InputError(f"--workers = {n_workers!r} is not allowed (expected an integer >= 0; 0 = in this process)")
+    if n_workers == 0:
+        return None, None, lambda: None
+    supervisor = Supervisor(n_workers, warm=_load_plugins)
+    if n_workers == 1:
+        return None, supervisor, supervisor.close
+    pool = cf.ThreadPoolExecutor(n_workers, thread_name_prefix="hdbench-job")
+
+    def shutdown():
+        supervisor.close()          # first: threads waiting on a killed worker return at once
+        pool.shutdown(wait=True, cancel_futures=True)
+    return (lambda job: pool.submit(run_job, supervisor, *job)), supervisor, shutdown
 
 
 # -- environment ---------------------------------------------------------------------------------
@@ -159,13 +213,18 @@ class RunReport:
 
 
 def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1, scheduler: str | None = None,
-              timeout: float | None = None, progress=None) -> RunReport:
+              timeout: float | None = None, progress=None, on_stored=None) -> RunReport:
     """Simulate every scenario of ``suite`` (a built-in name or a TOML path; cached), run every
-    supporting predictor (all registered, or ``predictors``), score, and store in ``db``.
+    predictor (all registered, or ``predictors``) that supports it, score, and store in ``db``.
 
-    ``workers > 1`` uses spawned local processes; ``scheduler`` a Dask scheduler address.
-    ``timeout`` bounds each ``predict`` call (default: the suite's ``[suite] timeout``, else
-    ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``.
+    Plugin code runs in ``workers`` supervised processes (``hdbench.workers``): a crash, hang or exit
+    there is that item's recorded failure or timeout and nothing else's. ``workers = 0`` runs
+    everything in this process (for debuggers and profilers: a fault there is the run's, a hang
+    hangs it). ``scheduler``: a Dask scheduler address; each Dask worker isolates its tasks the same way.
+    ``timeout`` bounds each ``supports`` / ``predict`` call (default: the suite's ``[suite] timeout``,
+    else ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``. ``on_stored(n)``:
+    called after the n-th item is stored (tests use it to interrupt a run at a known point).
+    Runs sharing a store share the work: an item another live run has claimed is waited for, not redone.
     Everything that can be wrong with the input is checked before the store is touched.
     """
     start = time.perf_counter()
@@ -176,63 +235,80 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
     names = list(predictors) if predictors else reg.names("predictor")
     for name in names:
         reg.entry("predictor", name)   # unknown name -> InputError with a suggestion
-    if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise InputError(f"--timeout = {timeout!r} is not allowed (expected seconds > 0)")
-    executor, shutdown = make_executor(workers, scheduler)
-    status, store, report = "interrupted", None, None
+    if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and 0 < timeout < MAX_TIMEOUT):
+        raise InputError(f"--timeout = {timeout!r} is not allowed (expected seconds, > 0 and < {MAX_TIMEOUT:g})")
+    store = Store(db)                 # a bad --db fails here, before any process is started
+    submit, supervisor, shutdown = None, None, lambda: None
+    status, report = "interrupted", None
     try:
-        store = Store(db)
+        submit, supervisor, shutdown = make_executor(workers, scheduler)
+        store.reap_runs()
         run_id = store.begin_run(suite_name, environment(reg))
+        heartbeat = store.heartbeat(run_id)
         store.add_suite(suite_name, scenarios)
         report = RunReport(run_id, suite_name, len(scenarios), db=str(db))
         by_hash = {s.hash: s for s in scenarios}
         sims, jobs = _plan(store, reg, scenarios, names, report)
         task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
-        # resume tests: deliver a signal (KILL, or INT = Ctrl-C) to this process after N stored items
-        kill_after = int(os.environ.get("HDBENCH_TEST_KILL_AFTER", "0"))
-        kill_signal = getattr(signal, "SIG" + os.environ.get("HDBENCH_TEST_KILL_SIGNAL", "KILL"))
-        for writes, ((kind, h, name, provider, code), outcome) in enumerate(
-                _execute(executor, jobs, by_hash, timeout), 1):
-            if kind == "sim":
-                if isinstance(outcome, BaseException):   # a model/dynamics plugin failed: recorded, not fatal
-                    report.errors.append(f"simulation of '{by_hash[h].label}' failed: {type(outcome).__name__}: {outcome}")
-                elif outcome["code"] != code:
-                    report.errors.append(f"simulation of '{by_hash[h].label}' refused: the worker's engine, model or "
-                                         f"dynamics code (fingerprint {outcome['code']}) is not this process's ({code}); "
-                                         "install the same hdbench and plugins on every worker")
-                else:
-                    sims[h] = (as_simulation(by_hash[h], outcome), store.put_simulation(h, code, outcome, run_id))
-                    report.simulated += 1
-            else:
-                if isinstance(outcome, BaseException):   # e.g. a worker process died
-                    outcome = {"status": "failed", "message": f"{type(outcome).__name__}: {outcome}".splitlines()[0]}
-                elif (outcome["provider"], outcome["code"]) != (provider, code):
-                    message = (f"refused: the worker ran {name} from {outcome['provider']} (code {outcome['code']}), "
-                               f"this process has {provider} (code {code}); install the same plugins on every worker")
-                    report.errors.append(f"prediction of {name} on '{by_hash[h].label}' {message}")
-                    outcome = {"status": "failed", "message": message}
-                store.put_prediction(h, name, provider, code, outcome, run_id)
-                report.predicted += outcome["status"] == "ok"
-                report.failed += outcome["status"] != "ok"
-            if kill_after and writes == kill_after:
-                os.kill(os.getpid(), kill_signal)
+        for stored, (job, outcome) in enumerate(_execute(store, run_id, submit, supervisor, jobs, by_hash, timeout), 1):
+            _record(store, report, sims, by_hash, job, outcome)
+            if on_stored is not None:
+                on_stored(stored)
             if progress is not None:
-                progress.update(task, advance=1, description=by_hash[h].label[:40])
+                progress.update(task, advance=1, description=by_hash[job[1]].label[:40])
         score_pending(store, sims)
         status = "finished"
     finally:
         shutdown()
-        if store is not None:
-            if report is not None:
-                store.finish_run(report.run_id, status)
-            store.close()
+        if report is not None:
+            heartbeat.set()
+            store.finish_run(report.run_id, status)
+        store.close()
     report.wall_s = time.perf_counter() - start
     return report
 
 
+def _record(store, report, sims, by_hash, job, outcome) -> None:
+    """Store one finished job's outcome, or say why it is not stored."""
+    kind, h, name, provider, code = job
+    if outcome is None:   # done by another run meanwhile
+        if kind == "sim":
+            rec = store.get_simulation(h, code)
+            sims[h] = (as_simulation(by_hash[h], rec), rec["id"])
+        return
+    if kind == "sim":
+        if isinstance(outcome, BaseException):   # a model/dynamics plugin failed: reported, retried next run
+            report.errors.append(f"simulation of '{by_hash[h].label}' failed: {_one_line(outcome)}")
+        elif outcome["code"] != code:
+            report.errors.append(f"simulation of '{by_hash[h].label}' refused: the worker's engine, model or "
+                                 f"dynamics code (fingerprint {outcome['code']}) is not this process's ({code}); "
+                                 "install the same hdbench and plugins on every worker")
+        else:
+            sims[h] = (as_simulation(by_hash[h], outcome), store.put_simulation(h, code, outcome, report.run_id))
+            report.simulated += 1
+        return
+    if isinstance(outcome, BaseException):   # the executor lost it (e.g. a Dask worker died): not its fault
+        report.errors.append(f"prediction of {name} on '{by_hash[h].label}' not stored, it will be retried: "
+                             f"{_one_line(outcome)}")
+        return
+    if outcome["provider"] is None:
+        message = f"the worker cannot run {name} ({outcome['message']}); install the same plugins on every worker"
+        report.errors.append(f"prediction of {name} on '{by_hash[h].label}' failed: {message}")
+        outcome = {"status": "failed", "message": message}
+    elif (outcome["provider"], outcome["code"]) != (provider, code):
+        message = (f"refused: the worker ran {name} from {outcome['provider']} (code {outcome['code']}), "
+                   f"this process has {provider} (code {code}); install the same plugins on every worker")
+        report.errors.append(f"prediction of {name} on '{by_hash[h].label}' {message}")
+        outcome = {"status": "failed", "message": message}
+    store.put_prediction(h, name, provider, code, outcome, report.run_id)
+    report.predicted += outcome["status"] == "ok"
+    report.not_applicable += outcome["status"] == "n/a"
+    report.failed += outcome["status"] in ("failed", "timeout")
+
+
 def _plan(store, reg, scenarios, names, report):
-    """Cached simulations, plus the jobs still to do; declined predictors are stored as n/a now.
-    Only successful predictions by the same code are reused: failures and timeouts are retried."""
+    """Cached simulations, plus the jobs still to do. Only successful predictions by the same code are
+    reused; n/a is asked again (``supports`` is cheap and may change), failures and timeouts are retried."""
     sims, jobs = {}, []
     for s in scenarios:
         code = simulation_code(s, reg)
@@ -248,45 +324,69 @@ def _plan(store, reg, scenarios, names, report):
             if cached is not None and cached["status"] == "ok":
                 report.reused_predictions += 1
                 continue
-            support = _supports(reg.predictor(name), s)
-            if not support:
-                store.put_prediction(s.hash, name, entry.provider, entry.code,
-                                     {"status": "n/a", "message": support.reason}, report.run_id)
-                report.not_applicable += 1
-                continue
             jobs.append(("predict", s.hash, name, entry.provider, entry.code))
     return sims, jobs
 
 
-def _execute(executor, jobs, by_hash, timeout):
-    """Yield ``(job, result or exception)`` as each finishes: serially one by one (so each is stored
-    before the next starts), or all submitted to ``executor`` and yielded as completed."""
-    def call(kind, h, name):
-        spec = by_hash[h].to_dict()
-        return (task_simulate, spec) if kind == "sim" else (task_predict, spec, name, timeout)
+def _item(job) -> str:
+    kind, h, name, provider, code = job
+    return f"sim {h} {code}" if kind == "sim" else f"predict {h} {name} {provider} {code}"
 
-    if executor is None:
-        for job in jobs:
-            fn, *args = call(*job[:3])
-            try:
-                yield job, fn(*args)
-            except Exception as exc:   # noqa: BLE001
-                yield job, exc
-        return
-    futures = {executor.submit(*call(*job[:3])): job for job in jobs}
+
+def _stored_id(store, job):
+    """The id of the row this job would write, or ``None``: a new id means another run stored it."""
+    kind, h, name, provider, code = job
+    row = store.get_simulation(h, code) if kind == "sim" else store.get_prediction(h, name, provider, code)
+    return None if row is None else row["id"]
+
+
+def _execute(store, run_id, submit, supervisor, jobs, by_hash, timeout):
+    """Yield ``(job, outcome)`` as each finishes (an exception where the job raised or was lost; ``None``
+    where another run did it): serially, each stored before the next starts, or all submitted at once.
+    A job is claimed in the store first; one another live run holds is waited for at the end, and
+    taken over if that run dies."""
+    def args(job):
+        kind, h, name, provider, code = job
+        return kind, by_hash[h].to_dict(), name, timeout, provider, code
+
+    waiting, seen, futures = [], {}, {}
+    for job in jobs:
+        before = _stored_id(store, job)     # read before claiming: a store in between is then seen
+        if not store.claim(_item(job), run_id):
+            waiting.append(job)
+            seen[job] = before
+        elif submit is None:
+            yield job, _guarded(run_job, supervisor, *args(job))
+            store.release(_item(job))
+        else:
+            futures[submit(args(job))] = job
     for fut in cf.as_completed(futures):
+        job = futures[fut]
         try:
-            yield futures[fut], fut.result()
-        except Exception as exc:   # noqa: BLE001
-            yield futures[fut], exc
+            yield job, fut.result()
+        except Exception as exc:   # noqa: BLE001 - lost by the executor
+            yield job, exc
+        store.release(_item(job))
+    while waiting:
+        time.sleep(CLAIM_POLL_S)
+        for job in list(waiting):
+            if _stored_id(store, job) != seen[job]:
+                waiting.remove(job)
+                yield job, None
+            elif store.claim(_item(job), run_id):
+                waiting.remove(job)
+                if submit is None:
+                    yield job, _guarded(run_job, supervisor, *args(job))
+                else:
+                    yield job, _guarded(lambda: submit(args(job)).result())
+                store.release(_item(job))
 
 
-def _supports(pred, scenario):
+def _guarded(fn, *args):
     try:
-        return pred.supports(scenario)
-    except Exception as exc:   # noqa: BLE001
-        from .component import no
-        return no(f"supports() raised {type(exc).__name__}: {exc}")
+        return fn(*args)
+    except Exception as exc:   # noqa: BLE001 - e.g. a simulation plugin raised
+        return exc
 
 
 def score_prediction(sim, pred: dict, run_s: float, compile_s: float) -> dict:

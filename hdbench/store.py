@@ -5,13 +5,17 @@ keyed by scenario hash + the fingerprint of the code that simulated it: engine, 
 ``predictions`` (keyed by scenario hash, predictor, its provider ``dist version (plugin)`` and the
 fingerprint of its code) and their ``scores`` (per simulation, prediction and scorer fingerprint).
 See ``hdbench.fingerprint``. Arrays are stored as ``.npz`` blobs. Every write is its own
-transaction, so a killed run loses at most the item in flight; the client process is the only writer.
+transaction, so a killed run loses at most the items in flight. Within a run the client process is the
+only writer; runs sharing a store claim items (``claims``) so none is computed twice.
 """
 from __future__ import annotations
 
 import io
 import json
+import os
+import socket
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -21,11 +25,15 @@ from .errors import InputError
 
 SCHEMA_VERSION = 2
 DEFAULT_DB = Path(".hdbench") / "results.sqlite"
+HEARTBEAT_S = 5.0           # a live run touches its row this often
+STALE_REMOTE_S = 60.0       # a run on another host silent this long is dead
+STALE_LOCAL_S = 600.0       # on this host the pid decides; this only guards against a reused pid
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs (id INTEGER PRIMARY KEY AUTOINCREMENT, suite TEXT, started REAL,
-    finished REAL, status TEXT, env TEXT);
+    finished REAL, status TEXT, env TEXT, host TEXT, pid INTEGER, heartbeat REAL);
+CREATE TABLE IF NOT EXISTS claims (item TEXT PRIMARY KEY, run_id INTEGER, claimed REAL);
 CREATE TABLE IF NOT EXISTS scenarios (hash TEXT PRIMARY KEY, label TEXT, spec TEXT);
 CREATE TABLE IF NOT EXISTS suite_members (suite TEXT, hash TEXT, position INTEGER,
     PRIMARY KEY (suite, hash));
@@ -40,6 +48,25 @@ CREATE TABLE IF NOT EXISTS scores (simulation INTEGER, prediction INTEGER, score
 """
 
 
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection; ``immutable`` where even the WAL's shared-memory file cannot be made."""
+    uri = path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(uri + "?mode=ro", uri=True)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        return sqlite3.connect(uri + "?immutable=1", uri=True)
+
+
+def _add_missing_columns(conn) -> None:
+    """Stores made before runs recorded their owner gain its columns (nothing else changed)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    for column, typ in (("host", "TEXT"), ("pid", "INTEGER"), ("heartbeat", "REAL")):
+        if column not in have:
+            conn.execute(f"ALTER TABLE runs ADD COLUMN {column} {typ}")
+
+
 def pack(arrays: dict) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
@@ -52,22 +79,38 @@ def unpack(blob: bytes) -> dict:
 
 
 class Store:
-    def __init__(self, path=DEFAULT_DB):
+    """``readonly=True`` opens an existing store for viewing only: it is never created or changed,
+    and a store on read-only media (or another user's) can be viewed."""
+
+    def __init__(self, path=DEFAULT_DB, readonly: bool = False):
         self.path = Path(path)
-        if self.path.exists() and self.path.is_dir():
+        if self.path.exists() and not self.path.is_file():
             raise InputError(f"--db {self.path} is a directory, expected a SQLite file path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if readonly and not self.path.exists():
+            raise InputError(f"--db {self.path} does not exist (run hdbench run first)")
+        row = None
         try:
-            self.conn = sqlite3.connect(str(self.path), timeout=30)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            with self.conn:
-                self.conn.executescript(SCHEMA)
+            if readonly:
+                self.conn = _open_readonly(self.path)
                 row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
                 if row is None:
-                    self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    raise sqlite3.DatabaseError("no schema version")
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.conn = sqlite3.connect(str(self.path), timeout=30)
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                with self.conn:
+                    self.conn.executescript(SCHEMA)
+                    row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                    if row is None:
+                        self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+                    else:
+                        _add_missing_columns(self.conn)
+        except OSError as exc:
+            raise InputError(f"--db {self.path}: cannot be created ({exc.strerror or exc})") from None
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"--db {self.path} is not a usable SQLite database ({exc})") from None
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
+            raise InputError(f"--db {self.path} is not a usable hdbench store ({exc})") from None
+        if row is not None and row[0] != str(SCHEMA_VERSION):
             raise InputError(f"--db {self.path} has schema version {row[0]}; this hdbench reads version "
                              f"{SCHEMA_VERSION}, which keys results by the code that made them (use a new --db path)")
 
@@ -77,17 +120,75 @@ class Store:
     # -- runs and suites ------------------------------------------------------------------------
     def begin_run(self, suite: str, env: dict) -> int:
         with self.conn:
-            cur = self.conn.execute("INSERT INTO runs (suite, started, status, env) VALUES (?, ?, 'running', ?)",
-                                    (suite, time.time(), json.dumps(env)))
+            cur = self.conn.execute("INSERT INTO runs (suite, started, status, env, host, pid, heartbeat) "
+                                    "VALUES (?, ?, 'running', ?, ?, ?, ?)",
+                                    (suite, time.time(), json.dumps(env), socket.gethostname(), os.getpid(), time.time()))
         return int(cur.lastrowid)
 
     def finish_run(self, run_id: int, status: str) -> None:
         with self.conn:
             self.conn.execute("UPDATE runs SET finished=?, status=? WHERE id=?", (time.time(), status, run_id))
+            self.conn.execute("DELETE FROM claims WHERE run_id=?", (run_id,))
 
     def runs(self) -> list[dict]:
         rows = self.conn.execute("SELECT id, suite, started, finished, status, env FROM runs ORDER BY id")
         return [dict(zip(("id", "suite", "started", "finished", "status", "env"), r)) for r in rows]
+
+    def heartbeat(self, run_id: int) -> threading.Event:
+        """Mark the run alive every ``HEARTBEAT_S`` seconds (its own connection) until the event is set."""
+        stop = threading.Event()
+
+        def beat():
+            conn = sqlite3.connect(str(self.path), timeout=30)
+            try:
+                while not stop.wait(HEARTBEAT_S):
+                    with conn:
+                        conn.execute("UPDATE runs SET heartbeat=? WHERE id=?", (time.time(), run_id))
+            except sqlite3.Error:
+                pass        # the store went away; the run's own writes will say so
+            finally:
+                conn.close()
+        threading.Thread(target=beat, daemon=True, name="hdbench-heartbeat").start()
+        return stop
+
+    def _alive(self, run_id: int) -> bool:
+        row = self.conn.execute("SELECT status, host, pid, heartbeat FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None or row[0] != "running" or row[3] is None:
+            return False
+        status, host, pid, beat = row
+        if host != socket.gethostname():
+            return time.time() - beat < STALE_REMOTE_S
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return time.time() - beat < STALE_LOCAL_S    # an old heartbeat under a live pid: the pid was reused
+
+    def reap_runs(self) -> list[int]:
+        """Mark runs whose process is gone (killed, machine lost) as interrupted; free their claims."""
+        dead = [r for (r,) in self.conn.execute("SELECT id FROM runs WHERE status='running'").fetchall()
+                if not self._alive(r)]
+        with self.conn:
+            for run_id in dead:
+                self.conn.execute("UPDATE runs SET status='interrupted', finished=heartbeat WHERE id=?", (run_id,))
+                self.conn.execute("DELETE FROM claims WHERE run_id=?", (run_id,))
+        return dead
+
+    def claim(self, item: str, run_id: int) -> bool:
+        """Take ``item`` for ``run_id`` unless another live run holds it."""
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")     # no other run can claim between the read and the write
+            row = self.conn.execute("SELECT run_id FROM claims WHERE item=?", (item,)).fetchone()
+            if row is not None and row[0] != run_id and self._alive(row[0]):
+                return False
+            self.conn.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (item, run_id, time.time()))
+        return True
+
+    def release(self, item: str) -> None:
+        with self.conn:
+            self.conn.execute("DELETE FROM claims WHERE item=?", (item,))
 
     def add_suite(self, suite: str, scenarios) -> None:
         with self.conn:

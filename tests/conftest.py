@@ -40,7 +40,6 @@ def max_z(sim, curves, names=None):
 # -- a real third-party distribution, built and installed in a temporary folder -------------------
 TOY_PLUGIN = '''
 """A third-party theory package: one module, one entry point."""
-import time
 import numpy as np
 import hdbench
 
@@ -81,26 +80,9 @@ class ToyBadShape(ToyExact):
         return {"risk": np.zeros(3)}
 
 
-class ToySlow(ToyExact):
-    name = "toy-slow"
-    def predict(self, s, times):
-        time.sleep(30)
-
-
-class ToyBusy(ToyExact):
-    """Still inside XLA when the run ends: an abandoned thread there aborted the interpreter's exit."""
-    name = "toy-busy"
-    def predict(self, s, times):
-        import jax.numpy as jnp
-        x = jnp.ones((1000, 1000))
-        while True:
-            x = (x @ x) / 1000.0
-            x.block_until_ready()
-
-
 @hdbench.hookimpl
 def hdbench_predictors():
-    return [ToyExact, ToyRaises, ToyNaN, ToyBadShape, ToySlow, ToyBusy]
+    return [ToyExact, ToyRaises, ToyNaN, ToyBadShape]
 '''
 
 BROKEN_PLUGIN = "import no_such_module_hdbench_test\n"

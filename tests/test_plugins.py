@@ -36,11 +36,8 @@ def test_strict_mode_and_disable_switch(third_party_site):
 
 def test_third_party_predictor_runs_and_is_ranked(third_party_site, tiny_suite, tmp_path):
     db = tmp_path / "r.sqlite"
-    preds = ["toy-exact", "toy-raises", "toy-nan", "toy-badshape", "toy-slow", "toy-busy", "lsq-online-ode"]
-    # the suite's own timeout (without it, toy-slow would return None after 30 s: 'failed', not 'timeout')
-    timed = tmp_path / "timed.toml"
-    timed.write_text(tiny_suite.read_text().replace('name = "tiny"', 'name = "tiny"\ntimeout = 1'))
-    args = ["run", "--suite", timed, "--db", db, "--format", "json"]
+    preds = ["toy-exact", "toy-raises", "toy-nan", "toy-badshape", "lsq-online-ode"]   # every other fault: test_faults
+    args = ["run", "--suite", tiny_suite, "--db", db, "--format", "json"]
     for p in preds:
         args += ["--predictor", p]
     out = run_cli(*args, site=third_party_site)
@@ -52,8 +49,6 @@ def test_third_party_predictor_runs_and_is_ranked(third_party_site, tiny_suite, 
     assert status["toy-raises"] == ("failed", "RuntimeError: solver exploded")
     assert status["toy-nan"][0] == "failed" and "not finite" in status["toy-nan"][1]
     assert status["toy-badshape"][0] == "failed" and "shape (3,)" in status["toy-badshape"][1]
-    assert status["toy-slow"] == ("timeout", "predict took longer than 1 s")
-    assert status["toy-busy"] == ("timeout", "predict took longer than 1 s")    # and the exit code was 0
     # the closed form and the ODE agree to solver precision, so their risk errors agree too
     err = {r["predictor"]: r["observables"]["risk"]["sup_error"] for r in rows if r["status"] == "ok"}
     assert abs(err["toy-exact"] - err["lsq-online-ode"]) < 1e-6
