@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
 
 from .errors import InputError, PluginError
@@ -12,10 +13,17 @@ from .store import DEFAULT_DB
 FORMATS = ("table", "markdown", "csv", "json")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``hdbench run: error: ...``) and exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="hdbench", description="Benchmark theories of high-dimensional "
-                                "learning dynamics against finite-d simulations.")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = _Parser(prog="hdbench", description="Benchmark theories of high-dimensional "
+                "learning dynamics against finite-d simulations.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ls = sub.add_parser("list", help="models, dynamics, predictors and suites, with their plugins")
     ls.add_argument("--format", choices=("table", "json"), default="table")
@@ -53,10 +61,18 @@ def entry() -> None:
     sys.exit(main())
 
 
+def _reader_gone() -> int:
+    """stdout's reader went away (``hdbench leaderboard | head -1``): not an error; stop writing quietly."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        return {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "plot": cmd_plot}[args.command](args)
+        code = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "plot": cmd_plot}[args.command](args)
+        sys.stdout.flush()          # a closed pipe shows here, not at exit
+        return code
     except (InputError, PluginError) as exc:
         print(f"hdbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -64,10 +80,11 @@ def main(argv=None) -> int:
         print("hdbench: interrupted; finished items are stored, run the same command again to resume",
               file=sys.stderr)
         return 130
+    except sqlite3.DatabaseError as exc:      # e.g. a store damaged past its first pages
+        print(f"hdbench {args.command}: error: the result store failed: {exc}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
-        # the reader went away (``hdbench leaderboard | head -1``): not an error; stop writing quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+        return _reader_gone()
 
 
 def cmd_list(args) -> int:
@@ -82,9 +99,10 @@ def cmd_list(args) -> int:
         out["suites"] = builtin_suites()
         print(json.dumps(out, indent=1))
         return 0
-    from rich.console import Console
     from rich.table import Table
-    console = Console()
+
+    from .report import terminal
+    console = terminal()
     for kind, title in (("model", "Models"), ("dynamics", "Dynamics"), ("predictor", "Predictors")):
         table = Table(title=title, title_justify="left")
         for col in ("name", "plugin (distribution version)", "description"):
@@ -109,10 +127,15 @@ def cmd_run(args) -> int:
 
     from .runner import run_suite
     console = Console(stderr=True)
-    with Progress(TextColumn("{task.description:<42}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
+    # started by run_suite once the input is checked, so that an input error stays one line
+    progress = Progress(TextColumn("{task.description:<42}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=console, transient=True)
+    try:
         report = run_suite(args.suite, predictors=args.predictors, db=args.db, workers=args.workers,
                            scheduler=args.scheduler, timeout=args.timeout, progress=progress)
+    finally:
+        if progress.live.is_started:     # stopping an unstarted one prints an empty line
+            progress.stop()
     console.print(f"run {report.run_id} ({report.suite}): {report.scenarios} scenarios, "
                   f"{report.simulated} simulated + {report.cached_simulations} cached, "
                   f"{report.predicted} predictions + {report.reused_predictions} reused, "
@@ -180,8 +203,11 @@ def cmd_plot(args) -> int:
     out = out or f"{h}.png"
     _check_writable(out)
     from pathlib import Path
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    print(plot(store, args.scenario, out))
+    try:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        print(plot(store, args.scenario, out))
+    except OSError as exc:
+        raise InputError(f"--out {out}: cannot be written ({exc.strerror or exc})") from None
     return 0
 
 

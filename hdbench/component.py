@@ -15,6 +15,9 @@ from typing import Any, ClassVar, Mapping
 from .errors import InputError
 
 
+MAX_MAGNITUDE = 1e8   # any float parameter: beyond it squares and exponentials overflow before any physics
+
+
 @dataclasses.dataclass(frozen=True)
 class Param:
     default: Any
@@ -31,9 +34,12 @@ class Param:
             return "one of " + ", ".join(map(repr, self.choices))
         parts = [self.type.__name__]
         if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low}")
-        if self.high is not None:
-            parts.append(f"<= {self.high}")
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        high = self.high if self.high is not None or self.type is not float else MAX_MAGNITUDE
+        if high is not None:
+            parts.append(f"{'and ' if self.low is not None else ''}<= {high:g}")
+        if self.type is float and self.low is None:
+            parts.append(f"and >= {-MAX_MAGNITUDE:g}")
         return " ".join(parts) + (" or none" if self.optional else "")
 
     def check(self, where: str, name: str, value: Any) -> Any:
@@ -46,7 +52,7 @@ class Param:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
             value = float(value)
-            if not math.isfinite(value):
+            if not (math.isfinite(value) and abs(value) <= MAX_MAGNITUDE):
                 raise bad
         elif self.type is int:
             if isinstance(value, bool) or not (isinstance(value, int) or

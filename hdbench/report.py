@@ -218,16 +218,27 @@ def limit_table(rows):
     return head, body
 
 
+def terminal(**kwargs):
+    """A rich ``Console`` whose closed pipe (``hdbench leaderboard | head``) raises ``BrokenPipeError``
+    for the CLI to end quietly with exit code 0 (rich's own answer is exit code 1)."""
+    from rich.console import Console
+
+    class _Console(Console):
+        def on_broken_pipe(self):
+            raise BrokenPipeError
+
+    return _Console(**kwargs)
+
+
 def render(head, body, fmt="table", title="", rows=None, console=None, group=False) -> str | None:
     """Render as a rich table (printed; returns None), or return markdown/csv/json text."""
     if fmt == "table":
-        from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
         if console is None:
-            console = Console()
+            console = terminal()
             if not console.is_terminal:
-                console = Console(width=max(console.width, 160))
+                console = terminal(width=max(console.width, 160))
         table = Table(title=title, title_justify="left", show_lines=False)
         for h in head:       # numbers stay on one line; names, reasons and verdicts wrap
             table.add_column(escape(h), overflow="fold", no_wrap=h not in WRAPPED)

@@ -29,14 +29,13 @@ from .component import YES, Support, no
 from .errors import InputError
 from .fingerprint import scorer_code, simulation_code
 from .registry import registry
-from .scenario import Scenario, load_suite, suite_timeout
+from .scenario import MAX_TIMEOUT, Scenario, load_suite, suite_timeout
 from .score import NothingToScore, ScoreError, check_curves, score
 from .simulate import Simulation, simulate
 from .store import DEFAULT_DB, Store
 from .workers import Supervisor, WorkerFault, WorkerTimeout, local_supervisor, mark
 
 DEFAULT_TIMEOUT = 60.0
-MAX_TIMEOUT = 7 * 86400.0   # a week: beyond it a deadline overflows the OS's wait
 CLAIM_POLL_S = 1.0          # how often a run looks at items another run is computing
 
 
@@ -162,7 +161,7 @@ def make_executor(n_workers: int = 1, scheduler: str | None = None):
         raise InputError(f"--workers = {n_workers!r} is not allowed (expected an integer >= 0; 0 = in this process)")
     if n_workers == 0:
         return None, None, lambda: None
-    supervisor = Supervisor(n_workers, warm=_load_plugins)
+    supervisor = Supervisor(warm=_load_plugins)
     if n_workers == 1:
         return None, supervisor, supervisor.close
     pool = cf.ThreadPoolExecutor(n_workers, thread_name_prefix="hdbench-job")
@@ -222,7 +221,8 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
     everything in this process (for debuggers and profilers: a fault there is the run's, a hang
     hangs it). ``scheduler``: a Dask scheduler address; each Dask worker isolates its tasks the same way.
     ``timeout`` bounds each ``supports`` / ``predict`` call (default: the suite's ``[suite] timeout``,
-    else ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``. ``on_stored(n)``:
+    else ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``, started here once the
+input is checked (the caller stops it). ``on_stored(n)``:
     called after the n-th item is stored (tests use it to interrupt a run at a known point).
     Runs sharing a store share the work: an item another live run has claimed is waited for, not redone.
     Everything that can be wrong with the input is checked before the store is touched.
@@ -237,11 +237,14 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         reg.entry("predictor", name)   # unknown name -> InputError with a suggestion
     if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and 0 < timeout < MAX_TIMEOUT):
         raise InputError(f"--timeout = {timeout!r} is not allowed (expected seconds, > 0 and < {MAX_TIMEOUT:g})")
-    store = Store(db)                 # a bad --db fails here, before any process is started
-    submit, supervisor, shutdown = None, None, lambda: None
+    submit, supervisor, shutdown = make_executor(workers, scheduler)   # starts no process yet
+    try:
+        store = Store(db)
+    except BaseException:
+        shutdown()
+        raise
     status, report = "interrupted", None
     try:
-        submit, supervisor, shutdown = make_executor(workers, scheduler)
         store.reap_runs()
         run_id = store.begin_run(suite_name, environment(reg))
         heartbeat = store.heartbeat(run_id)
@@ -249,7 +252,9 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         report = RunReport(run_id, suite_name, len(scenarios), db=str(db))
         by_hash = {s.hash: s for s in scenarios}
         sims, jobs = _plan(store, reg, scenarios, names, report)
-        task = progress.add_task(f"suite {suite_name}", total=len(jobs)) if progress is not None else None
+        if progress is not None:
+            progress.start()
+            task = progress.add_task(f"suite {suite_name}", total=len(jobs))
         for stored, (job, outcome) in enumerate(_execute(store, run_id, submit, supervisor, jobs, by_hash, timeout), 1):
             _record(store, report, sims, by_hash, job, outcome)
             if on_stored is not None:
@@ -349,12 +354,14 @@ def _execute(store, run_id, submit, supervisor, jobs, by_hash, timeout):
         kind, h, name, provider, code = job
         return kind, by_hash[h].to_dict(), name, timeout, provider, code
 
-    waiting, seen, futures = [], {}, {}
+    seen = {job: _stored_id(store, job) for job in jobs}    # as planned: a new id means another run did it
+    waiting, futures = [], {}
     for job in jobs:
-        before = _stored_id(store, job)     # read before claiming: a store in between is then seen
         if not store.claim(_item(job), run_id):
             waiting.append(job)
-            seen[job] = before
+        elif _stored_id(store, job) != seen[job]:      # finished by another run since we planned
+            store.release(_item(job))
+            yield job, None
         elif submit is None:
             yield job, _guarded(run_job, supervisor, *args(job))
             store.release(_item(job))

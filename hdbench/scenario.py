@@ -216,6 +216,12 @@ def load_toml(path) -> dict:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise InputError(f"suite file '{path}' does not exist") from None
+    except IsADirectoryError:
+        raise InputError(f"--suite {path} is a directory, expected a suite name or a TOML file") from None
+    except OSError as exc:
+        raise InputError(f"suite file '{path}' cannot be read ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(f"suite file '{path}' is not UTF-8 text (byte {exc.start}); TOML files are UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError(f"malformed TOML in '{path}': {exc}") from None
 
@@ -237,16 +243,27 @@ def suite_path(name_or_file) -> Path:
     return builtin
 
 
+MAX_TIMEOUT = 7 * 86400.0   # a week: a longer deadline overflows the operating system's wait
+
+
 def suite_timeout(name_or_file) -> float | None:
     """``[suite] timeout``: the seconds per ``predict`` call that a suite asks for (``None`` if unset), for
     suites whose theories are slow by nature; ``--timeout`` overrides it."""
     path = suite_path(name_or_file)
-    value = load_toml(path).get("suite", {}).get("timeout")
+    value = _table(load_toml(path), "suite", path).get("timeout")
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InputError(f"suite '{path.name}': [suite] timeout = {value!r} is not allowed (expected seconds > 0)")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < MAX_TIMEOUT:
+        raise InputError(f"suite '{path.name}': [suite] timeout = {value!r} is not allowed "
+                         f"(expected seconds, > 0 and < {MAX_TIMEOUT:g})")
     return float(value)
+
+
+def _table(doc: dict, key: str, path) -> dict:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise InputError(f"suite '{path.name}': {key} = {value!r} is not allowed (expected a [{key}] table)")
+    return value
 
 
 def load_suite(name_or_file, registry=None) -> tuple[str, list[Scenario]]:
@@ -262,15 +279,18 @@ def load_suite(name_or_file, registry=None) -> tuple[str, list[Scenario]]:
     """
     path = suite_path(name_or_file)
     doc = load_toml(path)
-    suite_name = str(doc.get("suite", {}).get("name", path.stem))
-    defaults = doc.get("defaults", {})
+    suite_name = str(_table(doc, "suite", path).get("name", path.stem))
+    defaults = _table(doc, "defaults", path)
     entries = doc.get("scenario", [])
-    if not isinstance(entries, list) or not entries:
-        raise InputError(f"suite '{path}': needs at least one [[scenario]] table")
+    if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
+        raise InputError(f"suite '{path}': needs at least one [[scenario]] table (and nothing else under 'scenario')")
     out, seen = [], set()
     for i, entry in enumerate(entries):
         entry = dict(entry)
         sweep = entry.pop("sweep", {}) or {}
+        if not isinstance(sweep, dict):
+            raise InputError(f"suite '{path}' scenario {i + 1}: sweep = {sweep!r} is not allowed "
+                             "(expected a table of lists, e.g. sweep = {d = [200, 400]})")
         keys = list(sweep)
         for key in keys:
             if not isinstance(sweep[key], list) or not sweep[key]:

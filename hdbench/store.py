@@ -97,7 +97,13 @@ class Store:
                     raise sqlite3.DatabaseError("no schema version")
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not os.access(self.path if self.path.exists() else self.path.parent, os.W_OK) or \
+                        not os.access(self.path.parent, os.W_OK):
+                    raise InputError(f"--db {self.path} cannot be written (read-only); "
+                                     "hdbench leaderboard and plot can still view it")
                 self.conn = sqlite3.connect(str(self.path), timeout=30)
+                if self.conn.execute("PRAGMA quick_check").fetchone()[0] != "ok":   # before the first write
+                    raise sqlite3.DatabaseError("damaged: PRAGMA quick_check failed")
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 with self.conn:
                     self.conn.executescript(SCHEMA)

@@ -148,18 +148,17 @@ def _exit_text(code) -> str:
 
 
 class Supervisor:
-    """Up to ``size`` idle workers kept warm; ``call`` is safe from several threads at once (each
-    checks out its own worker). ``warm``: a function (importable by name) every worker runs at start."""
+    """Workers started on demand and kept warm between calls; ``call`` is safe from several threads at
+    once (each checks out its own worker, so there are as many workers as concurrent callers).
+    ``warm``: a function (importable by name) every worker runs at start."""
 
-    def __init__(self, size: int = 1, warm=None):
+    def __init__(self, warm=None):
         self._ctx = multiprocessing.get_context("spawn")
         self._warm = warm
         self._idle: queue.LifoQueue = queue.LifoQueue()
         self._busy: set = set()
         self._lock = threading.Lock()
         self._closed = False
-        for _ in range(size):
-            self._idle.put(_Worker(self._ctx, warm))
 
     def call(self, fn, args: tuple, deadline: float | None = None):
         """``fn(*args)`` in a worker (``fn`` importable by name). Raises ``WorkerDied``,
@@ -225,5 +224,5 @@ def local_supervisor() -> Supervisor:
     global _LOCAL
     with _LOCAL_LOCK:
         if _LOCAL is None:
-            _LOCAL = Supervisor(0)
+            _LOCAL = Supervisor()
         return _LOCAL
