@@ -166,6 +166,29 @@ def rng_throughput(s, repeats=3):
     return s.seeds * steps * s.d / best
 
 
+class SimulationMemory:
+    """Peak memory of a finite-data simulation (d = 1000, n = 4000, 16 seeds) against its guard:
+    ``track_peak_over_guard`` must stay below 1 for every dynamics (``benchmarks/memory.py``)."""
+
+    params = [["linear", "dln"], ["sgd", "sgd-epochs", "gd", "sgf", "momentum", "adam"]]
+    param_names = ["model", "dynamics"]
+    timeout = 300
+
+    def spec(self, model, dynamics):
+        return {"model": {"name": model}, "dynamics": {"name": dynamics}, "d": 1000, "alpha": 4.0,
+                "t_max": 0.5, "seeds": 16, "n_times": 3}
+
+    def track_peak_over_guard(self, model, dynamics):
+        from .memory import measure
+        got = measure(self.spec(model, dynamics))
+        return got["grow_bytes"] / got["guard_bytes"]
+
+    track_peak_over_guard.unit = "ratio"
+
+    def peakmem_simulate(self, model, dynamics):
+        hdbench.simulate(hdbench.Scenario.from_dict(self.spec(model, dynamics)))
+
+
 class QuickRun:
     timeout = 600
 

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from .scenario import Scenario
+from .scenario import MEMORY_MARGIN, MEMORY_OVERHEAD, Scenario, check_memory
 
 BLOWUP = 1e8
 
@@ -58,6 +58,7 @@ def simulate(scenario: Scenario) -> Simulation:
     import jax.numpy as jnp
 
     compiled, names, compile_s = _compiled(dataclasses.replace(scenario, seed=0, name=""))
+    check_memory(program_bytes(compiled), scenario.label, "by XLA's count of the compiled program's buffers")
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(scenario.seed), i))(
         jnp.arange(scenario.seeds))
     start = time.perf_counter()
@@ -69,6 +70,19 @@ def simulate(scenario: Scenario) -> Simulation:
     first = np.where(dead.any(axis=1), dead.argmax(axis=1), -1)
     diverged_at = np.where(first >= 0, times[np.maximum(first, 0)], np.inf)
     return Simulation(scenario, times, per_seed, diverged_at, compile_s, run_s)
+
+
+def program_bytes(compiled) -> int:
+    """The memory a compiled program allocates when run, by XLA's own count (0 where it gives none)."""
+    try:
+        stats = compiled.memory_analysis()
+    except Exception:   # noqa: BLE001 - not every backend counts
+        stats = None
+    if stats is None:
+        return 0
+    used = sum(getattr(stats, f, 0) or 0 for f in ("temp_size_in_bytes", "argument_size_in_bytes",
+                                                    "output_size_in_bytes", "generated_code_size_in_bytes"))
+    return int(MEMORY_MARGIN * used) + MEMORY_OVERHEAD
 
 
 @functools.lru_cache(maxsize=64)

@@ -165,8 +165,7 @@ KILL_PREDICTORS = ["lsq-online-ode", "lsq-homogenized-sgd", "population-gf", "fa
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("mode,sig,after", [("1", signal.SIGKILL, 1), ("2", signal.SIGKILL, 3),
-                                            ("1", signal.SIGINT, 2), ("2", signal.SIGINT, 1),
-                                            ("dask", signal.SIGKILL, 2)])
+                                            ("1", signal.SIGINT, 2), ("dask", signal.SIGKILL, 2)])
 def test_a_killed_run_resumes_with_nothing_lost_or_redone(fault_site, tiny_suite, tmp_path, monkeypatch,
                                                           mode, sig, after):
     db, gate = tmp_path / "r.sqlite", tmp_path / "gate"
