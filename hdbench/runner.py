@@ -139,7 +139,7 @@ def run_job(supervisor, kind, spec, name, timeout, provider=None, code=None):
 
 def dask_job(*job):
     """``run_job`` on a Dask worker, isolated in that worker's own supervised processes."""
-    return run_job(local_supervisor(), *job)
+    return run_job(local_supervisor(warm=_load_plugins), *job)
 
 
 # -- executors -----------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ class RunReport:
 
 
 def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1, scheduler: str | None = None,
-              timeout: float | None = None, progress=None, on_stored=None) -> RunReport:
+              timeout: float | None = None, progress=None) -> RunReport:
     """Simulate every scenario of ``suite`` (a built-in name or a TOML path; cached), run every
     predictor (all registered, or ``predictors``) that supports it, score, and store in ``db``.
 
@@ -221,10 +221,8 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
     everything in this process (for debuggers and profilers: a fault there is the run's, a hang
     hangs it). ``scheduler``: a Dask scheduler address; each Dask worker isolates its tasks the same way.
     ``timeout`` bounds each ``supports`` / ``predict`` call (default: the suite's ``[suite] timeout``,
-    else ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``, started here once the
-input is checked (the caller stops it). ``on_stored(n)``:
-    called after the n-th item is stored (tests use it to interrupt a run at a known point).
-    Runs sharing a store share the work: an item another live run has claimed is waited for, not redone.
+    else ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``, started here once
+    the input is checked (the caller stops it). Runs sharing a store share the work: an item another live run has claimed is waited for, not redone.
     Everything that can be wrong with the input is checked before the store is touched.
     """
     start = time.perf_counter()
@@ -255,10 +253,8 @@ input is checked (the caller stops it). ``on_stored(n)``:
         if progress is not None:
             progress.start()
             task = progress.add_task(f"suite {suite_name}", total=len(jobs))
-        for stored, (job, outcome) in enumerate(_execute(store, run_id, submit, supervisor, jobs, by_hash, timeout), 1):
+        for job, outcome in _execute(store, run_id, submit, supervisor, jobs, by_hash, timeout):
             _record(store, report, sims, by_hash, job, outcome)
-            if on_stored is not None:
-                on_stored(stored)
             if progress is not None:
                 progress.update(task, advance=1, description=by_hash[job[1]].label[:40])
         score_pending(store, sims)

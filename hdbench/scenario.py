@@ -7,6 +7,7 @@ Its ``hash`` covers everything that changes the simulation (not the display ``na
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -208,10 +209,14 @@ MEMORY_OVERHEAD = 64 << 20  # the runtime's own allocations, beyond the program'
 
 def samples_per_step(s: Scenario, registry=None) -> int:
     """How many samples one step of a finite-data dynamics gathers (its ``batch`` traced, not run)."""
-    import jax
-
     from .registry import registry as default_registry
-    dyn = (registry or default_registry()).dynamics(s.dynamics)
+    return _samples_per_step((registry or default_registry()).dynamics(s.dynamics),
+                             dataclasses.replace(s, seed=0, name=""))
+
+
+@functools.lru_cache(maxsize=256)
+def _samples_per_step(dyn, s: Scenario) -> int:
+    import jax
     try:
         idx, _ = jax.eval_shape(lambda key: dyn.batch(key, 0, s.n, s), jax.ShapeDtypeStruct((2,), "uint32"))
         return int(idx.shape[0])

@@ -219,10 +219,10 @@ _LOCAL: Supervisor | None = None
 _LOCAL_LOCK = threading.Lock()
 
 
-def local_supervisor() -> Supervisor:
-    """This process's own supervisor, started on first use (a Dask worker isolates its tasks here)."""
+def local_supervisor(warm=None) -> Supervisor:
+    """This process's own supervisor, made on first use (a Dask worker isolates its tasks here)."""
     global _LOCAL
     with _LOCAL_LOCK:
         if _LOCAL is None:
-            _LOCAL = Supervisor()
+            _LOCAL = Supervisor(warm=warm)
         return _LOCAL

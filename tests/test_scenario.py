@@ -102,7 +102,7 @@ def test_suite_timeout(tmp_path):
         assert suite_timeout(path) == expected
     for value in ("0", "-1", "'long'", "true"):
         path.write_text(f"[suite]\nname = 't'\ntimeout = {value}\n")
-        with pytest.raises(InputError, match=r"^suite 't.toml': \[suite\] timeout = .* is not allowed \(expected seconds > 0\)$"):
+        with pytest.raises(InputError, match=r"^suite 't.toml': \[suite\] timeout = .* is not allowed \(expected seconds, > 0 and < 604800\)$"):
             suite_timeout(path)
 
 

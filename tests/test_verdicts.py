@@ -204,23 +204,24 @@ def flaky(tmp_path, monkeypatch):
 
 
 def test_a_rerun_retries_a_timeout_and_a_fix_without_a_version_bump_is_recomputed(flaky, tmp_path):
+    """In-process runs (``workers=0``): ``flaky`` is registered in this process only."""
     write, suite = flaky
     db = tmp_path / "r.sqlite"
     write(delay=2.0)
-    first = hdbench.run_suite(suite, predictors=["flaky"], db=db, timeout=0.2)
+    first = hdbench.run_suite(suite, predictors=["flaky"], db=db, timeout=0.2, workers=0)
     assert first.failed == 1
     store = Store(db)
     assert rows_by_predictor(store, "one")["flaky"]["status"] == "timeout"
     store.close()
     write(delay=0.0, scale=1.5)                      # faster, and wrong
-    second = hdbench.run_suite(suite, predictors=["flaky"], db=db, timeout=0.2)
+    second = hdbench.run_suite(suite, predictors=["flaky"], db=db, timeout=0.2, workers=0)
     assert second.predicted == 1 and second.reused_predictions == 0
-    assert hdbench.run_suite(suite, predictors=["flaky"], db=db).reused_predictions == 1   # a success is cached
+    assert hdbench.run_suite(suite, predictors=["flaky"], db=db, workers=0).reused_predictions == 1   # a success is cached
     store = Store(db)
     wrong = rows_by_predictor(store, "one")["flaky"]["ratio"]
     store.close()
     write(delay=0.0, scale=1.0)                      # the fix: same name, same (missing) version
-    third = hdbench.run_suite(suite, predictors=["flaky"], db=db)
+    third = hdbench.run_suite(suite, predictors=["flaky"], db=db, workers=0)
     assert third.predicted == 1 and third.reused_predictions == 0
     store = Store(db)
     assert rows_by_predictor(store, "one")["flaky"]["ratio"] < wrong
@@ -234,7 +235,7 @@ def test_a_result_made_by_other_code_on_a_worker_is_refused(flaky, tmp_path, mon
     real = runner.task_predict
     monkeypatch.setattr(runner, "task_predict", lambda *a, **k: {**real(*a, **k), "code": "0" * 16})
     db = tmp_path / "r.sqlite"
-    report = hdbench.run_suite(suite, predictors=["flaky"], db=db)
+    report = hdbench.run_suite(suite, predictors=["flaky"], db=db, workers=0)
     assert report.predicted == 0 and report.failed == 1
     assert any("refused" in e and "flaky" in e for e in report.errors)
     store = Store(db)
@@ -243,7 +244,7 @@ def test_a_result_made_by_other_code_on_a_worker_is_refused(flaky, tmp_path, mon
     assert pred["code"] == registry_module.registry().entry("predictor", "flaky").code
     store.close()
     monkeypatch.setattr(runner, "task_predict", real)
-    assert hdbench.run_suite(suite, predictors=["flaky"], db=db).predicted == 1     # retried, then stored
+    assert hdbench.run_suite(suite, predictors=["flaky"], db=db, workers=0).predicted == 1     # retried, then stored
 
 
 # -- 6. plots ----------------------------------------------------------------------------------------
