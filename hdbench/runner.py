@@ -157,8 +157,10 @@ def make_executor(n_workers: int = 1, scheduler: str | None = None):
             raise InputError(f"--scheduler {scheduler}: cannot connect ({_one_line(exc)})") from None
         executor = client.get_executor(pure=False)
         return (lambda job: executor.submit(dask_job, *job)), None, client.close
-    if not isinstance(n_workers, int) or n_workers < 0:
-        raise InputError(f"--workers = {n_workers!r} is not allowed (expected an integer >= 0; 0 = in this process)")
+    most = 4 * (os.cpu_count() or 1)      # each worker holds JAX and the plugins (about 0.5 GB)
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or not 0 <= n_workers <= most:
+        raise InputError(f"--workers = {n_workers!r} is not allowed (expected an integer from 0 to {most}; "
+                         "0 = in this process)")
     if n_workers == 0:
         return None, None, lambda: None
     supervisor = Supervisor(warm=_load_plugins)

@@ -54,6 +54,7 @@ CASES = [
         ("unknown-model.toml", "did you mean 'linear'"), ("unknown-param.toml", "unknown parameter 'sigm'")]],
     ("run --suite {tiny} --workers -1 --db {db}", "--workers = -1"),
     ("run --suite {tiny} --workers x --db {db}", "argument --workers: invalid int value"),
+    ("run --suite {tiny} --workers 100000 --db {db}", "--workers = 100000 is not allowed"),
     ("run --suite {tiny} --timeout inf --db {db}", "--timeout = inf"),
     ("run --suite {tiny} --timeout nan --db {db}", "--timeout = nan"),
     ("run --suite {tiny} --timeout 0 --db {db}", "--timeout = 0"),
