@@ -196,10 +196,12 @@ class Supervisor:
         finally:
             with self._lock:
                 self._busy.discard(worker)
-            if healthy and not self._closed:
-                self._idle.put(worker)
-            elif not healthy:
+            if not healthy:
                 worker.kill()
+            elif self._closed:              # closed while this call ran: nobody will reuse it
+                worker.stop()
+            else:
+                self._idle.put(worker)
 
     def close(self) -> None:
         """Stop idle workers and kill busy ones (their callers then see ``WorkerDied``)."""
