@@ -203,7 +203,7 @@ def estimate_bytes(s: Scenario, registry=None) -> int:
     return int(MEMORY_MARGIN * s.seeds * per_seed) + MEMORY_OVERHEAD
 
 
-MEMORY_MARGIN = 1.1         # measured peak RSS growth over XLA's count: 1.01-1.03 (docs/validation/memory.md)
+MEMORY_MARGIN = 1.1         # a process grows a little past XLA's count of its buffers (docs/validation/memory.md)
 MEMORY_OVERHEAD = 64 << 20  # the runtime's own allocations, beyond the program's buffers
 
 
