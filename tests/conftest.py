@@ -137,15 +137,17 @@ def third_party_site(tmp_path_factory):
     return site
 
 
-TINY_SUITE = '''
-[suite]
-name = "tiny"
-[defaults]
+SMALL_DEFAULTS = '''[defaults]
 d = 100
 t_max = 2.0
 seeds = 4
 n_times = 11
-[[scenario]]
+'''
+
+TINY_SUITE = '''
+[suite]
+name = "tiny"
+''' + SMALL_DEFAULTS + '''[[scenario]]
 name = "online g0.5"
 model = { name = "linear", params = { sigma = 0.5 } }
 dynamics = { name = "online-sgd", params = { gamma = 0.5 } }

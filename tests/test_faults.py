@@ -17,18 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import SMALL_DEFAULTS, run_cli
 
 FAULT_SUITE = '''
 [suite]
 name = "faults"
 timeout = 5
-[defaults]
-d = 100
-t_max = 2.0
-seeds = 4
-n_times = 11
-[[scenario]]
+''' + SMALL_DEFAULTS + '''[[scenario]]
 name = "online"
 model = { name = "linear", params = { sigma = 0.5 } }
 dynamics = { name = "online-sgd", params = { gamma = 0.5 } }
