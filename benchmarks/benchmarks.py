@@ -264,8 +264,8 @@ class PerModePredict:
     timeout = 300
 
     def setup(self, theory, d, bins):
-        from hdbench_plugins.predictors.glm_aniso import solve_committee_aniso, solve_glm_aniso
-        from hdbench_plugins.predictors.multiclass import solve_multiclass
+        from hdbench_plugins.solvers.aniso_ode import solve_committee_aniso, solve_glm_aniso
+        from hdbench_plugins.solvers.multiclass_ode import solve_multiclass
         spectrum = {"spectrum": "power-law", "beta": 1.0}
         model, params, solve = {
             "glm-logistic": ("glm", {"link": "sign", "loss": "logistic"}, solve_glm_aniso),
@@ -292,7 +292,7 @@ class DMFTSolve:
     timeout = 600
 
     def setup(self, clock, T, paths):
-        from hdbench_plugins.predictors import dmft
+        from hdbench_plugins.solvers import dmft
         self.dmft = dmft
         self.problem = dmft.Problem(dmft.GlmLoss("sign", "linear", "logistic", 0.0), 2.0, 0.0, 0.0, 0.0, 1.5, clock)
         self.solve(clock, T, paths)
@@ -318,12 +318,12 @@ class DLNSolvers:
     timeout = 600
 
     def setup_cache(self):
-        from hdbench_plugins.predictors.dln import solve_pde
+        from hdbench_plugins.solvers.dln_flow import solve_pde
         s = _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0)
         return solve_pde(s, s.times(), cells=3201, dt=2.5e-4)["risk"]
 
     def setup(self, reference, solver, k):
-        from hdbench_plugins.predictors import dln
+        from hdbench_plugins.solvers import dln_flow as dln
         self.s = _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0)
         self.times = self.s.times()
         if solver == "pde":
@@ -353,7 +353,7 @@ class DLNDmftParticles:
     def setup(self, T, response):
         import jax
         import jax.numpy as jnp
-        from hdbench_plugins.predictors.dln_dmft import _particles
+        from hdbench_plugins.solvers.dln_dmft import _particles
         h = 8.0 / T
         lag = np.subtract.outer(np.arange(T), np.arange(T)) * h
         RG = jnp.asarray(h * np.tril(np.exp(-0.5 * lag)), jnp.float32)
@@ -377,7 +377,7 @@ class SquareSide:
 
     def setup(self, T, side):
         import jax
-        from hdbench_plugins.predictors import dmft
+        from hdbench_plugins.solvers import dmft
         K, h, tau = T + 1, 8.0 / T, 1.0
         grid = h * np.arange(K)
         Rt = np.tril(np.exp(-0.5 * np.subtract.outer(grid, grid)), -1)

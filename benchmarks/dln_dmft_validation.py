@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 import hdbench
-from hdbench_plugins.predictors import dln_dmft as D
+from hdbench_plugins.solvers import dln_dmft as D
 
 QUICK = bool(os.environ.get("QUICK"))
 KEYS = ["risk", "q_mean", "l1", "l1_off", "support_recovery", "train_risk"]
@@ -121,7 +121,7 @@ def check_implicit_bias():
     """The ``dln-gf-implicit-bias`` law (d -> infinity) against the exact gradient-flow limit on sampled data
     (the hyperbolic-entropy dual ``min_nu sum beta cosh(xi0 + X^T nu) - <nu, y>`` by damped Newton, the
     model's teacher: ``round(rho d)`` spikes of random sign) and against GD at t = 40, for d = 500-2000."""
-    from hdbench_plugins.predictors.dln_implicit_bias import implicit_bias_law, implicit_bias_limit
+    from hdbench_plugins.solvers.dln_implicit_bias import implicit_bias_law, implicit_bias_limit
     keys = ["risk", "l1", "l1_off", "support_recovery"]
     for d, seeds in ((200, 4),) if QUICK else ((500, 128), (1000, 64), (2000, 16)):
         s = scenario("gd", d, seeds, 40.0, n_times=5)
@@ -161,7 +161,7 @@ def check_implicit_bias():
 
 
 def check_gd_long():
-    from hdbench_plugins.predictors.dln_implicit_bias import implicit_bias_limit
+    from hdbench_plugins.solvers.dln_implicit_bias import implicit_bias_limit
     s = scenario("gd", 1000, 16, 4.0 if QUICK else 40.0, n_times=11)
     sim = hdbench.simulate(s)
     print("implicit-bias limit:", {k: round(float(v), 4) for k, v in implicit_bias_limit(s).items()})

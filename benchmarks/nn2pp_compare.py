@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 import hdbench
-import hdbench_plugins.predictors.saad_solla as saad
-from hdbench_plugins.models.committee import initial_overlaps
+import hdbench_plugins.solvers.committee_ode as saad
+from hdbench_plugins.common.committee import initial_overlaps
 
 HERE = Path(__file__).parent / "nn2pp"
 GAMMA, T_MAX = 0.5, 20.0

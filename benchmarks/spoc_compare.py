@@ -23,8 +23,8 @@ import time
 
 import numpy as np
 
-from hdbench_plugins.predictors import dmft
-from hdbench_plugins.predictors.least_squares import mp_quadrature
+from hdbench_plugins.solvers import dmft
+from hdbench_plugins.solvers.least_squares import mp_quadrature
 
 ALPHA, LAM, DT, T, M0 = 3.0, 0.5, 0.1, 50, 0.2
 Q0 = M0**2 + 1.0

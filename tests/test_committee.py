@@ -8,8 +8,8 @@ from scipy.special import erf
 
 import hdbench
 from conftest import max_z, z_threshold
-from hdbench_plugins.models.committee import generalisation_error
-from hdbench_plugins.predictors.saad_solla import _integrals, noise_term, rates
+from hdbench_plugins.common.committee import generalisation_error
+from hdbench_plugins.solvers.committee_ode import _integrals, noise_term, rates
 
 
 def committee(K=2, M=2, gamma=0.5, t_max=20.0, d=500, seeds=16, **params):

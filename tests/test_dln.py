@@ -11,8 +11,8 @@ from scipy.integrate import cumulative_trapezoid, trapezoid
 import hdbench
 from conftest import max_z, z_threshold
 from hdbench_plugins.models.dln import DiagonalLinearNetwork
-from hdbench_plugins.predictors.dln import population_flow, risk_decay_rate, solve_pde, solve_sde
-from hdbench_plugins.predictors.dln_implicit_bias import implicit_bias_limit
+from hdbench_plugins.solvers.dln_flow import population_flow, risk_decay_rate, solve_pde, solve_sde
+from hdbench_plugins.solvers.dln_implicit_bias import implicit_bias_limit
 
 
 def dln(gamma=1.0, d=1000, seeds=8, t_max=8.0, n_times=17, **params):
@@ -203,7 +203,7 @@ def test_implicit_bias_mean_abs_integrates_across_the_kink(target, slope, kappa,
     across the kink of |w| was 0.7% low on l1_off at alpha = 0.5, a = 1 (0.1922 vs 0.1935; the exact
     gradient-flow limit on sampled data, 80 seeds at d = 1000: 0.1935 +- 0.0004; GD at t = 40 pooled
     over d = 500-2000, 208 seeds: 0.1939 +- 0.0003)."""
-    from hdbench_plugins.predictors.dln_implicit_bias import _mean_abs, _prox
+    from hdbench_plugins.solvers.dln_implicit_bias import _mean_abs, _prox
     g = np.linspace(-12.0, 12.0, 200001)
     w = _prox(target - slope * g, kappa, beta, xi0)
     brute = trapezoid(np.abs(w) * stats.norm.pdf(g), g)

@@ -5,9 +5,9 @@ import pytest
 from conftest import max_z, z_threshold
 
 import hdbench
-from hdbench_plugins.predictors import dmft
-from hdbench_plugins.predictors.dmft_predictors import predict_dmft
-from hdbench_plugins.predictors.least_squares import mp_quadrature
+from hdbench_plugins.solvers import dmft
+from hdbench_plugins.solvers.dmft_runs import predict_dmft
+from hdbench_plugins.solvers.least_squares import mp_quadrature
 
 
 def linear(dynamics, alpha=2.0, sigma=0.5, ridge=0.0, gamma=1.0, m0=0.0, q0=0.0, d=400, seeds=16, t_max=4.0,
@@ -280,7 +280,7 @@ def test_square_side_in_expectation_with_the_flow_clock_is_the_flow_side():
 
 @pytest.mark.parametrize("levels", [1, 2, 3])
 def test_extrapolation_weights_are_richardson_at_zero_and_exact_on_polynomials(levels):
-    from hdbench_plugins.predictors.dmft_predictors import extrapolation_weights
+    from hdbench_plugins.solvers.dmft_runs import extrapolation_weights
     richardson = {1: (1.0,), 2: (-1.0, 2.0), 3: (1 / 3, -2.0, 8 / 3)}[levels]
     np.testing.assert_allclose(extrapolation_weights(levels, 0.3), richardson, rtol=1e-12)
     coarse, target = 0.16, 0.02

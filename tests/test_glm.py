@@ -5,7 +5,7 @@ import pytest
 
 import hdbench
 from conftest import max_z, z_threshold
-from hdbench_plugins.models.glm import population
+from hdbench_plugins.common.glm import population
 
 
 def glm(link="sign", activation="linear", loss="logistic", gamma=0.5, sigma=0.0, m0=0.0, q0=0.0, d=500,

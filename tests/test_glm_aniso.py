@@ -6,9 +6,9 @@ import pytest
 
 import hdbench
 from conftest import max_z, z_threshold
-from hdbench_plugins.predictors.glm_aniso import solve_glm_aniso
-from hdbench_plugins.predictors.glm_ode import solve_glm
-from hdbench_plugins.predictors.volterra import solve_volterra
+from hdbench_plugins.solvers.aniso_ode import solve_glm_aniso
+from hdbench_plugins.solvers.glm_ode import solve_glm
+from hdbench_plugins.solvers.volterra import solve_volterra
 
 
 def glm(gamma=1.0, d=500, seeds=16, t_max=5.0, **params):
@@ -95,8 +95,8 @@ def committee(gamma=0.5, d=500, seeds=16, t_max=10.0, **params):
 
 @pytest.mark.parametrize("activation,tol", [("erf", 1e-7), ("linear", 1e-7), ("relu", 1e-5)])
 def test_multi_index_equals_saad_solla_on_isotropic_data(activation, tol):
-    from hdbench_plugins.predictors.glm_aniso import solve_committee_aniso
-    from hdbench_plugins.predictors.saad_solla import solve_committee
+    from hdbench_plugins.solvers.aniso_ode import solve_committee_aniso
+    from hdbench_plugins.solvers.committee_ode import solve_committee
     s = committee(activation=activation, sigma=0.1)
     t = np.linspace(0, 10, 11)
     aniso, iso = solve_committee_aniso(s, t), solve_committee(s, t)

@@ -8,8 +8,8 @@ import pytest
 import hdbench
 from conftest import max_z, z_threshold
 from hdbench.rank import rank_scenario
-from hdbench_plugins.models.gmm import BINARY, XOR, GMMXor, binary_expectations, mixture_expectations
-from hdbench_plugins.predictors.bgj_gmm import gradient_covariance
+from hdbench_plugins.common.gmm import BINARY, XOR, binary_expectations, mixture_expectations
+from hdbench_plugins.solvers.bgj_gmm import gradient_covariance
 
 
 def gmm(init="overlaps", gamma=1.0, t_max=10.0, d=1000, seeds=16, **params):
@@ -76,7 +76,7 @@ def test_fraction_reaching_the_optimum_from_random_initialisation(registry):
 
 
 def test_xor_optimum_indicator():
-    from hdbench_plugins.models.gmm import xor_optimum
+    from hdbench_plugins.common.gmm import xor_optimum
     v = np.array([0.6, 0.6, -0.6, -0.6])
     mmu, mnu = np.array([0.55, -0.5, 0.0, 0.0]), np.array([0.0, 0.0, 0.6, -0.4])
     assert xor_optimum(v, mmu, mnu) == 1.0
@@ -220,7 +220,7 @@ def test_diffusive_sde_matches_random_initialisations(registry):
 def test_xor_fraction_reaching_the_optimum(registry):
     """BGJ's Fig. 3 setting (d = 250, lam = 1000, alpha = 0.1): the SDE's fraction against 256 runs
     (measured: 0.094-0.098 predicted, 0.097 +- 0.009 simulated with 1024 runs; BGJ's count 3/32)."""
-    from hdbench_plugins.predictors.bgj_gmm import SDE_PATHS
+    from hdbench_plugins.solvers.bgj_gmm import SDE_PATHS
     s = xor(init="random", d=250, seeds=256, t_max=100.0)
     sim = hdbench.simulate(s)
     curves = registry.predictor("bgj-diffusive").predict(s, sim.times)

@@ -4,7 +4,7 @@ import pytest
 from scipy import integrate
 
 from conftest import lsq
-from hdbench_plugins.predictors.least_squares import mp_quadrature
+from hdbench_plugins.solvers.least_squares import mp_quadrature
 
 
 def mp_density(alpha):

@@ -7,8 +7,8 @@ import pytest
 
 import hdbench
 from conftest import max_z, z_threshold
-from hdbench_plugins.models.gmm_multiclass import class_expectations
-from hdbench_plugins.predictors.multiclass import solve_multiclass
+from hdbench_plugins.common.gmm_multiclass import class_expectations
+from hdbench_plugins.solvers.multiclass_ode import solve_multiclass
 
 
 def mixture(loss="softmax", classes=3, gamma=1.0, d=400, seeds=16, t_max=5.0, **params):

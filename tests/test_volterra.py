@@ -7,7 +7,7 @@ from scipy.linalg import expm
 
 import hdbench
 from conftest import max_z, z_threshold
-from hdbench_plugins.models.spectra import spectrum
+from hdbench_plugins.common.spectra import spectrum
 
 
 def stream(spec=None, gamma=1.0, d=400, sigma=0.5, B=1, t_max=6.0, seeds=16, **model):

@@ -22,47 +22,10 @@ import numpy as np
 import hdbench
 from hdbench import InputError, Model, Param
 
-from .linalg import orthonormal_columns
-from .spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
+from hdbench_plugins.common.linalg import orthonormal_columns
+from hdbench_plugins.common.spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
+from hdbench_plugins.common.committee import ACTIVATIONS, g, generalisation_error, initial_overlaps
 
-ACTIVATIONS = ("erf", "linear", "relu")
-
-
-def g(name, z):
-    if name == "erf":
-        return jax.scipy.special.erf(z / np.sqrt(2.0))
-    if name == "relu":
-        return jnp.maximum(z, 0.0)
-    return z
-
-
-def pair_kernel(name, Caa, Cbb, Cab, xp=jnp):
-    """``I2 = E[g(a) g(b)]`` for centred Gaussians with variances Caa, Cbb and covariance Cab."""
-    if name == "erf":
-        return (2 / np.pi) * xp.arcsin(Cab / xp.sqrt((1 + Caa) * (1 + Cbb)))
-    if name == "linear":
-        return Cab
-    sa, sb = xp.sqrt(Caa), xp.sqrt(Cbb)     # relu: the order-1 arc-cosine kernel
-    r = xp.clip(Cab / xp.maximum(sa * sb, 1e-30), -1.0, 1.0)
-    return sa * sb * (xp.sqrt(1 - r * r) + r * (np.pi - xp.arccos(r))) / (2 * np.pi)
-
-
-def generalisation_error(name, Q, R, T, v, A, xp=jnp):
-    """``E (yhat - y_clean)^2 / 2`` from the order parameters."""
-    dq, dt = xp.diagonal(Q), xp.diagonal(T)
-    ss = pair_kernel(name, dq[:, None], dq[None, :], Q, xp)
-    st = pair_kernel(name, dq[:, None], dt[None, :], R, xp)
-    tt = pair_kernel(name, dt[:, None], dt[None, :], T, xp)
-    return 0.5 * (v @ ss @ v - 2 * v @ st @ A + A @ tt @ A)
-
-
-def initial_overlaps(p):
-    """The overlaps ``(Q0, R0)`` that ``init = "overlaps"`` realises exactly."""
-    K, M = p["K"], p["M"]
-    Q0 = p["q_off"] * np.ones((K, K)) + (p["q0"] - p["q_off"]) * np.eye(K)
-    R0 = p["r_off"] * np.ones((K, M))
-    R0[np.arange(min(K, M)), np.arange(min(K, M))] = p["r0"]
-    return Q0, R0
 
 
 class Committee(Model):

@@ -25,25 +25,8 @@ import jax.numpy as jnp
 
 import hdbench
 from hdbench import InputError, Model, Param
+from hdbench_plugins.common.dln import PARAMETRISATIONS, spike_count, initial_uv, weight
 
-PARAMETRISATIONS = ("product", "difference")
-
-
-def spike_count(d, p):
-    """Number of nonzero teacher coordinates, ``round(rho d)``."""
-    return int(round(p["rho"] * d))
-
-
-def initial_uv(p):
-    """``(u0, v0)`` of every coordinate."""
-    b = p["b"]
-    if b is None:
-        b = 0.0 if p["parametrisation"] == "product" else p["a"]
-    return p["a"], b
-
-
-def weight(u, v, p):
-    return u * v if p["parametrisation"] == "product" else u * u - v * v
 
 
 class DiagonalLinearNetwork(Model):

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import hdbench
 from hdbench import Model, Param
 
-from .linear import init_from_overlaps, unit_teacher
+from hdbench_plugins.common.linear import init_from_overlaps, unit_teacher
 
 
 class SpikedTensor(Model):

@@ -1,141 +1,14 @@
-"""Streaming least squares with any covariance spectrum (one_pass.md section 5), in our conventions
-(per-sample step ``gamma/d``, ``t = samples/d``, ``Sigma = diag(lambda_j)`` with mean 1).
-
-With ``e = theta - theta*`` and ``rho_j = E (u_j^T e)^2`` (``rho_j(0) = D0/d``, ``D0 = q0 - 2 m0 + 1``),
-the risk ``P = (sum_j lambda_j rho_j + sigma^2)/2`` solves the Volterra equation
-``P(t) = F(t) + int_0^t kern(t - s) P(s) ds``, ``F`` = the risk along gradient flow,
-``kern(t) = (gamma^2/d) sum_j lambda_j^2 exp(-2 gamma lambda_j t)``. Then
-``D = D0 <e^{-2 gamma lambda t}> + int_0^t kD(t - s) 2 P(s) ds`` with
-``kD(t) = (gamma^2/d) sum_j lambda_j exp(-2 gamma lambda_j t)``; the mean of ``e`` follows gradient flow
-exactly, so ``m = 1 + (m0 - 1) <e^{-gamma lambda t}>``, ``q = D + 2m - 1`` (``<.>``: mean over the spectrum).
-Convergent iff ``(gamma/2) tr(Sigma)/d < 1``; the limit is ``P = (sigma^2/2) / (1 - gamma/2)``.
-
-- ``lsq-volterra``: the d -> infinity limit above, solved by product integration: ``P`` piecewise
-  linear, the kernel (a sum of exponentials) integrated exactly on each step, so stiff directions
-  (large ``lambda``) cost nothing; steps ``h = min(t_max/1000, 1/(4 gamma lambda_max))`` and ``h/2``,
-  Richardson-extrapolated (at most ``MAX_STEPS`` points): within 2e-8 relative of the closed forms
-  (tests/test_volterra.py).
-- ``lsq-exact-recursion``: the exact expected recursion at finite d for Gaussian data, batch B, step
-  ``g = gamma/d`` per sample:
-  ``rho_j <- rho_j + (-2 B g lambda_j + B (B + 1) g^2 lambda_j^2) rho_j + B g^2 lambda_j (sum_i lambda_i rho_i + sigma^2)``,
-  ``E e_j <- (1 - B g lambda_j) E e_j``. Its only gap to the simulation's seed means is Monte Carlo;
-  its gap to ``lsq-volterra`` is the pure finite-d effect.
+"""``lsq-volterra`` and ``lsq-exact-recursion``: streaming least squares with any covariance spectrum, by
+the Volterra equation (d -> infinity) and by the exact finite-d expected recursion. Equations:
+:mod:`hdbench_plugins.solvers.volterra` and docs/theory/one_pass.md section 5.
 """
 from __future__ import annotations
 
-import numpy as np
 
 import hdbench
-from hdbench import YES, Predictor, no
-from hdbench_plugins.models.spectra import spectrum
-from hdbench_plugins.predictors.regime import one_pass, unregularised
+from hdbench import Predictor
+from hdbench_plugins.solvers.volterra import _supports_linear_online, solve_volterra, solve_exact_recursion
 
-MAX_STEPS = 4000         # grid points of the fine solve; capped (stiff spectra): 5e-6 relative at d = 1e4, beta = 1 (measured)
-
-
-def _spectrum_weights(s):
-    lam, counts = np.unique(spectrum(s.d, s.model_params), return_counts=True)
-    return lam, counts / s.d
-
-
-def _supports_linear_online(s, any_batch=False):
-    if s.model != "linear":
-        return no(f"model '{s.model}' is not the linear (least-squares) model")
-    if s.dynamics != "online-sgd":
-        return no(f"dynamics '{s.dynamics}' is not online-sgd (streaming theory)")
-    if not unregularised(s):
-        return unregularised(s)
-    return YES if any_batch else one_pass(s)
-
-
-def _interval_weights(a, h, m):
-    """``h int_0^1 exp(-a (k - u) h) (1 - u) du`` and ``... u du`` for k = 1..m, for each rate a [U]:
-    arrays [m, U] (the exact integrals of one exponential against the two hat functions)."""
-    x = a * h
-    k = np.arange(1, m + 1)[:, None]
-    near = np.exp(-a * (k - 1) * h)          # e^{-a (k-1) h}
-    far = np.exp(-a * k * h)                 # e^{-a k h}
-    small = x < 1e-4
-    xs = np.where(small, 1.0, x)
-    alpha = np.where(small, far * (0.5 + x / 6), (near - far * (1 + xs)) / xs**2)
-    beta = np.where(small, far * (0.5 + x / 3), (near * (xs - 1) + far) / xs**2)
-    return h * alpha, h * beta
-
-
-def _kernel_weights(rates, h, m, coef):
-    """``sum_u coef_u * _interval_weights(rates_u)``: [m] arrays, accumulated over chunks of the
-    spectrum so memory stays O(m x chunk) however many distinct eigenvalues there are."""
-    A, B = np.zeros(m), np.zeros(m)
-    for lo in range(0, len(rates), 256):
-        a, b = _interval_weights(rates[lo:lo + 256], h, m)
-        A += a @ coef[lo:lo + 256]
-        B += b @ coef[lo:lo + 256]
-    return A, B
-
-
-def _volterra_on_grid(n, t_max, gamma, sigma, D0, lam, w):
-    """``P`` and ``D`` on ``n + 1`` equally spaced points of [0, t_max] (product trapezoid)."""
-    h = t_max / n
-    grid = h * np.arange(n + 1)
-    rates = 2 * gamma * lam
-    decay = np.exp(-np.outer(grid, rates))                              # [n+1, U]
-    F = 0.5 * (D0 * decay @ (w * lam) + sigma**2)
-    A, B = _kernel_weights(rates, h, n, gamma**2 * w * lam**2)         # kernel weights, lag 1..n
-    P = np.empty(n + 1)
-    P[0] = F[0]
-    for i in range(1, n + 1):
-        # int_0^{t_i} kern(t_i - s) P(s) ds = sum_j A[i-j-1] P_j + B[i-j-1] P_{j+1}, j = 0..i-1
-        history = A[i - 1::-1] @ P[:i] + B[i - 1:0:-1] @ P[1:i]
-        P[i] = (F[i] + history) / (1 - B[0])
-    aD, bD = _kernel_weights(rates, h, n, gamma**2 * w * lam)
-    D = D0 * decay @ w
-    for i in range(1, n + 1):
-        D[i] += 2 * (aD[i - 1::-1] @ P[:i] + bD[i - 1::-1] @ P[1:i + 1])
-    return grid, P, D
-
-
-def solve_volterra(s, times):
-    """Product trapezoid at steps h and h/2, Richardson-extrapolated (error O(h^4) for smooth P)."""
-    p = s.model_params
-    gamma, sigma = s.dynamics_params["gamma"], p["sigma"]
-    D0 = p["q0"] - 2 * p["m0"] + 1
-    lam, w = _spectrum_weights(s)
-    times = np.asarray(times, float)
-    t_max = float(times[-1])
-    per = max(len(times) - 1, 1)          # a multiple of the output intervals: outputs on the grid
-    n = per * int(np.ceil(t_max / min(t_max / 1000, 1.0 / (4 * gamma * lam.max())) / per))
-    n = min(n, per * max(1, MAX_STEPS // (2 * per)))
-    grid, P1, D1 = _volterra_on_grid(n, t_max, gamma, sigma, D0, lam, w)
-    _, P2, D2 = _volterra_on_grid(2 * n, t_max, gamma, sigma, D0, lam, w)
-    P, D = (4 * P2[::2] - P1) / 3, (4 * D2[::2] - D1) / 3
-    risk, D = np.interp(times, grid, P), np.interp(times, grid, D)
-    m = 1 + (p["m0"] - 1) * (np.exp(-gamma * np.outer(times, lam)) @ w)
-    return {"risk": risk, "D": D, "m": m, "q": D + 2 * m - 1}
-
-
-def solve_exact_recursion(s, times):
-    p = s.model_params
-    gamma, sigma, d = s.dynamics_params["gamma"], p["sigma"], s.d
-    B = s.dynamics_params["batch_size"]
-    lam, w = _spectrum_weights(s)
-    g = gamma / d
-    D0 = p["q0"] - 2 * p["m0"] + 1
-    times = np.asarray(times, float)
-    steps = np.rint(times * d / B).astype(int)                          # the simulator's step count
-    rho = np.full(len(lam), D0 / d)                                     # per eigenvector (one of each value)
-    contract = 1 - 2 * B * g * lam + B * (B + 1) * g**2 * lam**2
-    mult = w * d                                                        # eigenvectors per value
-    out = {"risk": [], "D": []}
-    done = 0
-    for target in steps:
-        for _ in range(target - done):
-            rho = contract * rho + B * g**2 * lam * (mult @ (lam * rho) + sigma**2)
-        done = target
-        out["risk"].append(0.5 * (mult @ (lam * rho) + sigma**2))
-        out["D"].append(mult @ rho)
-    D = np.array(out["D"])
-    m = 1 + (p["m0"] - 1) * ((1 - B * g * lam)[None, :] ** steps[:, None] @ w)
-    return {"risk": np.array(out["risk"]), "D": D, "m": m, "q": D + 2 * m - 1}
 
 
 class LsqVolterra(Predictor):

@@ -317,7 +317,7 @@ def _glm_side(spec, K, chunks, tangents, width=None, implicit=False):
     gradient descent with that (Rosenbrock-Euler) step, stable for any ``h`` on the convex part of the
     loss where the explicit step needs ``h l'' < 2`` (phase retrieval: ``l'' ~ 4 y``, unbounded labels).
     Then ``G_k`` depends on ``zeta_{k+1}`` too, and ``R_G`` gains the entry ``R_G(k, k + 1)``."""
-    from hdbench_plugins.models.glm import activation, label, loss_value
+    from hdbench_plugins.common.glm import activation, label, loss_value
     T = K - 1
 
     def loss(r, y):
@@ -414,7 +414,7 @@ def _committee_side(spec, K, chunks, tangents):
     ``m`` [Kp, M], ``Rt`` [Kp, Kp] (index ``k p + a``), ``xi`` [N, Kp], ``rstar`` [N, M], ``eps`` [N],
     ``dZ`` [N, K]; outputs as ``parameter_side`` takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``,
     ``C_G [T, T, p, p]``, the train loss [K], and zeros for ``R_G(k, k + 1)``."""
-    from hdbench_plugins.models.committee import g
+    from hdbench_plugins.common.committee import g
     T, p = K - 1, spec.hidden
 
     def loss(r, y):

@@ -29,22 +29,22 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdbench import YES, no
-from hdbench_plugins.models.gmm import GMMBinary, GMMXor, binary_expectations, mixture_expectations
-from hdbench_plugins.models.quadrature import qmc_normal
-from hdbench_plugins.predictors.odeint import make_rk4, substeps
-from hdbench_plugins.predictors.regime import one_pass
+from hdbench_plugins.common.gmm import Binary, Xor, binary_expectations, mixture_expectations
+from hdbench_plugins.common.quadrature import qmc_normal
+from hdbench_plugins.common.odeint import make_rk4, substeps
+from hdbench_plugins.solvers.regime import one_pass
 
 DT = 0.25          # RK4 step: statistics within 2e-7 of step 0.05 (measured, binary)
 V0_NODES = 6       # Gauss-Hermite nodes per axis for v(0); only the v1(0) > 0 half is solved
 QUADRATURE = {"n_a": 8, "n": 5}   # binary: Eb (the least accurate) within ~2e-6 relative of a 40 x 12 rule
 QMC_LOG2_N = 11    # XOR: 4096 nodes per component; drift terms within ~1e-3 relative (tests/test_gmm.py)
-MODELS = {"gmm-binary": GMMBinary, "gmm-xor": GMMXor}
+MODELS = {"gmm-binary": Binary, "gmm-xor": Xor}
 
 
 def expectations(model, lam, log2_n=QMC_LOG2_N, nested=True):
     """``(v, M, R) -> dict`` of the expectations the drift needs (jax.numpy): the binary model's
     nested rule where ``nested``, else quasi-Monte Carlo with ``2^(log2_n+1)`` nodes per component."""
-    if model is GMMBinary and nested:
+    if model is Binary and nested:
         def binary(v, M, R):
             ex = binary_expectations(v, M[:, 0], R, lam, jnp, **QUADRATURE)
             return {**ex, "Ex": ex["Ea"][:, None]}

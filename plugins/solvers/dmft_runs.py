@@ -1,0 +1,247 @@
+"""The multi-pass DMFT theories as predictors: one solver (dmft.py), the clock a parameter.
+
+| predictor        | clock of each sample              | theory of                                  | grid                     |
+| dmft-gf          | ``dZ = ds``                        | gradient flow (Celentano et al., Mignacco et al.) | Richardson, h, h/2, h/4 |
+| dmft-sgf         | ``dZ = ds + sqrt(tau) dW``         | SGF / SME (Nishiyama-Imaizumi; Fan-Wang's SME) | Richardson, 3 levels   |
+| dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson, 3 levels     |
+| dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n |
+
+Each predicts any finite-data scenario of the ``linear``, ``glm`` or ``committee`` model on isotropic
+data (GD, SGF, SGD, SGD with epochs): a theory scored on another theory's dynamics is how the
+leaderboard shows which limit each dynamics has. ``tau = gamma`` (CONVENTIONS.md / multipass.md
+section 0). Supported: square and logistic losses with smooth activations (linear, erf, tanh,
+quadratic: phase retrieval is quadratic/quadratic/square), any teacher link, label noise, ridge;
+committees of K hidden units with erf or linear activations, any M, either initialisation, the second
+layer fixed (the parameter process of a coordinate is its K first-layer weights). Not supported: kinks
+(relu, hinge: the tangent responses would miss their delta terms), anisotropic data, a trained second
+layer (an O(1)-dimensional parameter outside the DMFT's parameter process).
+
+Options (class attributes, or arguments of ``predict_dmft``): ``paths`` and ``tangent_paths``
+(Monte-Carlo paths of the sample side, and how many carry tangents), ``replicas``, ``steps`` (grid steps
+of the coarsest Richardson level) and ``levels``. The defaults reach 0.5-0.8% of the simulation on the
+logistic scenarios of the standard suite (d = 2000).
+Each prediction also returns ``unc(NAME)``, the predictor's own uncertainty of NAME: the Monte-Carlo
+standard error over independent replicas and the Richardson extrapolation's error estimate, in
+quadrature (``predict_dmft``). The leaderboard shows it next to the error.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.interpolate import CubicSpline, make_interp_spline
+
+from hdbench import YES, Predictor, no
+from hdbench_plugins.common.committee import generalisation_error, initial_overlaps
+from hdbench_plugins.common.glm import population
+from hdbench_plugins.solvers import dmft
+from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
+
+
+SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")
+
+
+SMOOTH_LOSSES = ("square", "logistic")
+
+
+COMMITTEE_ACTIVATIONS = ("erf", "linear")
+
+
+DETERMINISTIC_STEPS = 80   # gradient flow on a linear teacher: one deterministic path
+
+
+MAX_STEPS = 80             # coarse Richardson level at most (retries on blow-up double it)
+
+
+MAX_EXACT_STEPS = 240      # dmft-sgd-batch: grid steps s_max / (gamma b) beyond this are declined
+
+
+COMMITTEE_STEPS = 20       # coarsest level for committees at most: their tangents are dense in K T (no Woodbury),
+
+
+                           # so the Poisson clock gets the dense clocks' grid. Measured (K = M = 2, erf, alpha 2,
+                           # gamma 1.5, SGF): Richardson's error estimate on Q_0_1 is 0.018 at 10, 0.005 at 20 steps
+COMMITTEE_PATHS = 2        # committees use paths / 2 (and tangent_paths / 2): same scenario at d = 2000, error
+
+
+                           # 0.021 +- 0.029 (floor 0.043) in 29 s warm, against 0.026 +- 0.009 in 49 s at full
+MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
+
+
+def supports_dmft(s):
+    base = supports_multipass(s, models=("linear", "glm", "committee"))
+    if not base:
+        return base
+    p = s.model_params
+    if s.model == "committee":
+        if p["activation"] not in COMMITTEE_ACTIVATIONS:
+            return no(f"activation '{p['activation']}' has a kink; the tangent responses need a smooth loss "
+                      f"(one of {', '.join(COMMITTEE_ACTIVATIONS)})")
+        if p["train_second_layer"]:
+            return no("train_second_layer = true: a trained second layer is not in this DMFT (first-layer parameter process only)")
+    if s.model == "glm":
+        if p["activation"] not in SMOOTH_ACTIVATIONS:
+            return no(f"activation '{p['activation']}' has a kink; the tangent responses need a smooth loss "
+                      f"(one of {', '.join(SMOOTH_ACTIVATIONS)})")
+        if p["loss"] not in SMOOTH_LOSSES:
+            return no(f"loss '{p['loss']}' has a kink; supported: {', '.join(SMOOTH_LOSSES)}")
+    return YES
+
+
+def problem_of(s, clock):
+    """The DMFT ``Problem`` of a scenario and the time scale ``s = scale * t``."""
+    scale, tau, lam = dmft_units(s)
+    p = s.model_params
+    q0, m0 = p["q0"], p.get("m0")
+    if s.model == "committee":
+        side = dmft.CommitteeLoss(p["K"], p["M"], p["activation"], p["A"], p["v0"], p["sigma"])
+        q0, m0 = initial_overlaps(p) if p["init"] == "overlaps" else (p["q0"] * np.eye(p["K"]), np.zeros((p["K"], p["M"])))
+    elif s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear" and p["loss"] == "square"):
+        side = dmft.SquareLinear(p["sigma"])
+    else:
+        side = dmft.GlmLoss(p["link"], p["activation"], p["loss"], p["sigma"])
+    if clock != "flow" and tau == 0:      # SGF / SGD theories of a GD scenario: the scenario's gamma
+        tau = s.dynamics_params["gamma"]
+    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock), scale
+
+
+def _observables(s, q, m, train):
+    """Named curves from ``q``, ``m``, the train loss (each [times])."""
+    p = s.model_params
+    if s.model == "committee":
+        K, M = p["K"], p["M"]
+        v, A = np.full(K, p["v0"]), np.full(M, p["A"])
+        gen = np.array([generalisation_error(p["activation"], Q, R, np.eye(M), v, A, np) for Q, R in zip(q, m)])
+        out = {"gen_error": gen, "risk": gen + 0.5 * p["sigma"] ** 2, "train_risk": train}
+        for i in range(K):
+            out.update({f"Q_{i}_{j}": q[:, i, j] for j in range(i, K)})
+            out.update({f"R_{i}_{n}": m[:, i, n] for n in range(M)})
+            out[f"v_{i}"] = np.full(len(train), p["v0"])
+        return out
+    if s.model == "linear":
+        D = q - 2 * m + 1
+        return {"risk": 0.5 * (D + p["sigma"] ** 2), "D": D, "m": m, "q": q, "train_risk": train}
+    out = {"m": m, "q": q, "train_risk": train}
+    pops = [population(mi, qi, p) for mi, qi in zip(m, q)]
+    for name in pops[0]:
+        out[name] = np.array([float(x[name]) for x in pops])
+    return out
+
+
+def _interpolate(x, grid, values):
+    """Cubic interpolation along the first axis (error O(h^4), below what Richardson removes; linear
+    interpolation's O(h^2) off-grid error would not cancel between levels). Non-finite values stay
+    non-finite from the first time any component is."""
+    finite = _finite_rows(values)
+    if finite.all():
+        return CubicSpline(grid, values, axis=0)(x)
+    n = int(np.argmin(finite))
+    out = np.full((len(x),) + values.shape[1:], np.inf)
+    inside = x <= grid[n - 1]
+    if n >= 2:
+        out[inside] = make_interp_spline(grid[:n], values[:n], k=min(3, n - 1), axis=0)(x[inside])
+    elif n == 1:
+        out[inside] = values[0]
+    return out
+
+
+def _finite_rows(values):
+    return np.isfinite(values).reshape(len(values), -1).all(1)
+
+
+def extrapolation_weights(levels, coarse, target=0.0):
+    """Weights of the levels (grid steps ``coarse``, ``coarse / 2``, ``coarse / 4``) whose weighted sum is
+    the polynomial in the step through them, evaluated at the step ``target``: Richardson's at 0 (the
+    time-continuous limit). A solver whose grid discretises exactly as the simulated algorithm does
+    (an explicit step of the same size) extrapolates to the simulation's own step instead: its O(h) error is
+    then the simulation's, not an error."""
+    nodes = coarse / 2.0 ** np.arange(levels)
+    return tuple(float(np.prod([(target - nodes[j]) / (nodes[i] - nodes[j]) for j in range(levels) if j != i]))
+                 for i in range(levels))
+
+
+RICHARDSON = {n: extrapolation_weights(n, 1.0) for n in (1, 2, 3)}   # to h = 0: (1,), (-1, 2), (1/3, -2, 8/3)
+
+
+def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
+                 exact_step=None, seed=0):
+    """Curves and their uncertainty ``unc(NAME)``.
+
+    ``replicas`` independent solves, each with ``paths / replicas`` Monte-Carlo paths (of which
+    ``tangent_paths / replicas`` carry tangents; see ``dmft.solve``); the answer is their mean. Each
+    replica is a Richardson extrapolation over ``levels`` grids of ``steps``, ``2 steps`` (, ``4 steps``)
+    steps, which removes the error terms O(h) (, O(h^2)); the coarser levels' noise is aggregated from
+    the finest level's. Or one solve on the grid ``h = exact_step`` (``dmft-sgd-batch``, exact).
+    ``unc(NAME)`` combines in quadrature the standard error of the replica mean (independent replicas:
+    honest whatever the correlation between the iterates of one solve) and the extrapolation error
+    estimate ``|R_levels - R_(levels-1)|`` (the extrapolant from one level fewer, on the finer grids:
+    the standard a-posteriori bound, conservative for the higher-order one).
+    """
+    problem, scale = problem_of(s, clock)
+    s_times = scale * np.asarray(times, float)
+    s_max = max(float(s_times[-1]), 1e-9)
+    deterministic = problem.clock == "flow" and problem.side.exact_paths
+    if deterministic:
+        steps, replicas = max(steps, DETERMINISTIC_STEPS), 1      # no Monte Carlo: a fine grid is cheap
+    per_replica = []
+    for r in range(replicas):
+        args = (paths // replicas, tangent_paths // replicas, seed + 7919 * r)
+        while True:
+            if exact_step is not None:
+                T = max(1, int(round(s_max / exact_step)))
+                solved = [(dmft.solve(problem, T * exact_step, T, *args), 1.0)]
+                break
+            solved = [(dmft.solve(problem, s_max, steps * 2**i, *args, coarsen=levels - 1 - i), c)
+                      for i, c in enumerate(RICHARDSON[levels])]
+            # SGF's explicit margin step is unstable where h l'' > 2 (phase retrieval's large labels; gradient
+            # flow's step is implicit, see dmft.solve); the flows are not, so their blow-up is retried finer
+            blown = any(not np.isfinite(sol.q).all() for sol, _ in solved)
+            if not (blown and clock in ("flow", "gaussian") and steps < MAX_STEPS):
+                break
+            steps *= 2
+        with np.errstate(invalid="ignore"):
+            grids = [[_interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for sol, _ in solved] for k in ("q", "m", "train")]
+        weights = [c for _, c in solved]
+        with np.errstate(invalid="ignore"):           # inf - inf past a predicted divergence
+            entry = {"": _curves(s, [sum(c * g for c, g in zip(weights, gk)) for gk in grids])}
+            if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
+                lower = RICHARDSON[len(solved) - 1]
+                entry["lower"] = _curves(s, [sum(c * g for c, g in zip(lower, gk[1:])) for gk in grids])
+        per_replica.append(entry)
+    out = {}
+    for name in per_replica[0][""]:
+        vals = np.array([c[""][name] for c in per_replica])
+        blown = ~np.isfinite(vals).all(0)
+        safe = np.where(blown, 0.0, vals)
+        out[name] = np.where(blown, np.inf, safe.mean(0))
+        var = safe.var(0, ddof=1) / replicas if replicas > 1 else np.zeros(len(s_times))
+        if "lower" in per_replica[0]:
+            with np.errstate(invalid="ignore"):
+                gap = np.array([c[""][name] - c["lower"][name] for c in per_replica])
+            var = var + np.where(np.isfinite(gap).all(0), gap, 0.0).mean(0) ** 2
+        if replicas > 1 or "lower" in per_replica[0]:
+            out[f"unc({name})"] = np.where(blown, np.inf, np.sqrt(var))
+    return out
+
+
+def _curves(s, prim):
+    """Observables from the primaries ``(q, m, train)``, +inf from the first non-finite time on."""
+    blown = np.maximum.accumulate(~(_finite_rows(prim[0]) & _finite_rows(prim[1]) & _finite_rows(prim[2])))
+    curves = _observables(s, *(np.where(blown.reshape((-1,) + (1,) * (x.ndim - 1)), 0.0, x) for x in prim))
+    return {k: np.where(blown, np.inf, v) for k, v in curves.items()}
+
+
+class _DMFT(Predictor):
+    clock = "flow"
+    steps = 20              # coarsest Richardson level (then 2 and 4 times finer)
+    levels = 3
+    paths = 16000           # Monte-Carlo paths of the sample side
+    tangent_paths = 4000    # of which carry the O(T^3) tangents (square loss: the clock paths)
+    replicas = 4            # independent solves: their spread is the reported uncertainty
+
+    def supports(self, s):
+        return supports_dmft(s)
+
+    def predict(self, s, times):
+        steps, paths, tangent_paths = self.steps, self.paths, self.tangent_paths
+        if s.model == "committee":
+            steps, paths, tangent_paths = min(steps, COMMITTEE_STEPS), paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
+        return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas)

@@ -1,0 +1,78 @@
+"""``glm-ode``: online SGD on the single-index GLM (one_pass.md section 1, CONVENTIONS oracle 4).
+
+With ``g = d loss / d lambda`` and ``(lambda, lambda*) ~ N(0, [[q, m], [m, 1]])``:
+``dm/dt = -gamma E[g lambda*]``, ``dq/dt = -2 gamma E[g lambda] + gamma^2 E[g^2]``.
+The ``gamma^2 E[g^2]`` term is the high-dimensional (critical-scaling) correction; ``population-gf``
+is this ODE without it. Expectations by the model's own nested Gauss-Legendre quadrature (split at
+kinks; float64), with exactly the model's link/activation/loss functions. Regression noise enters
+``E[g^2]`` as ``sigma^2 E[f'(lambda)^2]``; for the sign link the noisy teacher variable
+``t = lambda* + sigma eps`` is integrated and ``lambda*`` replaced by ``E[lambda* | lambda, t]``.
+Integrated by RK45 (rtol 1e-9).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from hdbench import no
+from hdbench_plugins.common.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
+                                        population, teacher_variance)
+from hdbench_plugins.common.spectra import is_isotropic
+from hdbench_plugins.solvers.regime import one_pass, unregularised
+
+
+def glm_rates(m, q, p, gamma, correction=True):
+    """(dm/dt, dq/dt) of online SGD (``correction``) or population gradient flow."""
+    lam, t, w = expectation_nodes(m, q, p, np)
+    var_t = teacher_variance(p)
+    fprime = activation_prime(p["activation"], lam, np)
+    g = loss_grad(p["loss"], activation(p["activation"], lam, np), label(t, p, np), np) * fprime
+    if p["link"] == "sign":
+        beta = np.linalg.lstsq(np.array([[q, m], [m, var_t]]), np.array([m, 1.0]), rcond=1e-12)[0]
+        lam_star = beta[0] * lam + beta[1] * t
+    else:
+        lam_star = t
+    dm = -gamma * np.sum(w * g * lam_star)
+    dq = -2 * gamma * np.sum(w * g * lam)
+    if correction:
+        noise = p["sigma"] ** 2 * np.sum(w * fprime**2) if p["link"] != "sign" else 0.0
+        dq += gamma**2 * (np.sum(w * g * g) + noise)
+    return dm, dq
+
+
+def solve_glm(scenario, times, correction=True):
+    p = dict(scenario.model_params)
+    gamma = scenario.dynamics_params["gamma"]
+    times = np.asarray(times, float)
+
+    def rhs(_, y):
+        return glm_rates(y[0], max(y[1], 0.0), p, gamma, correction)
+
+    sol = solve_ivp(rhs, (0.0, float(times[-1])), [p["m0"], p["q0"]], t_eval=times, method="RK45",
+                    rtol=1e-9, atol=1e-11, events=_blow_up)
+    # The theory itself may diverge in finite time (e.g. gamma too large): +inf from there on, so
+    # the scorer compares it only where the simulation is finite too.
+    reached = sol.y.shape[1]
+    m = np.full(len(times), np.inf)
+    q = np.full(len(times), np.inf)
+    m[:reached], q[:reached] = sol.y
+    out = {"m": m, "q": q}
+    pops = [population(mi, qi, p, np) for mi, qi in zip(m[:reached], q[:reached])]
+    for key in pops[0]:
+        out[key] = np.full(len(times), np.inf)
+        out[key][:reached] = [float(v[key]) for v in pops]
+    return out
+
+
+def _blow_up(_, y):
+    return 1e8 - abs(y[1])
+
+
+def supports_online_glm(s):
+    if s.model != "glm":
+        return no(f"model '{s.model}' is not glm")
+    if not is_isotropic(s.model_params):
+        return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    if not unregularised(s):
+        return unregularised(s)
+    return one_pass(s)

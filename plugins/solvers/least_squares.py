@@ -1,0 +1,98 @@
+"""Least-squares theories on isotropic data (CONVENTIONS.md oracles 1-3).
+
+All three share the conventions: per-sample step ``gamma/d``, ``t = samples/d``, ``|theta*| = 1``,
+``theta0`` with overlaps ``m0, q0`` (``D0 = q0 - 2 m0 + 1``), label noise ``sigma``.
+
+- ``lsq-online-ode``: online SGD. The summary-statistic ODE (oracle 4 specialised to the square loss,
+  ``g = lambda - lambda* - sigma eps``): ``dm/dt = gamma (1 - m)``,
+  ``dq/dt = -2 gamma (q - m) + gamma^2 (q - 2m + 1 + sigma^2)``; then ``D = q - 2m + 1`` obeys
+  oracle 1, ``dD/dt = (gamma^2 - 2 gamma) D + gamma^2 sigma^2``. Integrated numerically
+  (RK45, rtol 1e-10) so the closed form stays an independent check.
+- ``lsq-gf-mp``: gradient flow on n = alpha d samples (oracle 2), integrals over the
+  Marchenko-Pastur law of ``X^T X / n`` (ratio ``c = 1/alpha``).
+- ``lsq-homogenized-sgd``: multi-pass SGD = SGF for a linear model (oracle 3): per MP eigenvalue
+  ``l``, ``dw/dt = -2 gamma l w + 2 gamma^2 Lhat(t) l``. The system is linear with a
+  diagonal-plus-rank-one matrix, symmetrisable by the quadrature weights, so it is solved exactly by
+  one ``eigh`` (no time stepping).
+
+Both finite-data theories use ``w(l, t)`` = d x E(component of ``theta - thetahat`` along the
+eigenvector of ``l``)^2, from which (with ``thetahat`` the least-squares solution)
+``D = int_{l>0} [w - 2 sigma^2 c e^{-gamma l t}/l + sigma^2 c/l] dmu + D0 P(l=0)``,
+``train_risk = Lhat = int l w dmu / 2 + sigma^2 (1 - c P(l>0)) / 2``,
+``m = 1 + (m0 - 1) [int_{l>0} e^{-gamma l t} dmu + P(l=0)]``, ``q = D + 2m - 1``,
+``risk = (D + sigma^2)/2``.
+"""
+from __future__ import annotations
+
+import abc
+
+import numpy as np
+
+from hdbench import Predictor, no
+from hdbench_plugins.common.spectra import is_isotropic
+from hdbench_plugins.solvers.regime import small_batches, unregularised
+
+
+def mp_quadrature(alpha: float, nodes: int = 256):
+    """Nodes ``l_k``, weights ``W_k`` of the continuous part of the Marchenko-Pastur law of
+    ``X^T X / n`` (``X`` n x d, ``c = d/n = 1/alpha``), and the atom ``P(l = 0) = max(0, 1 - alpha)``.
+
+    Gauss-Chebyshev (second kind) in ``l = (a+b)/2 + (b-a)/2 cos(phi)`` absorbs the square-root
+    edges of the density ``sqrt((b-l)(l-a)) / (2 pi c l)``; exponential convergence for a > 0.
+    """
+    c = 1.0 / alpha
+    a, b = (1 - np.sqrt(c)) ** 2, (1 + np.sqrt(c)) ** 2
+    k = np.arange(1, nodes + 1)
+    phi = k * np.pi / (nodes + 1)
+    x = np.cos(phi)
+    lam = (a + b) / 2 + (b - a) / 2 * x
+    w_cheb = np.pi / (nodes + 1) * np.sin(phi) ** 2
+    weights = ((b - a) / 2) ** 2 * w_cheb / (2 * np.pi * c * lam)
+    return lam, weights, max(0.0, 1.0 - alpha)
+
+
+def _overlaps(p):
+    m0, q0, sigma = p["m0"], p["q0"], p["sigma"]
+    return m0, q0, sigma, q0 - 2 * m0 + 1
+
+
+def _supports_isotropic_linear(s):
+    if s.model != "linear":
+        return no(f"model '{s.model}' is not the linear (least-squares) model")
+    if not is_isotropic(s.model_params):
+        return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    return unregularised(s)
+
+
+class _FiniteDataLsq(Predictor):
+    """Shared regime and observables of the Marchenko-Pastur theories (finite data, isotropic)."""
+
+    nodes = 256   # quadrature nodes of the MP law (converged to ~1e-12 at alpha = 2)
+    dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs")
+
+    def supports(self, s):
+        base = _supports_isotropic_linear(s)
+        if not base:
+            return base
+        if s.alpha is None:
+            return no("online data: this theory needs finite data (alpha)")
+        if s.dynamics not in self.dynamics_supported:
+            return no(f"dynamics '{s.dynamics}' is not one of {', '.join(self.dynamics_supported)}")
+        return small_batches(s)
+
+    def predict(self, s, times):
+        p = s.model_params
+        m0, q0, sigma, D0 = _overlaps(p)
+        gamma, c = s.dynamics_params["gamma"], 1.0 / s.alpha
+        lam, W, p0 = mp_quadrature(s.alpha, self.nodes)
+        times = np.asarray(times, float)
+        w = self.solve_w(lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes]
+        decay = np.exp(-gamma * np.outer(times, lam))
+        D = (w - 2 * sigma**2 * c * decay / lam + sigma**2 * c / lam) @ W + D0 * p0
+        m = 1 + (m0 - 1) * (decay @ W + p0)
+        train = 0.5 * (w * lam) @ W + 0.5 * sigma**2 * (1 - min(c, 1.0))
+        return {"risk": 0.5 * (D + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1, "train_risk": train}
+
+    @abc.abstractmethod
+    def solve_w(self, lam, W, gamma, sigma, c, w0, times):
+        """``w(l_k, t_i)`` as an array [len(times), nodes]: each subclass is one theory of it."""

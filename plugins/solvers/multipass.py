@@ -1,0 +1,105 @@
+"""Multi-pass least squares with a ridge penalty: the Volterra equations of multipass.md section 4.
+
+Internally in DMFT units (multipass.md section 0): ``X`` with ``N(0, 1/d)`` entries, coordinates
+O(1), time ``s = gamma t / alpha``, temperature ``tau = gamma`` (SGD, SGF) or 0 (gradient descent /
+flow), penalty ``lambda = alpha * ridge``. ``mu`` is the spectral law of ``A = X^T X`` (``alpha`` times
+the Marchenko-Pastur law of ``X^T X / n``; atom ``(1 - alpha)+`` at 0). With ``a = x + lambda``,
+``E = exp(-a s)``, ``theta0 = m0 theta* + c u`` (``c^2 = q0 - m0^2``) and
+``B(x) = (1 - E) x / a + E m0 - 1``, gradient flow gives per eigenvalue ``x``
+
+    E[e_x^2]       = B^2 + sigma^2 x (1 - E)^2 / a^2 + E^2 c^2,
+    psi integrand  = x B^2 + sigma^2 x^2 (1 - E)^2 / a^2 + x E^2 c^2 - 2 sigma^2 x (1 - E) / a,
+
+``E_GF = int E[e_x^2] dmu``, ``psi_GF = alpha^-1 int (psi integrand) dmu + sigma^2``,
+``m = int [(1 - E) x / a + E m0] dmu`` (the mean of SGD follows gradient flow). SGD / SGF add
+``psi(s) = psi_GF(s) + (tau/alpha) int_0^s k_2(s-u) psi(u) du``, ``E(s) = E_GF(s) + tau int_0^s k_1(s-u) psi(u) du``,
+``k_p(s) = int x^p exp(-2 a s) dmu``. Back in our units: ``D = E``, ``train_risk = psi/2``,
+``risk = (D + sigma^2)/2``, ``q = D + 2m - 1``. Stable iff ``(tau/alpha) int x^2/(2a) dmu < 1``; past
+that psi grows exponentially (SGD diverges); overflow is reported as +inf.
+
+Solved by the trapezoidal rule on ``STEPS`` and ``2 STEPS`` points, Richardson-extrapolated
+(second order, kernels smooth): ``lsq-volterra-multipass`` at ridge 0 equals ``lsq-homogenized-sgd``
+(an eigen-decomposition, no time stepping) to 1e-8.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hdbench import no
+from hdbench_plugins.common.spectra import is_isotropic
+from hdbench_plugins.solvers.least_squares import mp_quadrature
+from hdbench_plugins.solvers.regime import small_batches
+
+
+STEPS = 1000
+
+
+MULTIPASS_DYNAMICS = ("gd", "sgf", "sgd", "sgd-epochs")
+
+
+def dmft_units(s):
+    """``(s_scale, tau, lam)``: ``s = s_scale * t``, the temperature and the DMFT ridge."""
+    gamma, alpha = s.dynamics_params["gamma"], s.alpha
+    tau = 0.0 if s.dynamics == "gd" else gamma
+    return gamma / alpha, tau, alpha * s.model_params.get("ridge", 0.0)
+
+
+def supports_multipass(s, models=("linear",)):
+    if s.model not in models:
+        return no(f"model '{s.model}' is not one of {', '.join(models)}")
+    if not is_isotropic(s.model_params):
+        return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    if s.alpha is None:
+        return no("online data: this theory needs finite data (alpha)")
+    if s.dynamics not in MULTIPASS_DYNAMICS:
+        return no(f"dynamics '{s.dynamics}' is not one of {', '.join(MULTIPASS_DYNAMICS)}")
+    return small_batches(s)
+
+
+def gradient_flow(x, w, p0, alpha, lam, sigma, m0, q0, s_grid):
+    """``(E_GF, psi_GF, m)`` on ``s_grid`` (module doc), ``x, w``: nodes and weights of the continuous part."""
+    c2 = max(q0 - m0**2, 0.0)
+    a = x + lam
+    E = np.exp(-np.outer(s_grid, a))                       # [S, nodes]
+    fill = (1 - E) * x / a
+    B = fill + E * m0 - 1
+    e2 = B**2 + sigma**2 * x * (1 - E) ** 2 / a**2 + E**2 * c2
+    psi = x * B**2 + sigma**2 * x**2 * (1 - E) ** 2 / a**2 + x * E**2 * c2 - 2 * sigma**2 * fill
+    E0 = np.exp(-lam * s_grid)
+    err = e2 @ w + p0 * ((E0 * m0 - 1) ** 2 + E0**2 * c2)
+    return err, psi @ w / alpha + sigma**2, (fill + E * m0) @ w + p0 * E0 * m0
+
+
+def _solve_on_grid(n, s_max, x, w, p0, alpha, lam, tau, sigma, m0, q0):
+    h = s_max / n
+    grid = h * np.arange(n + 1)
+    err, psi_gf, m = gradient_flow(x, w, p0, alpha, lam, sigma, m0, q0, grid)
+    decay = np.exp(-2 * np.outer(grid, x + lam))
+    k1, k2 = decay @ (w * x), decay @ (w * x**2)
+    psi = psi_gf.copy()
+    if tau > 0:
+        c = tau / alpha
+        for i in range(1, n + 1):   # trapezoid: psi_i = f_i + c h [K_i psi_0/2 + sum_j K_{i-j} psi_j + K_0 psi_i/2]
+            memory = k2[i] * psi[0] / 2 + k2[i - 1:0:-1] @ psi[1:i]
+            psi[i] = (psi_gf[i] + c * h * memory) / (1 - c * h * k2[0] / 2)
+        for i in range(1, n + 1):
+            err[i] += tau * h * (k1[i] * psi[0] / 2 + k1[i - 1:0:-1] @ psi[1:i] + k1[0] * psi[i] / 2)
+    return grid, err, psi, m
+
+
+def solve_volterra_multipass(s, times, steps=STEPS):
+    p = s.model_params
+    scale, tau, lam = dmft_units(s)
+    l, w, p0 = mp_quadrature(s.alpha)
+    x = s.alpha * l
+    args = (x, w, p0, s.alpha, lam, tau, p["sigma"], p["m0"], p["q0"])
+    s_times = scale * np.asarray(times, float)
+    s_max = max(float(s_times[-1]), 1e-12)
+    coarse = _solve_on_grid(steps, s_max, *args)
+    fine = _solve_on_grid(2 * steps, s_max, *args)
+    out = {}
+    for name, i in (("D", 1), ("psi", 2), ("m", 3)):
+        out[name] = (4 * np.interp(s_times, fine[0], fine[i]) - np.interp(s_times, coarse[0], coarse[i])) / 3
+    res = {"risk": 0.5 * (out["D"] + p["sigma"] ** 2), "D": out["D"], "m": out["m"],
+           "q": out["D"] + 2 * out["m"] - 1, "train_risk": out["psi"] / 2}
+    return {k: np.where(np.isfinite(v), v, np.inf) for k, v in res.items()}   # overflow: a divergence
