@@ -353,13 +353,13 @@ class DLNDmftParticles:
     def setup(self, T, response):
         import jax
         import jax.numpy as jnp
-        from hdbench_plugins.solvers.dln_dmft import _particles
+        from hdbench_plugins.solvers.dln_dmft import particle_sums
         h = 8.0 / T
         lag = np.subtract.outer(np.arange(T), np.arange(T)) * h
         RG = jnp.asarray(h * np.tril(np.exp(-0.5 * lag)), jnp.float32)
         eta = jnp.asarray(0.3 * np.sqrt(h) * np.random.default_rng(0).standard_normal((512, T)), jnp.float32)
         args = (RG, eta, np.float32(2.0), np.float32(1.0), np.float32(1.0), np.float32(2.0))
-        self.run = lambda: jax.block_until_ready(_particles(*args, product=True, tangents=response))
+        self.run = lambda: jax.block_until_ready(particle_sums(*args, product=True, tangents=response))
         self.run()
 
     def time_particles(self, T, response):

@@ -280,7 +280,7 @@ def test_square_side_in_expectation_with_the_flow_clock_is_the_flow_side():
 
 @pytest.mark.parametrize("levels", [1, 2, 3])
 def test_extrapolation_weights_are_richardson_at_zero_and_exact_on_polynomials(levels):
-    from hdbench_plugins.solvers.dmft_runs import extrapolation_weights
+    from hdbench_plugins.solvers.dmft_scaffold import extrapolation_weights
     richardson = {1: (1.0,), 2: (-1.0, 2.0), 3: (1 / 3, -2.0, 8 / 3)}[levels]
     np.testing.assert_allclose(extrapolation_weights(levels, 0.3), richardson, rtol=1e-12)
     coarse, target = 0.16, 0.02

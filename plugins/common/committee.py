@@ -47,3 +47,20 @@ def initial_overlaps(p):
     R0 = p["r_off"] * np.ones((K, M))
     R0[np.arange(min(K, M)), np.arange(min(K, M))] = p["r0"]
     return Q0, R0
+
+
+def overlap_names(K, M):
+    """The overlap observables in the order the model reports them: per student unit ``i``, ``Q_i_j``
+    (``j >= i``), ``R_i_n`` and ``v_i``."""
+    return list(named_overlaps(np.zeros((K, K)), np.zeros((K, M)), np.zeros(K)))
+
+
+def named_overlaps(Q, R, v):
+    """``{name: value}`` from ``Q`` [..., K, K], ``R`` [..., K, M] and ``v`` [..., K] (any leading axes)."""
+    K, M = R.shape[-2:]
+    out = {}
+    for i in range(K):
+        out.update({f"Q_{i}_{j}": Q[..., i, j] for j in range(i, K)})
+        out.update({f"R_{i}_{n}": R[..., i, n] for n in range(M)})
+        out[f"v_{i}"] = v[..., i]
+    return out

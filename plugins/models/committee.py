@@ -24,7 +24,7 @@ from hdbench import InputError, Model, Param
 
 from hdbench_plugins.common.linalg import orthonormal_columns
 from hdbench_plugins.common.spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
-from hdbench_plugins.common.committee import ACTIVATIONS, g, generalisation_error, initial_overlaps
+from hdbench_plugins.common.committee import named_overlaps, overlap_names, ACTIVATIONS, g, generalisation_error, initial_overlaps
 
 
 
@@ -104,23 +104,14 @@ class Committee(Model):
             eg = generalisation_error(p["activation"], (W * lam) @ W.T, (W * lam) @ teacher.T,
                                       (teacher * lam) @ teacher.T, v, jnp.full((M,), p["A"]))
         out = {"gen_error": eg, "risk": eg + 0.5 * p["sigma"] ** 2}
-        K = p["K"]
-        for i in range(K):
-            for j in range(i, K):
-                out[f"Q_{i}_{j}"] = Q[i, j]
-            for n in range(M):
-                out[f"R_{i}_{n}"] = R[i, n]
-            out[f"v_{i}"] = v[i]
+        out.update(named_overlaps(Q, R, v))
         if data is not None:
             X, y = data
             out["train_risk"] = jnp.mean(jax.vmap(lambda x, yy: self.loss(params, x, yy, p))(X, y))
         return out
 
     def observable_names(self, p, finite):
-        K, M = p["K"], p["M"]
-        names = ["gen_error", "risk"]
-        for i in range(K):
-            names += [f"Q_{i}_{j}" for j in range(i, K)] + [f"R_{i}_{n}" for n in range(M)] + [f"v_{i}"]
+        names = ["gen_error", "risk", *overlap_names(p["K"], p["M"])]
         return tuple(names) + (("train_risk",) if finite else ())
 
     def divergence_statistic(self, obs):

@@ -40,7 +40,7 @@ from hdbench_plugins.common.glm import (activation, activation_prime, expectatio
                                         population, teacher_variance)
 from hdbench_plugins.common.spectra import is_isotropic, spectrum
 from hdbench_plugins.solvers.modes import Modes, bin_modes, solve_modes
-from hdbench_plugins.common.committee import generalisation_error, initial_overlaps
+from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
 from hdbench_plugins.solvers.regime import one_pass, unregularised
 from hdbench_plugins.solvers.committee_ode import _integrals, noise_term, supports_committee
 
@@ -150,24 +150,17 @@ def solve_committee_aniso(s, times, correction=True, bins=BINS):
     states = solve_modes(modes, committee_coefficients(p, correction), s.dynamics_params["gamma"], s.d, times, rtol=rtol)
     v, A = np.full(K, p["v0"]), np.full(M, p["A"])
     TS = np.einsum("n,nab->ab", modes.lam[0], modes.T)
-    out = {"gen_error": np.full(len(times), np.inf)}
-    out.update({f"Q_{i}_{j}": np.full(len(times), np.inf) for i in range(K) for j in range(i, K)})
-    out.update({f"R_{i}_{n}": np.full(len(times), np.inf) for i in range(K) for n in range(M)})
+    gen = np.full(len(times), np.inf)
+    Q, R = np.full((len(times), K, K), np.inf), np.full((len(times), K, M), np.inf)
     for k, state in enumerate(states):
         if state is None:
             break
         P, X = state
         QS, RS = np.einsum("n,nab->ab", modes.lam[0], P), np.einsum("n,nab->ab", modes.lam[0], X)
-        out["gen_error"][k] = generalisation_error(act, QS, RS, TS, v, A, np)
-        Q, R = P.sum(0), X.sum(0)
-        for i in range(K):
-            for j in range(i, K):
-                out[f"Q_{i}_{j}"][k] = Q[i, j]
-            for n in range(M):
-                out[f"R_{i}_{n}"][k] = R[i, n]
-    out["risk"] = out["gen_error"] + 0.5 * p["sigma"] ** 2
-    out.update({f"v_{i}": np.full(len(times), p["v0"]) for i in range(K)})
-    return out
+        gen[k] = generalisation_error(act, QS, RS, TS, v, A, np)
+        Q[k], R[k] = P.sum(0), X.sum(0)
+    return {"gen_error": gen, "risk": gen + 0.5 * p["sigma"] ** 2,
+            **named_overlaps(Q, R, np.full((len(times), K), p["v0"]))}
 
 
 def supports_online_glm_any_spectrum(s):

@@ -22,11 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdbench import no
-from hdbench_plugins.common.committee import generalisation_error, initial_overlaps, pair_kernel
+from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps, pair_kernel
 from hdbench_plugins.common.quadrature import qmc_normal
-from hdbench_plugins.common.spectra import is_isotropic
 from hdbench_plugins.common.odeint import make_rk4, substeps
-from hdbench_plugins.solvers.regime import one_pass
+from hdbench_plugins.solvers.regime import isotropic_data, one_pass
 
 
 DT = 0.05          # maximal RK4 step: measured relative error of eg ~1e-8 against DT = 0.001
@@ -145,13 +144,7 @@ def solve_committee(s, times, correction=True):
         v = np.concatenate([np.full((1, K), p["v0"]), np.asarray(v)])
     eg = np.array([float(generalisation_error(act, Q[t], R[t], np.eye(M), v[t], np.full(M, p["A"]), np))
                    for t in range(len(times))])
-    out = {"gen_error": eg, "risk": eg + 0.5 * p["sigma"] ** 2}
-    for i in range(K):
-        for j in range(i, K):
-            out[f"Q_{i}_{j}"] = Q[:, i, j]
-        for n in range(M):
-            out[f"R_{i}_{n}"] = R[:, i, n]
-        out[f"v_{i}"] = v[:, i]
+    out = {"gen_error": eg, "risk": eg + 0.5 * p["sigma"] ** 2, **named_overlaps(Q, R, v)}
     bad = ~np.isfinite(eg)
     if bad.any():   # a blow-up: +inf from the first non-finite time on (a predicted divergence)
         first = bad.argmax()
@@ -168,6 +161,6 @@ def supports_committee(s, online=True, isotropic=True):
         return no(f"activation '{p['activation']}' has no closed-form I4 here (supported: {', '.join(SUPPORTED)})")
     if p["init"] != "overlaps":
         return no("random initialisation: the ODE needs the initial overlaps (use init = 'overlaps')")
-    if isotropic and not is_isotropic(p):
-        return no(f"spectrum '{p['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    if isotropic and not isotropic_data(s):
+        return isotropic_data(s)
     return one_pass(s, online)

@@ -38,7 +38,7 @@ import numpy as np
 
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dln_flow import coordinate_law
-from hdbench_plugins.solvers.dmft_runs import _interpolate, extrapolation_weights
+from hdbench_plugins.solvers.dmft_scaffold import Unstable, combine, extrapolation_weights, interpolate, iterate, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units
 
 
@@ -83,7 +83,7 @@ STEP = 0.16          # grid step in s times the initial stiffness k S0 (k = 1 fo
 
 
 @functools.partial(jax.jit, static_argnames=("product", "tangents"))
-def _particles(RG, eta, wstar, u0, v0, spike, *, product, tangents):
+def particle_sums(RG, eta, wstar, u0, v0, spike, *, product, tangents):
     """Sums over particles (rows of ``eta`` [N, T]) of one atom: ``w w^T`` [K, K], ``w`` [K], the response
     ``dw/dH`` [K, T] (if ``tangents``), and per time ``|w|``, ``c`` (q or p), ``|w - w*| < spike/2``.
 
@@ -160,7 +160,7 @@ def parameter_side(law, RG, CG, xi, tangent_particles):
         eta = xi[a] @ L.T
         sums = [0.0, 0.0, 0.0, 0.0]
         for start, stop, tangents in chunks:
-            out = _particles(RGj, jnp.asarray(eta[start:stop], jnp.float32), np.float32(law.targets[a]),
+            out = particle_sums(RGj, jnp.asarray(eta[start:stop], jnp.float32), np.float32(law.targets[a]),
                              np.float32(law.u0), np.float32(law.v0), np.float32(law.spike),
                              product=law.product, tangents=tangents)
             for i in (0, 1, 3):
@@ -202,31 +202,30 @@ def solve(law, alpha, tau, clock, s_max, T, particles=8192, tangent_particles=51
             xi = (xi[:, 0::2] + xi[:, 1::2]) / np.sqrt(2)
         return dmft.moment_matched(xi).reshape(A, particles, T)
 
-    history, prev, averaging = [], None, False
-    RG, CG = (np.zeros((T, T)), np.zeros((T, T))) if start is None else (np.array(a) for a in start)
-    xi = draw()
-    for it in range(max_iter + average):
-        C, m, Rt, curves = parameter_side(law, RG, CG, xi, tangent_particles)
+    noise = {"xi": draw()}
+
+    def update(kernels):
+        RG, CG = kernels
+        C, m, Rt, curves = parameter_side(law, RG, CG, noise["xi"], tangent_particles)
         S = C - m[:, None] - m[None, :] + Ew2 + law.sigma**2
         if not (np.isfinite(S).all() and np.isfinite(Rt).all() and np.abs(S).max() < BLOWUP):
-            return None          # the explicit grid step is unstable here (or the dynamics diverges)
+            raise Unstable
         nRG, _, nCG, train, _ = dmft.square_side_moments(consts, S, Rt)
-        state = {"q": np.diag(C), "m": m, "train": train, **curves}
         if not (np.isfinite(nRG).all() and np.isfinite(nCG).all()):
-            return None
-        if not averaging and prev is not None:
-            change = max(np.abs(state["q"] - prev["q"]).max(), np.abs(state["m"] - prev["m"]).max())
-            averaging = change < tol * max(1.0, np.abs(state["q"]).max()) or it >= max_iter - 1
-        if averaging:
-            history.append(state)
-            if len(history) >= average:
-                break
-            xi = draw()
-        prev = state
-        beta = 1.0 if clock == "flow" and it == 0 and start is None else damping
-        RG = (1 - beta) * RG + beta * nRG
-        CG = (1 - beta) * CG + beta * nCG
-    return h * np.arange(K), {k: np.mean([hst[k] for hst in history], axis=0) for k in history[0]}, (RG, CG)
+            raise Unstable
+        return {"q": np.diag(C), "m": m, "train": train, **curves}, (nRG, nCG)
+
+    def redraw():
+        noise["xi"] = draw()
+
+    kernels = (np.zeros((T, T)), np.zeros((T, T))) if start is None else tuple(np.array(a) for a in start)
+    try:
+        fixed = iterate(update, kernels, redraw, damping=damping, tol=tol, max_iter=max_iter, average=average,
+                        undamped_first=clock == "flow" and start is None)
+    except Unstable:
+        return None          # the explicit grid step is unstable here (or the dynamics diverges)
+    history = fixed.history
+    return h * np.arange(K), {k: np.mean([hst[k] for hst in history], axis=0) for k in history[0]}, fixed.kernels
 
 
 def coarse_steps(s, least=25):
@@ -261,10 +260,7 @@ def predict_dln_dmft(s, times, steps=None, levels=None, particles=8192, tangent_
         if steps * 2**levels > FINEST_STEPS:
             return {k: np.full(len(times), np.inf) for k in _names(law)}
         steps *= 2
-    curves = {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}
-    if replicas > 1:
-        curves.update({f"unc({k})": np.std([r[k] for r in runs], axis=0, ddof=1) / np.sqrt(replicas) for k in runs[0]})
-    return curves
+    return summarise_replicas(runs)
 
 
 def _replicas(s, law, clock, tau, s_times, s_max, steps, levels, particles, tangent_particles, replicas, seed):
@@ -276,15 +272,15 @@ def _replicas(s, law, clock, tau, s_times, s_max, steps, levels, particles, tang
     weights = extrapolation_weights(levels, s_max / steps, simulated_step(s))
     for r in range(replicas):
         levels_out = []
-        for i, weight in enumerate(weights):
+        for i in range(levels):
             solved = solve(law, s.alpha, tau, clock, s_max, steps * 2**i, particles, tangent_particles,
                            seed=seed + 7919 * r, coarsen=levels - 1 - i, start=fixed[i])
             if solved is None:
                 return None
             grid, st, fixed[i] = solved
             st["log_shrink_rate"] = _log_shrink_rate(st["c"], law.c0, grid[1])
-            levels_out.append((weight, {k: _interpolate(s_times, grid, v) for k, v in st.items()}))
-        runs.append(_observables(s, law, clock, {k: sum(w * lv[k] for w, lv in levels_out) for k in levels_out[0][1]}))
+            levels_out.append({k: interpolate(s_times, grid, v) for k, v in st.items()})
+        runs.append(_observables(s, law, clock, combine(weights, levels_out)))
     return runs
 
 

@@ -61,6 +61,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.linalg import solve_triangular
 
+from hdbench_plugins.solvers.dmft_scaffold import iterate
+
 RHO = 1.0            # E theta*_i^2 in DMFT units (|theta*| = 1)
 CHUNK = 1000         # Monte-Carlo paths per vmapped chunk (GLM sample side)
 BLOWUP = 1e3         # |margin| beyond this (margins are O(1)): the path has diverged
@@ -635,53 +637,48 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         return _glm_side(p.side, K, chunks, min(per_chunk, chunk), width, implicit)
 
     sparse = p.clock in JUMP_CLOCKS and not committee
+    current = {"key": key, "valid": K}
+
+    def redraw():
+        """Fresh random numbers for the averaging phase."""
+        current["key"], sub = jax.random.split(current["key"])
+        current["noise"] = draw(sub)
+        current["run"] = side(current["noise"])
+
+    def update(kernels):
+        RG, mu, CG, up = kernels
+        C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, Q0, R0, up if implicit else None)
+        noise = (jnp.asarray(a) for a in current["noise"])
+        if p.side.exact_paths:
+            S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
+            out = current["run"](consts, jnp.asarray(S), jnp.asarray(Rt), *noise)
+        else:
+            # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
+            # its scale cannot wreck the factor of the early times
+            Lperp = np.zeros((K * pd, K * pd))
+            v = current["valid"] * pd
+            Lperp[:v, :v] = psd_cholesky((C - m @ m.T / RHO)[:v, :v])
+            out = current["run"](consts, jnp.asarray(Lperp), jnp.asarray(m if committee else m[:, 0]),
+                                 jnp.asarray(Rt), *noise)
+        nRG, nmu, nCG, train, nup = (np.array(x).reshape(shape) for x, shape in zip(out, (
+            (T, T, pd, pd), (T, pd, md), (T, T, pd, pd), (K,), (T, pd, pd))))
+        bad = _first_blowup(nRG, nmu, nCG, train, nup)
+        current["valid"] = max(bad, 1)
+        if bad < K:             # some paths diverge: keep the finite past, mark the rest +inf
+            nRG[bad:], nRG[:, bad:], nmu[bad:], nCG[bad:], nCG[:, bad:], nup[bad:] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        sane = (np.arange(K) < bad)[:, None, None]
+        state = {"q": np.where(sane, diagonal_blocks(C, pd), np.inf), "m": np.where(sane, m.reshape(K, pd, md), np.inf),
+                 "train": np.where(sane[:, 0, 0], train, np.inf)}
+        return state, (nRG, nmu, nCG, nup)
+
     with jax.enable_x64(True):
         consts = jnp.asarray([p.alpha, h, m2], jnp.float64)
-        RG, mu, CG, up = np.zeros((T, T, pd, pd)), np.zeros((T, pd, md)), np.zeros((T, T, pd, pd)), np.zeros((T, pd, pd))
-        noise = draw(key)
-        run = side(noise)
-        prev, history, converged, averaging, it, valid = None, [], False, False, 0, K
-        for it in range(1, max_iter + average + 1):
-            C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, Q0, R0, up if implicit else None)
-            if p.side.exact_paths:
-                S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
-                out = run(consts, jnp.asarray(S), jnp.asarray(Rt), *(jnp.asarray(a) for a in noise))
-            else:
-                # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
-                # its scale cannot wreck the factor of the early times
-                Lperp = np.zeros((K * pd, K * pd))
-                v = valid * pd
-                Lperp[:v, :v] = psd_cholesky((C - m @ m.T / RHO)[:v, :v])
-                out = run(consts, jnp.asarray(Lperp), jnp.asarray(m if committee else m[:, 0]), jnp.asarray(Rt),
-                          *(jnp.asarray(a) for a in noise))
-            nRG, nmu, nCG, train, nup = (np.array(x).reshape(shape) for x, shape in zip(out, (
-                (T, T, pd, pd), (T, pd, md), (T, T, pd, pd), (K,), (T, pd, pd))))
-            bad = _first_blowup(nRG, nmu, nCG, train, nup)
-            valid = max(bad, 1)
-            if bad < K:             # some paths diverge: keep the finite past, mark the rest +inf
-                nRG[bad:], nRG[:, bad:], nmu[bad:], nCG[bad:], nCG[:, bad:], nup[bad:] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
-            sane = (np.arange(K) < bad)[:, None, None]
-            state = (np.where(sane, diagonal_blocks(C, pd), np.inf), np.where(sane, m.reshape(K, pd, md), np.inf),
-                     np.where(sane[:, 0, 0], train, np.inf))
-            if not averaging and prev is not None:
-                finite = np.isfinite(state[0]).all((1, 2)) & np.isfinite(prev[0]).all((1, 2))
-                change = max(np.abs(state[0][finite] - prev[0][finite]).max(initial=0.0),
-                             np.abs(state[1][finite] - prev[1][finite]).max(initial=0.0))
-                converged = change < tol * max(1.0, np.abs(state[0][finite]).max(initial=0.0))
-                averaging = converged or it >= max_iter
-            if averaging:
-                history.append(state)
-                if len(history) >= average:
-                    break
-                key, sub = jax.random.split(key)
-                noise = draw(sub)                       # fresh random numbers for the averaging phase
-                run = side(noise)
-            prev = state
-            beta = 1.0 if deterministic else damping
-            RG = (1 - beta) * RG + beta * nRG
-            mu = (1 - beta) * mu + beta * nmu
-            CG = (1 - beta) * CG + beta * nCG
-            up = (1 - beta) * up + beta * nup
+        current["noise"] = draw(key)
+        current["run"] = side(current["noise"])
+        start = (np.zeros((T, T, pd, pd)), np.zeros((T, pd, md)), np.zeros((T, T, pd, pd)), np.zeros((T, pd, pd)))
+        fixed = iterate(update, start, redraw, damping=1.0 if deterministic else damping, tol=tol,
+                        max_iter=max_iter, average=average)
+    history, it, converged = [(st["q"], st["m"], st["train"]) for st in fixed.history], fixed.iterations, fixed.converged
     q, m, train = (np.array(x) for x in zip(*history))
     if not committee:
         q, m = q[:, :, 0, 0], m[:, :, 0, 0]

@@ -27,12 +27,12 @@ quadrature (``predict_dmft``). The leaderboard shows it next to the error.
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import CubicSpline, make_interp_spline
 
 from hdbench import YES, Predictor, no
-from hdbench_plugins.common.committee import generalisation_error, initial_overlaps
+from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
 from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
+from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, interpolate, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
 
 
@@ -110,12 +110,8 @@ def _observables(s, q, m, train):
         K, M = p["K"], p["M"]
         v, A = np.full(K, p["v0"]), np.full(M, p["A"])
         gen = np.array([generalisation_error(p["activation"], Q, R, np.eye(M), v, A, np) for Q, R in zip(q, m)])
-        out = {"gen_error": gen, "risk": gen + 0.5 * p["sigma"] ** 2, "train_risk": train}
-        for i in range(K):
-            out.update({f"Q_{i}_{j}": q[:, i, j] for j in range(i, K)})
-            out.update({f"R_{i}_{n}": m[:, i, n] for n in range(M)})
-            out[f"v_{i}"] = np.full(len(train), p["v0"])
-        return out
+        return {"gen_error": gen, "risk": gen + 0.5 * p["sigma"] ** 2, "train_risk": train,
+                **named_overlaps(q, m, np.full((len(train), K), p["v0"]))}
     if s.model == "linear":
         D = q - 2 * m + 1
         return {"risk": 0.5 * (D + p["sigma"] ** 2), "D": D, "m": m, "q": q, "train_risk": train}
@@ -126,39 +122,12 @@ def _observables(s, q, m, train):
     return out
 
 
-def _interpolate(x, grid, values):
-    """Cubic interpolation along the first axis (error O(h^4), below what Richardson removes; linear
-    interpolation's O(h^2) off-grid error would not cancel between levels). Non-finite values stay
-    non-finite from the first time any component is."""
-    finite = _finite_rows(values)
-    if finite.all():
-        return CubicSpline(grid, values, axis=0)(x)
-    n = int(np.argmin(finite))
-    out = np.full((len(x),) + values.shape[1:], np.inf)
-    inside = x <= grid[n - 1]
-    if n >= 2:
-        out[inside] = make_interp_spline(grid[:n], values[:n], k=min(3, n - 1), axis=0)(x[inside])
-    elif n == 1:
-        out[inside] = values[0]
-    return out
 
 
-def _finite_rows(values):
-    return np.isfinite(values).reshape(len(values), -1).all(1)
 
 
-def extrapolation_weights(levels, coarse, target=0.0):
-    """Weights of the levels (grid steps ``coarse``, ``coarse / 2``, ``coarse / 4``) whose weighted sum is
-    the polynomial in the step through them, evaluated at the step ``target``: Richardson's at 0 (the
-    time-continuous limit). A solver whose grid discretises exactly as the simulated algorithm does
-    (an explicit step of the same size) extrapolates to the simulation's own step instead: its O(h) error is
-    then the simulation's, not an error."""
-    nodes = coarse / 2.0 ** np.arange(levels)
-    return tuple(float(np.prod([(target - nodes[j]) / (nodes[i] - nodes[j]) for j in range(levels) if j != i]))
-                 for i in range(levels))
 
 
-RICHARDSON = {n: extrapolation_weights(n, 1.0) for n in (1, 2, 3)}   # to h = 0: (1,), (-1, 2), (1/3, -2, 8/3)
 
 
 def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
@@ -181,7 +150,7 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     deterministic = problem.clock == "flow" and problem.side.exact_paths
     if deterministic:
         steps, replicas = max(steps, DETERMINISTIC_STEPS), 1      # no Monte Carlo: a fine grid is cheap
-    per_replica = []
+    runs, lower = [], []
     for r in range(replicas):
         args = (paths // replicas, tangent_paths // replicas, seed + 7919 * r)
         while True:
@@ -198,33 +167,18 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
                 break
             steps *= 2
         with np.errstate(invalid="ignore"):
-            grids = [[_interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for sol, _ in solved] for k in ("q", "m", "train")]
-        weights = [c for _, c in solved]
-        with np.errstate(invalid="ignore"):           # inf - inf past a predicted divergence
-            entry = {"": _curves(s, [sum(c * g for c, g in zip(weights, gk)) for gk in grids])}
-            if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
-                lower = RICHARDSON[len(solved) - 1]
-                entry["lower"] = _curves(s, [sum(c * g for c, g in zip(lower, gk[1:])) for gk in grids])
-        per_replica.append(entry)
-    out = {}
-    for name in per_replica[0][""]:
-        vals = np.array([c[""][name] for c in per_replica])
-        blown = ~np.isfinite(vals).all(0)
-        safe = np.where(blown, 0.0, vals)
-        out[name] = np.where(blown, np.inf, safe.mean(0))
-        var = safe.var(0, ddof=1) / replicas if replicas > 1 else np.zeros(len(s_times))
-        if "lower" in per_replica[0]:
-            with np.errstate(invalid="ignore"):
-                gap = np.array([c[""][name] - c["lower"][name] for c in per_replica])
-            var = var + np.where(np.isfinite(gap).all(0), gap, 0.0).mean(0) ** 2
-        if replicas > 1 or "lower" in per_replica[0]:
-            out[f"unc({name})"] = np.where(blown, np.inf, np.sqrt(var))
-    return out
+            grids = [{k: interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for k in ("q", "m", "train")}
+                     for sol, _ in solved]
+        runs.append(_curves(s, combine([c for _, c in solved], grids)))
+        if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
+            lower.append(_curves(s, combine(RICHARDSON[len(solved) - 1], grids[1:])))
+    return summarise_replicas(runs, lower or None)
 
 
 def _curves(s, prim):
-    """Observables from the primaries ``(q, m, train)``, +inf from the first non-finite time on."""
-    blown = np.maximum.accumulate(~(_finite_rows(prim[0]) & _finite_rows(prim[1]) & _finite_rows(prim[2])))
+    """Observables from the primaries ``{q, m, train}``, +inf from the first non-finite time on."""
+    prim = [prim[k] for k in ("q", "m", "train")]
+    blown = np.maximum.accumulate(~np.logical_and.reduce([np.isfinite(x).reshape(len(x), -1).all(1) for x in prim]))
     curves = _observables(s, *(np.where(blown.reshape((-1,) + (1,) * (x.ndim - 1)), 0.0, x) for x in prim))
     return {k: np.where(blown, np.inf, v) for k, v in curves.items()}
 

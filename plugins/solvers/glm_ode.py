@@ -17,8 +17,7 @@ from scipy.integrate import solve_ivp
 from hdbench import no
 from hdbench_plugins.common.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
                                         population, teacher_variance)
-from hdbench_plugins.common.spectra import is_isotropic
-from hdbench_plugins.solvers.regime import one_pass, unregularised
+from hdbench_plugins.solvers.regime import isotropic_data, one_pass, unregularised
 
 
 def glm_rates(m, q, p, gamma, correction=True):
@@ -71,8 +70,8 @@ def _blow_up(_, y):
 def supports_online_glm(s):
     if s.model != "glm":
         return no(f"model '{s.model}' is not glm")
-    if not is_isotropic(s.model_params):
-        return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    if not isotropic_data(s):
+        return isotropic_data(s)
     if not unregularised(s):
         return unregularised(s)
     return one_pass(s)

@@ -27,10 +27,10 @@ from __future__ import annotations
 import abc
 
 import numpy as np
+from scipy.special import roots_chebyu
 
 from hdbench import Predictor, no
-from hdbench_plugins.common.spectra import is_isotropic
-from hdbench_plugins.solvers.regime import small_batches, unregularised
+from hdbench_plugins.solvers.regime import isotropic_data, small_batches, unregularised
 
 
 def mp_quadrature(alpha: float, nodes: int = 256):
@@ -42,11 +42,8 @@ def mp_quadrature(alpha: float, nodes: int = 256):
     """
     c = 1.0 / alpha
     a, b = (1 - np.sqrt(c)) ** 2, (1 + np.sqrt(c)) ** 2
-    k = np.arange(1, nodes + 1)
-    phi = k * np.pi / (nodes + 1)
-    x = np.cos(phi)
+    x, w_cheb = roots_chebyu(nodes)
     lam = (a + b) / 2 + (b - a) / 2 * x
-    w_cheb = np.pi / (nodes + 1) * np.sin(phi) ** 2
     weights = ((b - a) / 2) ** 2 * w_cheb / (2 * np.pi * c * lam)
     return lam, weights, max(0.0, 1.0 - alpha)
 
@@ -59,8 +56,8 @@ def _overlaps(p):
 def _supports_isotropic_linear(s):
     if s.model != "linear":
         return no(f"model '{s.model}' is not the linear (least-squares) model")
-    if not is_isotropic(s.model_params):
-        return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    if not isotropic_data(s):
+        return isotropic_data(s)
     return unregularised(s)
 
 

@@ -26,9 +26,8 @@ from __future__ import annotations
 import numpy as np
 
 from hdbench import no
-from hdbench_plugins.common.spectra import is_isotropic
 from hdbench_plugins.solvers.least_squares import mp_quadrature
-from hdbench_plugins.solvers.regime import small_batches
+from hdbench_plugins.solvers.regime import isotropic_data, small_batches
 
 
 STEPS = 1000
@@ -47,8 +46,8 @@ def dmft_units(s):
 def supports_multipass(s, models=("linear",)):
     if s.model not in models:
         return no(f"model '{s.model}' is not one of {', '.join(models)}")
-    if not is_isotropic(s.model_params):
-        return no(f"spectrum '{s.model_params['spectrum']}' is anisotropic; this theory assumes Sigma = I")
+    if not isotropic_data(s):
+        return isotropic_data(s)
     if s.alpha is None:
         return no("online data: this theory needs finite data (alpha)")
     if s.dynamics not in MULTIPASS_DYNAMICS:

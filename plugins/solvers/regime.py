@@ -3,6 +3,7 @@ condition under which it does (``B << d`` for one-pass, ``B << n`` for multi-pas
 from __future__ import annotations
 
 from hdbench import YES, no
+from hdbench_plugins.common.spectra import is_isotropic
 
 MAX_BATCH_FRACTION = 0.05   # B/d (online) or B/n (multi-pass) above this leaves the B << d, n regime
 
@@ -32,3 +33,9 @@ def unregularised(s):
     """Theories derived without a penalty decline ``ridge > 0``."""
     ridge = s.model_params.get("ridge", 0.0)
     return no(f"ridge = {ridge:g}: this theory has no penalty term") if ridge else YES
+
+
+def isotropic_data(s):
+    """Theories derived for ``Sigma = I`` decline an anisotropic spectrum."""
+    p = s.model_params
+    return YES if is_isotropic(p) else no(f"spectrum '{p['spectrum']}' is anisotropic; this theory assumes Sigma = I")
