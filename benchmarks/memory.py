@@ -20,7 +20,7 @@ def _main(spec: dict) -> dict:
     import dataclasses
 
     import hdbench
-    from hdbench.scenario import estimate_bytes
+    from hdbench.memory import estimate_bytes
     from hdbench.simulate import _compiled, program_bytes
 
     tiny = dict(spec, d=20, seeds=2, n_times=3)

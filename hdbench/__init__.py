@@ -10,11 +10,13 @@ Flat public API (see docs/ for the guide):
     scores = hdbench.score(sim, curves)
     hdbench.run_suite("quick", db=".hdbench/results.sqlite")
 """
-from .component import YES, Dynamics, Model, Param, Predictor, Support, no
+from .contract import YES, Dynamics, Model, Predictor, Support, no
+from .params import Param
 from .errors import InputError, PluginError
 from .hookspecs import hookimpl
 from .registry import registry
-from .scenario import Scenario, builtin_suites, load_suite
+from .scenario import Scenario
+from .suite import Suite, builtin_suites, load_suite
 from .simulate import Simulation, simulate
 from .score import score
 from .runner import run_suite
@@ -22,6 +24,6 @@ from .runner import run_suite
 __version__ = "0.1.0"
 
 __all__ = ["YES", "Dynamics", "InputError", "Model", "Param", "PluginError", "Predictor",
-           "Scenario", "Simulation", "Support", "builtin_suites", "hookimpl", "load_suite", "no", "registry",
+           "Scenario", "Simulation", "Suite", "Support", "builtin_suites", "hookimpl", "load_suite", "no", "registry",
            "run_suite", "score", "simulate", "__version__"]
 

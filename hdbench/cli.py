@@ -89,7 +89,7 @@ def main(argv=None) -> int:
 
 def cmd_list(args) -> int:
     from .registry import registry
-    from .scenario import builtin_suites
+    from .suite import builtin_suites
     reg = registry()
     if args.format == "json":
         out = {kind: [{"name": e.name, "provider": e.provider, "description": e.cls.description}

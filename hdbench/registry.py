@@ -19,7 +19,7 @@ import traceback
 import pluggy
 
 from . import hookspecs
-from .component import Dynamics, Model, Predictor
+from .contract import Dynamics, Model, Predictor
 from .errors import PluginError, unknown_name
 
 KINDS = {"model": ("hdbench_models", Model), "dynamics": ("hdbench_dynamics", Dynamics),

@@ -25,11 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .component import YES, Support, no
+from .contract import YES, Support, no
 from .errors import InputError
 from .fingerprint import scorer_code, simulation_code
 from .registry import registry
-from .scenario import MAX_TIMEOUT, Scenario, load_suite, suite_timeout
+from .scenario import Scenario
+from .suite import MAX_TIMEOUT, load_suite
 from .score import NothingToScore, ScoreError, check_curves, score
 from .simulate import Simulation, simulate
 from .store import DEFAULT_DB, Store
@@ -229,9 +230,10 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
     """
     start = time.perf_counter()
     reg = registry()
-    suite_name, scenarios = load_suite(suite, reg)
+    loaded = load_suite(suite, reg)
+    suite_name, scenarios = loaded.name, loaded.scenarios
     if timeout is None:
-        timeout = suite_timeout(suite) or DEFAULT_TIMEOUT
+        timeout = loaded.timeout or DEFAULT_TIMEOUT
     names = list(predictors) if predictors else reg.names("predictor")
     for name in names:
         reg.entry("predictor", name)   # unknown name -> InputError with a suggestion

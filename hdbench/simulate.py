@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from .scenario import MEMORY_MARGIN, MEMORY_OVERHEAD, Scenario, check_memory
+from .memory import MEMORY_MARGIN, MEMORY_OVERHEAD, check_memory
+from .scenario import Scenario
 
 BLOWUP = 1e8
 
@@ -52,12 +53,13 @@ class Simulation:
         return s.seeds * float(self.times[-1]) * s.d * s.d / max(self.run_s, 1e-12)
 
 
-def simulate(scenario: Scenario) -> Simulation:
-    """Simulate ``scenario.seeds`` independent runs (teacher, data, init and noise per seed)."""
+def simulate(scenario: Scenario, registry=None) -> Simulation:
+    """Simulate ``scenario.seeds`` independent runs (teacher, data, init and noise per seed), with the
+    model and dynamics of ``registry`` (default: the process-wide one)."""
     import jax
     import jax.numpy as jnp
 
-    compiled, names, compile_s = _compiled(dataclasses.replace(scenario, seed=0, name=""))
+    compiled, names, compile_s = _compiled(dataclasses.replace(scenario, seed=0, name=""), registry)
     check_memory(program_bytes(compiled), scenario.label, "by XLA's count of the compiled program's buffers")
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.PRNGKey(scenario.seed), i))(
         jnp.arange(scenario.seeds))
@@ -86,30 +88,30 @@ def program_bytes(compiled) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(shape: Scenario):
+def _compiled(shape: Scenario, registry=None):
     import jax
     import jax.numpy as jnp
 
-    fn, names = build(shape)
+    fn, names = build(shape, registry)
     keys = jax.ShapeDtypeStruct((shape.seeds, 2), jnp.uint32)
     start = time.perf_counter()
     compiled = jax.jit(fn).lower(keys).compile()
     return compiled, names, time.perf_counter() - start
 
 
-def build(s: Scenario):
+def build(s: Scenario, registry=None):
     """The per-scenario function ``keys[seeds] -> observables[seeds, n_times, n_obs]`` (not jitted)."""
     import jax
     import jax.numpy as jnp
     import optax
 
-    from .registry import registry
+    from .registry import registry as default_registry
 
-    reg = registry()
+    reg = registry or default_registry()
     model, dyn = reg.model(s.model), reg.dynamics(s.dynamics)
     mp = dict(s.model_params)
     d, n, online = s.d, s.n, s.alpha is None
-    dt = dyn.dt(s)
+    dt = s.dt
     spr = s.steps_per_record(dt)
     opt = dyn.optimizer(s)
     names = tuple(model.observable_names(mp, finite=not online))

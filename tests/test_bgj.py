@@ -1,4 +1,4 @@
-"""Spiked tensor PCA and the BGJ predictors: fixed points (one_pass.md section 3), simulation, and
+"""Spiked tensor PCA and the BGJ predictors: fixed points (docs/theory/one_pass.md section 3), simulation, and
 the spread across seeds near the uninformative start."""
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """Committee machines and the Saad-Solla ODE: closed-form integrals against Monte Carlo, the plateau
-fixed point and its eg (one_pass.md), the linear K = M = 1 closed form, and simulation."""
+fixed point and its eg (docs/theory/one_pass.md), the linear K = M = 1 closed form, and simulation."""
 import jax
 import jax.numpy as jnp
 import numpy as np

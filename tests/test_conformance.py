@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import hdbench
-from hdbench.component import Support
+from hdbench.contract import Support
 
 REG = hdbench.registry()
 MODELS, DYNAMICS, PREDICTORS = REG.names("model"), REG.names("dynamics"), REG.names("predictor")

@@ -1,4 +1,4 @@
-"""Diagonal linear networks (dln.md): the exact step structure, the q/p decay law, the SDE and PDE
+"""Diagonal linear networks (docs/theory/dln.md): the exact step structure, the q/p decay law, the SDE and PDE
 solvers against each other and against SGD, the exponential convergence rate, and what SGD noise
 does that gradient flow on the population risk misses."""
 import jax

@@ -1,4 +1,4 @@
-"""glm with any covariance spectrum and glm-aniso-ode (one_pass.md section 4): equal to glm-ode on
+"""glm with any covariance spectrum and glm-aniso-ode (docs/theory/one_pass.md section 4): equal to glm-ode on
 isotropic data and to the Volterra solution for square loss (solver tolerance), within noise of
 simulation on power-law and zero-one spectra, and the binning error it states."""
 import numpy as np

@@ -7,7 +7,7 @@ import pytest
 
 import hdbench
 from hdbench.errors import InputError
-from hdbench.scenario import estimate_bytes
+from hdbench.memory import estimate_bytes
 from hdbench.simulate import _compiled, program_bytes
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))

@@ -1,4 +1,4 @@
-"""gmm-multiclass and multiclass-ode (one_pass.md section 6): the class expectations against Monte
+"""gmm-multiclass and multiclass-ode (docs/theory/one_pass.md section 6): the class expectations against Monte
 Carlo, the per-mode ODE within noise of simulation for the three losses, fixed and growing C, and
 the paper's alignment claim (clean-direction overlap above the noisy one on zero-one and power-law
 covariances, not on isotropic data) in theory and simulation."""

@@ -82,8 +82,9 @@ model = "linear"
 dynamics = { name = "online-sgd" }
 sweep = { "dynamics.gamma" = [0.5, 1.0], d = [50, 100] }
 ''')
-    name, scenarios = hdbench.load_suite(good)
-    assert name == "mine" and len(scenarios) == 4
+    suite = hdbench.load_suite(good)
+    name, scenarios = suite.name, suite.scenarios
+    assert name == "mine" and len(scenarios) == 4 and suite.timeout is None
     assert {(s.d, s.dynamics_params["gamma"]) for s in scenarios} == {(50, 0.5), (50, 1.0), (100, 0.5), (100, 1.0)}
     bad = tmp_path / "bad.toml"
     bad.write_text("[suite\nname = 1")
@@ -94,19 +95,18 @@ sweep = { "dynamics.gamma" = [0.5, 1.0], d = [50, 100] }
 
 
 def test_suite_timeout(tmp_path):
-    from hdbench.scenario import suite_timeout
-    assert suite_timeout("quick") is None
+    assert hdbench.load_suite("quick").timeout is None
     path = tmp_path / "t.toml"
+    body = "\n[[scenario]]\nmodel = 'linear'\ndynamics = 'online-sgd'\nd = 20\nt_max = 1.0\n"
     for value, expected in (("600", 600.0), ("2.5", 2.5)):
-        path.write_text(f"[suite]\nname = 't'\ntimeout = {value}\n")
-        assert suite_timeout(path) == expected
+        path.write_text(f"[suite]\nname = 't'\ntimeout = {value}\n" + body)
+        assert hdbench.load_suite(path).timeout == expected
     for value in ("0", "-1", "'long'", "true"):
-        path.write_text(f"[suite]\nname = 't'\ntimeout = {value}\n")
+        path.write_text(f"[suite]\nname = 't'\ntimeout = {value}\n" + body)
         with pytest.raises(InputError, match=r"^suite 't.toml': \[suite\] timeout = .* is not allowed \(expected seconds, > 0 and < 604800\)$"):
-            suite_timeout(path)
+            hdbench.load_suite(path)
 
 
 def test_builtin_suites_expand():
     for name in hdbench.builtin_suites():
-        _, scenarios = hdbench.load_suite(name)
-        assert scenarios
+        assert hdbench.load_suite(name).scenarios

@@ -3,7 +3,6 @@ spike count, the start ``(u0, v0)`` and the weight ``w(u, v)`` of each parametri
 """
 from __future__ import annotations
 
-
 PARAMETRISATIONS = ("product", "difference")
 
 

@@ -1,5 +1,5 @@
 """Covariance spectra shared by every model with Gaussian data: ``Sigma = diag(lambda_1..lambda_d)``,
-normalised so that ``tr(Sigma)/d = 1`` (CONVENTIONS.md).
+normalised so that ``tr(Sigma)/d = 1`` (docs/conventions.md).
 
 ``given``: the user's eigenvalues (``eigenvalues`` list, or ``eigenvalues_file``, whitespace-separated
 numbers). A list of length d is used as it is; any other length is read as the shape of the spectrum:

@@ -10,7 +10,7 @@
 | adam          | either | ``optax.adam(gamma B/d^1.5)`` (no theory)             | B/d   |
 
 SGF: ``theta += -gamma h [gbar + (1/sqrt(h d n)) sum_i (xi_i - xibar) g_i]``, ``xi ~ N(0, I_n)``,
-whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (CONVENTIONS.md). ``either`` dynamics draw
+whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (docs/conventions.md). ``either`` dynamics draw
 fresh samples without ``alpha`` and with-replacement batches with it. Adam's step scales as
 ``d^-1.5`` because its per-coordinate steps are O(lr) while coordinates are O(d^-1/2).
 """

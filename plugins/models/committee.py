@@ -1,4 +1,4 @@
-"""Model ``committee``: two-layer soft committee machine, teacher-student (one_pass.md section 2).
+"""Model ``committee``: two-layer soft committee machine, teacher-student (docs/theory/one_pass.md section 2).
 
 Student ``yhat = sum_i v_i g(lambda_i)``, ``lambda_i = <w_i, x>``, i = 1..K; teacher
 ``y = sum_n A g(nu_n) + sigma zeta``, ``nu_n = <w*_n, x>``, n = 1..M, with orthonormal teacher rows
@@ -25,7 +25,6 @@ from hdbench import InputError, Model, Param
 from hdbench_plugins.common.linalg import orthonormal_columns
 from hdbench_plugins.common.spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
 from hdbench_plugins.common.committee import named_overlaps, overlap_names, ACTIVATIONS, g, generalisation_error, initial_overlaps
-
 
 
 class Committee(Model):

@@ -1,6 +1,6 @@
-"""Model ``dln``: diagonal linear network regression (dln.md; García Malaxechebarría et al. 2026).
+"""Model ``dln``: diagonal linear network regression (docs/theory/dln.md; García Malaxechebarría et al. 2026).
 
-Scaling — the one exception to CONVENTIONS.md's O(1) norms: coordinates are O(1), ``|w|^2 ~ d``.
+Scaling — the one exception to docs/conventions.md's O(1) norms: coordinates are O(1), ``|w|^2 ~ d``.
 ``x ~ N(0, I_d)``, ``y = <x, w*> + sigma sqrt(d) eps``; the student is ``w = u (.) v``
 (``parametrisation = "product"``) or ``w = u^2 - v^2`` (``"difference"``) with per-sample loss
 ``(<x, w> - y)^2 / 2``, so SGD with per-sample step ``gamma/d`` moves each coordinate by O(d^-1/2).
@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import hdbench
 from hdbench import InputError, Model, Param
 from hdbench_plugins.common.dln import PARAMETRISATIONS, spike_count, initial_uv, weight
-
 
 
 class DiagonalLinearNetwork(Model):

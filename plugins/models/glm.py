@@ -33,7 +33,6 @@ from hdbench_plugins.common.spectra import SPECTRUM_PARAMS, is_isotropic, spectr
 from hdbench_plugins.common.glm import LINKS, ACTIVATIONS, LOSSES, activation, loss_value, population
 
 
-
 class GLM(SingleIndexStart):
     name = "glm"
     description = "single-index teacher-student GLM: links, activations, square/logistic/hinge losses; any spectrum"

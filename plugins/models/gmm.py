@@ -1,5 +1,5 @@
 """Models ``gmm-binary`` and ``gmm-xor``: Ben Arous-Gheissari-Jagannath's Gaussian mixtures
-classified by a two-layer ReLU network (one_pass.md section 3).
+classified by a two-layer ReLU network (docs/theory/one_pass.md section 3).
 
 ``y ~ Bernoulli(1/2)``, ``x ~ N((2y - 1) mu, I/lam)`` with ``|mu| = 1``; network output
 ``yhat = v . relu(W x)`` with 2 hidden units; loss ``-y yhat + log(1 + e^yhat) + (alpha/2)(|v|^2 + |W|^2)``
@@ -22,7 +22,6 @@ interface the theories use: ``mixture`` (components), ``units``, ``statistics(v,
 ``optimum(v, M)``, ``population(v, M, R, lam)`` with ``M = W mu^T`` [units, means].
 """
 from __future__ import annotations
-
 
 import jax
 import jax.numpy as jnp
@@ -132,7 +131,6 @@ class GMMXor(Xor, GMMBinary):
     def teacher(self, key, d, p):
         q = orthonormal_columns(jax.random.normal(key, (d, 2)))
         return q.T                                                         # rows mu, nu
-
 
 
 @hdbench.hookimpl

@@ -1,5 +1,5 @@
 """Model ``gmm-multiclass``: C anisotropic Gaussian classes, a linear classifier trained by one-pass
-SGD (Collins-Woodfin & Seroussi 2025; one_pass.md section 6).
+SGD (Collins-Woodfin & Seroussi 2025; docs/theory/one_pass.md section 6).
 
 Data: class ``c`` with probability ``p_c``, ``x = mu_c + (s_c Sigma)^{1/2} z``, ``Sigma = diag(lambda_j)``
 (any spectrum of spectra.py, mean eigenvalue 1) and class scales ``s_c`` (``class_scales``; default
@@ -30,7 +30,6 @@ function theory and model share.
 """
 from __future__ import annotations
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -41,7 +40,6 @@ from hdbench import InputError, Model, Param
 from hdbench_plugins.common.linalg import orthonormal_columns
 from hdbench_plugins.common.spectra import SPECTRUM_PARAMS, check_spectrum, spectrum
 from hdbench_plugins.common.gmm_multiclass import LOSSES, MAX_PER_CLASS, n_classes, given_means, outputs, class_probs, class_scales, clean_mask, mean_split, root_of, class_expectations, check_given_means
-
 
 
 class GMMMulticlass(Model):

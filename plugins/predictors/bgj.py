@@ -14,7 +14,6 @@ from hdbench_plugins.solvers.regime import one_pass
 from hdbench_plugins.solvers.bgj_spiked import SOLVERS, diffusive_moments, DIFFUSIVE_WINDOW
 
 
-
 class BGJEffective(Predictor):
     name = "bgj-effective"
     description = "Ben Arous-Gheissari-Jagannath effective ODEs with corrector (spiked tensor, binary and XOR GMM)"
@@ -28,7 +27,6 @@ class BGJEffective(Predictor):
 
     def predict(self, s, times):
         return SOLVERS[s.model][1](s, times, correction=True)
-
 
 
 class BGJDiffusive(Predictor):

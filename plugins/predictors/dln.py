@@ -4,42 +4,30 @@ and docs/theory/dln.md.
 """
 from __future__ import annotations
 
-
-
 import hdbench
-from hdbench import Param, Predictor, no
+from hdbench import Predictor, no
 from hdbench_plugins.solvers.dln_flow import coordinate_law, supports_online_dln, solve_sde, solve_pde
 
 
-
-# -- predictors ------------------------------------------------------------------------------------------
 class DlnSDE(Predictor):
     name = "dln-sde"
     description = "DLN online SGD: mean-field (u, v) particle SDE per atom of w*, self-consistent risk"
-    params = {"particles": Param(32768, int, low=256, doc="particles per atom of w*"),
-              "dt": Param(0.005, float, low=0.0, low_open=True, high=0.1,
-                          doc="Euler-Maruyama step (for k gamma >= 0.5; longer in proportion below)"),
-              "seed": Param(0, int, low=0)}
-
-    def __init__(self, **params):
-        self.p = self.validate(params)
+    particles = 32768    # per atom of w*
+    dt = 0.005           # Euler-Maruyama step (for k gamma >= 0.5; longer in proportion below)
+    seed = 0
 
     def supports(self, s):
         return supports_online_dln(s)
 
     def predict(self, s, times):
-        return solve_sde(s, times, self.p["particles"], self.p["dt"], self.p["seed"])
+        return solve_sde(s, times, self.particles, self.dt, self.seed)
 
 
 class DlnPDE(Predictor):
     name = "dln-pde"
     description = "DLN online SGD: deterministic Fokker-Planck PDE per atom of w* (finite volumes), no MC noise"
-    params = {"cells": Param(801, int, low=21, doc="finite-volume cells per atom"),
-              "dt": Param(1e-3, float, low=0.0, low_open=True, high=0.1,
-                          doc="backward-Euler step (for k gamma >= 0.5; longer in proportion below)")}
-
-    def __init__(self, **params):
-        self.p = self.validate(params)
+    cells = 801          # finite-volume cells per atom
+    dt = 1e-3            # backward-Euler step (for k gamma >= 0.5; longer in proportion below)
 
     def supports(self, s):
         base = supports_online_dln(s)
@@ -48,7 +36,7 @@ class DlnPDE(Predictor):
         return base
 
     def predict(self, s, times):
-        return solve_pde(s, times, self.p["cells"], self.p["dt"])
+        return solve_pde(s, times, self.cells, self.dt)
 
 
 @hdbench.hookimpl

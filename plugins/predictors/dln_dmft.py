@@ -3,8 +3,6 @@ two-dimensional parameter process. Equations: :mod:`hdbench_plugins.solvers.dln_
 """
 from __future__ import annotations
 
-
-
 import hdbench
 from hdbench import Predictor, no
 from hdbench_plugins.solvers.regime import small_batches

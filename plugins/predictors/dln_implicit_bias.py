@@ -11,7 +11,6 @@ from hdbench_plugins.solvers.dln_flow import coordinate_law
 from hdbench_plugins.solvers.dln_implicit_bias import MIN_GAMMA_T, implicit_bias_limit
 
 
-
 class DlnImplicitBias(Predictor):
     name = "dln-gf-implicit-bias"
     description = "DLN gradient flow on n < d samples: its limit, the hyperbolic-entropy interpolator (CGMT law)"

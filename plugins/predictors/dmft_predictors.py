@@ -4,11 +4,27 @@ by one DMFT with four clocks (deterministic, Gaussian, Poisson, Bernoulli). Equa
 """
 from __future__ import annotations
 
-
 import hdbench
-from hdbench import YES, no
-from hdbench_plugins.solvers.dmft_runs import MAX_EXACT_STEPS, MAX_DENSE, supports_dmft, predict_dmft, _DMFT
+from hdbench import YES, Predictor, no
+from hdbench_plugins.solvers.dmft_runs import COMMITTEE_PATHS, COMMITTEE_STEPS, MAX_DENSE, MAX_EXACT_STEPS, predict_dmft, supports_dmft
 
+
+class _DMFT(Predictor):
+    clock = "flow"
+    steps = 20              # coarsest Richardson level (then 2 and 4 times finer)
+    levels = 3
+    paths = 16000           # Monte-Carlo paths of the sample side
+    tangent_paths = 4000    # of which carry the O(T^3) tangents (square loss: the clock paths)
+    replicas = 4            # independent solves: their spread is the reported uncertainty
+
+    def supports(self, s):
+        return supports_dmft(s)
+
+    def predict(self, s, times):
+        steps, paths, tangent_paths = self.steps, self.paths, self.tangent_paths
+        if s.model == "committee":
+            steps, paths, tangent_paths = min(steps, COMMITTEE_STEPS), paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
+        return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas)
 
 
 class DmftGF(_DMFT):

@@ -3,12 +3,9 @@ per-eigenvalue ODE. Equations: :mod:`hdbench_plugins.solvers.aniso_ode` and docs
 """
 from __future__ import annotations
 
-
-
 import hdbench
 from hdbench import Predictor
 from hdbench_plugins.solvers.aniso_ode import solve_glm_aniso, solve_committee_aniso, supports_online_glm_any_spectrum
-
 
 
 class GlmAnisoODE(Predictor):

@@ -3,14 +3,9 @@ Equations: :mod:`hdbench_plugins.solvers.glm_ode` and docs/theory/one_pass.md se
 """
 from __future__ import annotations
 
-
 import hdbench
 from hdbench import Predictor
-from hdbench_plugins.solvers.glm_ode import solve_glm, _blow_up, supports_online_glm
-
-
-
-_blow_up.terminal = True
+from hdbench_plugins.solvers.glm_ode import solve_glm, supports_online_glm
 
 
 class GlmODE(Predictor):

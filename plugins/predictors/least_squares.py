@@ -4,30 +4,29 @@ flow on n = alpha d samples) and ``lsq-homogenized-sgd`` (multi-pass SGD / SGF).
 """
 from __future__ import annotations
 
+import abc
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
 import hdbench
-from hdbench import Predictor
-from hdbench_plugins.solvers.regime import one_pass
-from hdbench_plugins.solvers.least_squares import _overlaps, _supports_isotropic_linear, _FiniteDataLsq
-
+from hdbench import Predictor, no
+from hdbench_plugins.solvers.regime import one_pass, small_batches
+from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, supports_isotropic_linear
 
 
 class LsqOnlineODE(Predictor):
     name = "lsq-online-ode"
     description = "online SGD on least squares: (m, q) ODE with the gamma^2 correction (oracle 1)"
-    params = {}
 
     def supports(self, s):
-        base = _supports_isotropic_linear(s)
+        base = supports_isotropic_linear(s)
         if not base:
             return base
         return one_pass(s)
 
     def predict(self, s, times):
-        m0, q0, sigma, _ = _overlaps(s.model_params)
+        m0, q0, sigma, _ = overlaps(s.model_params)
         gamma = s.dynamics_params["gamma"]
 
         def rhs(t, y):
@@ -40,6 +39,40 @@ class LsqOnlineODE(Predictor):
         m, q = sol.y
         D = q - 2 * m + 1
         return {"m": m, "q": q, "D": D, "risk": 0.5 * (D + sigma**2)}
+
+
+class _FiniteDataLsq(Predictor):
+    """Shared regime and observables of the Marchenko-Pastur theories (finite data, isotropic)."""
+
+    nodes = 256   # quadrature nodes of the MP law (converged to ~1e-12 at alpha = 2)
+    dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs")
+
+    def supports(self, s):
+        base = supports_isotropic_linear(s)
+        if not base:
+            return base
+        if s.alpha is None:
+            return no("online data: this theory needs finite data (alpha)")
+        if s.dynamics not in self.dynamics_supported:
+            return no(f"dynamics '{s.dynamics}' is not one of {', '.join(self.dynamics_supported)}")
+        return small_batches(s)
+
+    def predict(self, s, times):
+        p = s.model_params
+        m0, q0, sigma, D0 = overlaps(p)
+        gamma, c = s.dynamics_params["gamma"], 1.0 / s.alpha
+        lam, W, p0 = mp_quadrature(s.alpha, self.nodes)
+        times = np.asarray(times, float)
+        w = self.solve_w(lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes]
+        decay = np.exp(-gamma * np.outer(times, lam))
+        D = (w - 2 * sigma**2 * c * decay / lam + sigma**2 * c / lam) @ W + D0 * p0
+        m = 1 + (m0 - 1) * (decay @ W + p0)
+        train = 0.5 * (w * lam) @ W + 0.5 * sigma**2 * (1 - min(c, 1.0))
+        return {"risk": 0.5 * (D + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1, "train_risk": train}
+
+    @abc.abstractmethod
+    def solve_w(self, lam, W, gamma, sigma, c, w0, times):
+        """``w(l_k, t_i)`` as an array [len(times), nodes]: each subclass is one theory of it."""
 
 
 class LsqGradientFlowMP(_FiniteDataLsq):

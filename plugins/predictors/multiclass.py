@@ -4,11 +4,9 @@ docs/theory/one_pass.md section 6.
 """
 from __future__ import annotations
 
-
 import hdbench
 from hdbench import Predictor
 from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_multiclass
-
 
 
 class MulticlassODE(Predictor):

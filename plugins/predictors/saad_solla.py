@@ -3,12 +3,9 @@ overlaps. Equations: :mod:`hdbench_plugins.solvers.committee_ode` and docs/theor
 """
 from __future__ import annotations
 
-
-
 import hdbench
 from hdbench import Predictor
 from hdbench_plugins.solvers.committee_ode import solve_committee, supports_committee
-
 
 
 class SaadSolla(Predictor):

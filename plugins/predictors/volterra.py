@@ -4,11 +4,9 @@ the Volterra equation (d -> infinity) and by the exact finite-d expected recursi
 """
 from __future__ import annotations
 
-
 import hdbench
 from hdbench import Predictor
-from hdbench_plugins.solvers.volterra import _supports_linear_online, solve_volterra, solve_exact_recursion
-
+from hdbench_plugins.solvers.volterra import supports_linear_online, solve_volterra, solve_exact_recursion
 
 
 class LsqVolterra(Predictor):
@@ -18,7 +16,7 @@ class LsqVolterra(Predictor):
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 400, "t_max": 4.0}]
 
     def supports(self, s):
-        return _supports_linear_online(s)
+        return supports_linear_online(s)
 
     def predict(self, s, times):
         return solve_volterra(s, times)
@@ -31,7 +29,7 @@ class LsqExactRecursion(Predictor):
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0, "batch_size": 4}}, "d": 200, "t_max": 4.0}]
 
     def supports(self, s):
-        return _supports_linear_online(s, any_batch=True)
+        return supports_linear_online(s, any_batch=True)
 
     def predict(self, s, times):
         return solve_exact_recursion(s, times)

@@ -3,16 +3,14 @@ on the Marchenko-Pastur law. Equations: :mod:`hdbench_plugins.solvers.multipass`
 """
 from __future__ import annotations
 
-
 import hdbench
 from hdbench import Predictor
 from hdbench_plugins.solvers.multipass import supports_multipass, solve_volterra_multipass
 
 
-
 class LsqVolterraMultipass(Predictor):
     name = "lsq-volterra-multipass"
-    description = "multi-pass SGD / SGF / GD on ridge least squares: Volterra equations on the MP law (Fan-Wang; multipass.md s.4)"
+    description = "multi-pass SGD / SGF / GD on ridge least squares: Volterra equations on the MP law (Fan-Wang; docs/theory/multipass.md s.4)"
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "ridge": 0.1}},
                  "dynamics": {"name": "sgd", "params": {"gamma": 1.0}}, "alpha": 2.0, "d": 200, "t_max": 4.0}]
 

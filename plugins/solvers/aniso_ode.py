@@ -1,5 +1,5 @@
 """``glm-aniso-ode``: online SGD on single-index GLMs and multi-index models (committee machines)
-with any covariance spectrum (one_pass.md section 4, Collins-Woodfin, Paquette, Paquette, Seroussi
+with any covariance spectrum (docs/theory/one_pass.md section 4, Collins-Woodfin, Paquette, Paquette, Seroussi
 2023), in our conventions.
 
 Per eigen-direction ``u_j`` the student and teacher read-outs ``theta_j``, ``theta*_j`` give

@@ -1,5 +1,5 @@
 """BGJ effective dynamics for the Gaussian-mixture models ``gmm-binary`` and ``gmm-xor``
-(one_pass.md section 3), in our time (``delta = gamma/d``).
+(docs/theory/one_pass.md section 3), in our time (``delta = gamma/d``).
 
 Statistics ``u = (v, M, R)``: second layer ``v`` [K], ``M = W mu^T`` [K, A] (overlaps with the A
 mean directions), ``R`` [K, K] (Gram matrix of the parts of W orthogonal to the means). With

@@ -1,5 +1,5 @@
 """``bgj-effective``: Ben Arous-Gheissari-Jagannath effective dynamics with corrector
-(one_pass.md section 3), in our conventions: ``delta = gamma/d``, their time ``l delta = gamma t``.
+(docs/theory/one_pass.md section 3), in our conventions: ``delta = gamma/d``, their time ``l delta = gamma t``.
 Models: ``spiked-tensor`` (below), ``gmm-binary`` and ``gmm-xor`` (``bgj_gmm``).
 
 Spiked tensor of order k, ``u1 = <x, v>``, ``u2 = |x|^2 - u1^2``, ``R^2 = u1^2 + u2``, ``c = gamma``:

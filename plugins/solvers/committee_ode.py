@@ -1,5 +1,5 @@
 """``saad-solla``: online SGD on the soft committee machine (Saad & Solla 1995; Goldt et al. 2019),
-one_pass.md section 2, in our conventions (per-sample step ``gamma/d`` = their ``eta/d``, same time).
+docs/theory/one_pass.md section 2, in our conventions (per-sample step ``gamma/d`` = their ``eta/d``, same time).
 
 Order parameters ``Q`` (K x K), ``R`` (K x M), ``v`` (K); ``C`` is the covariance of all K + M
 pre-activations ``[[Q, R], [R^T, T]]``, ``c_u = A`` (teacher units) or ``-v_j`` (student units):

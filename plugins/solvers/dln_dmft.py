@@ -1,12 +1,12 @@
-"""``dln-dmft``: multi-pass learning on a diagonal linear network by the DMFT of multipass.md with a
-two-dimensional, nonlinear parameter process (dln.md, Multi-pass DLN): full-batch GD (flow clock), SGF
+"""``dln-dmft``: multi-pass learning on a diagonal linear network by the DMFT of docs/theory/multipass.md with a
+two-dimensional, nonlinear parameter process (docs/theory/dln.md, "Multi-pass"): full-batch GD (flow clock), SGF
 (Gaussian clock) and multi-pass SGD with small batches (Poisson clock), each validated against simulation.
 The loss is square, so the sample side depends on the clock through ``E dZ`` and ``E dZ^2`` alone
-(``dmft.square_side_moments``): SGF and SGD share one DMFT (multipass.md's "SGD = SME" for linear models,
+(``dmft.square_side_moments``): SGF and SGD share one DMFT (docs/theory/multipass.md's "SGD = SME" for linear models,
 here with a nonlinear parameter process), and differ only where their simulations do, in SGF's own step
 (``simulated_step``).
 
-Units as in dmft.py (multipass.md section 0): our DLN data ``x ~ N(0, I_d)`` with O(1) coordinates is
+Units as in dmft.py (docs/theory/multipass.md section 0): our DLN data ``x ~ N(0, I_d)`` with O(1) coordinates is
 ``sqrt(d)`` times DMFT's ``X ~ N(0, 1/d)``, so the gradient of our mean loss in ``w`` is
 ``X^T (r - y) / alpha`` and time is ``s = gamma t / alpha``, temperature ``tau = gamma`` (the linear
 model's map; here ``E w*^2`` is the teacher's, not 1).
@@ -23,10 +23,7 @@ sample side is the square-loss one of dmft.py in expectation over the clocks, ex
 Fixed point with damping and common random numbers, then fresh-noise averaging, as ``dmft.solve``; two or
 three grids extrapolate to the simulated algorithm's step (``LEVELS``, ``simulated_step``).
 
-The fixed point must be converged well below the Monte-Carlo noise: stopped when successive (damped)
-iterates of ``q`` and ``m`` moved by < 2e-3 (8 iterations), it left l1 = E|w| 1.4% and the risk 2.5% high at
-t = 4 (10 and 3.5 pooled standard errors of GD at d = 500-4000); at < 2e-4 (15 iterations) and at < 2e-5
-both are within the noise.
+The fixed point is converged well below the Monte-Carlo noise (``tol = 2e-4``; docs/validation/dmft.md).
 """
 from __future__ import annotations
 
@@ -43,43 +40,14 @@ from hdbench_plugins.solvers.multipass import dmft_units
 
 
 CLOCK_OF = {"gd": "flow", "sgf": "gaussian", "sgd": "poisson"}
-
-
-SUPPORTED = ("gd", "sgf", "sgd")   # At alpha = 0.5, gamma = 1, a = 1, t = 4, against d = 1000, default settings
-
-
-                      # (89-94 s on 2 cores): SGD (64 seeds) every observable within 2.2 joint stderr at every
-                      # time, q 0.8270 +- 0.0005 vs 0.8277 +- 0.0007; SGF (128 seeds) within 2.3 from t = 1.5,
-                      # q 0.8179 vs 0.8222 +- 0.0038; before, l1 and l1_off up to z 4.2 (1.7-2.4% high at t = 1),
-                      # within 1.3 against d = 2000 (128 seeds): SGF's simulation is heavy-tailed (each residual a
-                      # geometric Brownian motion) and its seeds' mean converges slowly in d (tests/test_dln.py).
-LEVELS = {"flow": 2, "gaussian": 3, "poisson": 3}   # grids extrapolated over (steps * 1, 2, 4). The white noise's
-
-
-                      # O(h) is curved in q: at alpha = 0.5, gamma = 1, t = 4 the grids of 50, 100, 200 steps give
-                      # q = 0.733, 0.785, 0.807 (differences in the ratio 2.4, not 2); a line through the last two
-                      # misses the quadratic's limit (0.827; SGD's simulation 0.828 +- 0.0005) by 0.003
-REPLICAS = 4          # independent solves, whose spread is the reported unc(NAME). One solve's spread over seeds
-
-
-                      # on GD (t = 4) is 0.45% in l1 (0.0013, 8192 particles an atom): twice the stderr of the
-                      # simulation at d = 1000, 32 seeds; four cost 31 s instead of 19
+SUPPORTED = ("gd", "sgf", "sgd")   # each validated against simulation (docs/validation/dmft.md)
+LEVELS = {"flow": 2, "gaussian": 3, "poisson": 3}   # grids (steps x 1, 2, 4): the white noise's O(h) is curved in q
+REPLICAS = 4          # independent solves, whose spread is the reported unc(NAME)
 CHUNK = 512           # particles per call without tangents
-
-
 TANGENT_FLOATS = 2**26   # with tangents a call holds a few [n, T, T] float32 arrays: n T^2 <= this (256 MB each)
-
-
-# tangent_particles = 512 per atom: the response Rt from 256, 512, 1024 or 4096 gave the same curves to 2e-4 on
-# GD (d-independent cost: the GD trajectory scenario of the standard suite 37 s at 512, 59 s at 1024)
-BLOWUP = 1e6         # |E (w - w*)^2| beyond this (O(1) when sane): the grid or the dynamics diverged
-
-
-FINEST_STEPS = 200   # the finest level at most (the response costs O(T^3) per tangent particle: 2 s per
-
-
-                     # fixed-point iteration at T = 200 on 2 cores)
-STEP = 0.16          # grid step in s times the initial stiffness k S0 (k = 1 for u*v, 4 for u^2 - v^2; S = u^2 + v^2).
+BLOWUP = 1e6          # |E (w - w*)^2| beyond this (O(1) when sane): the grid or the dynamics diverged
+FINEST_STEPS = 200    # the finest level at most: the response costs O(T^3) per tangent particle
+STEP = 0.16           # grid step in s times the initial stiffness k S0 (k = 1 for u*v, 4 for u^2 - v^2; S = u^2 + v^2)
 
 
 @functools.partial(jax.jit, static_argnames=("product", "tangents"))
@@ -289,9 +257,8 @@ def simulated_step(s):
     to: GD and SGF are simulated by explicit (Euler-Maruyama) steps of ``h``, which a grid of step
     ``scale h`` takes exactly as the simulation does (the same explicit update of ``(u, v)`` and of the
     residuals, the same Gaussian per-sample re-weighting); multi-pass SGD is the Poisson clock's limit (0).
-    SGF's q at t = 4 (alpha = 0.5, gamma = 1, d = 1000, 256 paired seeds) is 0.0085 +- 0.0016 lower at h = 0.02
-    than at 0.01 (the DMFT's grids at those steps: 0.0100 lower): that O(h), about 1% at the default h = 0.01,
-    was the gap when SGF's DMFT was extrapolated to h = 0."""
+    SGF's simulation has an O(h) bias of its own (about 1% in q at h = 0.01; docs/validation/dmft.md), which
+    extrapolating to h = 0 would count as the theory's error."""
     if CLOCK_OF[s.dynamics] in ("flow", "gaussian"):
         return dmft_units(s)[0] * s.dynamics_params["h"]
     return 0.0
@@ -299,12 +266,9 @@ def simulated_step(s):
 
 def _observables(s, law, clock, combined):
     if clock == "flow":
-        # Gradient flow conserves c; GD at step dt = scale * h (in s) shrinks it, one step multiplying each
-        # coordinate's c by 1 - (dt f)^2 exactly (f: its gradient), so that log(c / c0) = -dt rate(dt) with
-        # rate(0) = int E f^2 (dln.md's discrete GD identity). The grids' rates are those of GD at their own
-        # steps: extrapolated to the simulation's like every other curve, then exponentiated (log c = -dt rate(dt)
-        # has no constant term, which a line through the grids' c would not keep; at h = 0.04 the rate at the step,
-        # not at 0, takes q from 7.1 to 1.1 stderr of the simulation).
+        # GD at step dt shrinks each coordinate's c by 1 - (dt f)^2 a step, so log(c / c0) = -dt rate(dt): the
+        # rate is extrapolated to the simulation's step like every curve, then exponentiated (a line through the
+        # grids' c would not keep log c's zero constant term)
         combined["c"] = law.c0 * np.exp(-simulated_step(s) * combined["log_shrink_rate"])
     Ew2 = float(law.weights @ law.targets**2)
     Cww = combined["q"]

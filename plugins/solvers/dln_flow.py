@@ -1,5 +1,5 @@
 """Online SGD on diagonal linear networks: the mean-field SDE per coordinate and its Fokker–Planck PDE
-(dln.md; García Malaxechebarría, Paquette, Drusvyatskiy, Fazel 2026).
+(docs/theory/dln.md; García Malaxechebarría, Paquette, Drusvyatskiy, Fazel 2026).
 
 One SGD step moves every coordinate ``(u, v)`` by the same scalar ``F = (gamma/d) e x_i``. In the limit,
 in ``t = samples/d``, ``F = gamma [(w - w*) dt + sqrt(r) dB]`` (u and v share the Brownian motion) with
@@ -11,7 +11,7 @@ So the conserved quantity of gradient flow decays, ``c(t) = c0 exp(-kappa gamma^
 Each step is a hyperbolic rotation: with ``w = lambda |c| sinh(xi)`` (``lambda`` = 1/2 or 2) the
 rapidity moves by ``-2 atanh(F)`` (product) or ``-2 atanh(2F)`` (difference), so in the limit
 ``d xi = -mu gamma [(w - w*) dt + sqrt(r) dB]``: constant diffusion, no Ito term. In ``w`` this is
-dln.md's ``dw = k [-gamma (w - w*) S + gamma^2 r w] dt + k gamma sqrt(r) S dB``, ``S = u^2 + v^2``.
+docs/theory/dln.md's ``dw = k [-gamma (w - w*) S + gamma^2 r w] dt + k gamma sqrt(r) S dB``, ``S = u^2 + v^2``.
 
 Solvers: ``solve_sde`` (Euler–Maruyama on ``(u, v)`` particles per atom of ``w*``; JAX, one jitted
 scan) and ``solve_pde`` (the Fokker–Planck equation in ``xi`` per atom by finite volumes;

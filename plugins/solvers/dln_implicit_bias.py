@@ -1,5 +1,5 @@
 """``dln-gf-implicit-bias``: where gradient flow on finite data takes a diagonal linear network
-(dln.md, Oracles; Woodworth et al. 2020), in the high-dimensional limit.
+(docs/theory/dln.md, "Gradient flow's limit"; Woodworth et al. 2020), in the high-dimensional limit.
 
 Gradient flow moves every coordinate's rapidity ``xi = asinh(w / beta)`` by ``-mu gamma (X^T int e)_i / n``
 and keeps ``c`` (``beta = lambda |c0|``: ``a^2/2`` for ``w = u v`` with ``v0 = 0``, ``2 a^2`` for
@@ -7,7 +7,7 @@ and keeps ``c`` (``beta = lambda |c0|``: ``a^2/2`` for ``w = u v`` with ``v0 = 0
 samples than coordinates (``alpha < 1``) the limit interpolates, and it is the interpolator of least
 Bregman divergence of the hyperbolic entropy from the start:
 ``w_inf = argmin sum_i Phi(w_i)  s.t.  X w = y``, ``Phi(w) = w asinh(w/beta) - sqrt(w^2 + beta^2) - xi0 w``
-(``Phi' = xi - xi0``; ``w_inf = beta sinh(xi0 + X^T nu)``, dln.md's dual).
+(``Phi' = xi - xi0``; ``w_inf = beta sinh(xi0 + X^T nu)``, docs/theory/dln.md's dual).
 
 Its per-coordinate law at ``d -> infinity`` (X with N(0, 1) entries, ``y = X w* + sigma sqrt(d) eps``)
 follows from Gordon's comparison (CGMT): ``w = prox_{kappa Phi}(w* - (tau/alpha) g)``, ``g ~ N(0, 1)``,

@@ -8,7 +8,7 @@
 
 Each predicts any finite-data scenario of the ``linear``, ``glm`` or ``committee`` model on isotropic
 data (GD, SGF, SGD, SGD with epochs): a theory scored on another theory's dynamics is how the
-leaderboard shows which limit each dynamics has. ``tau = gamma`` (CONVENTIONS.md / multipass.md
+leaderboard shows which limit each dynamics has. ``tau = gamma`` (docs/conventions.md / docs/theory/multipass.md
 section 0). Supported: square and logistic losses with smooth activations (linear, erf, tanh,
 quadratic: phase retrieval is quadratic/quadratic/square), any teacher link, label noise, ridge;
 committees of K hidden units with erf or linear activations, any M, either initialisation, the second
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hdbench import YES, Predictor, no
+from hdbench import YES, no
 from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
 from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
@@ -36,33 +36,14 @@ from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, interpola
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
 
 
-SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")
-
-
+SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
 SMOOTH_LOSSES = ("square", "logistic")
-
-
 COMMITTEE_ACTIVATIONS = ("erf", "linear")
-
-
-DETERMINISTIC_STEPS = 80   # gradient flow on a linear teacher: one deterministic path
-
-
-MAX_STEPS = 80             # coarse Richardson level at most (retries on blow-up double it)
-
-
-MAX_EXACT_STEPS = 240      # dmft-sgd-batch: grid steps s_max / (gamma b) beyond this are declined
-
-
-COMMITTEE_STEPS = 20       # coarsest level for committees at most: their tangents are dense in K T (no Woodbury),
-
-
-                           # so the Poisson clock gets the dense clocks' grid. Measured (K = M = 2, erf, alpha 2,
-                           # gamma 1.5, SGF): Richardson's error estimate on Q_0_1 is 0.018 at 10, 0.005 at 20 steps
-COMMITTEE_PATHS = 2        # committees use paths / 2 (and tangent_paths / 2): same scenario at d = 2000, error
-
-
-                           # 0.021 +- 0.029 (floor 0.043) in 29 s warm, against 0.026 +- 0.009 in 49 s at full
+DETERMINISTIC_STEPS = 80   # gradient flow on a linear teacher is one deterministic path: a fine grid is cheap
+MAX_STEPS = 80             # coarsest level at most when a flow's blow-up is retried on a finer grid
+MAX_EXACT_STEPS = 240      # dmft-sgd-batch: more SGD steps than this are declined (cost O(T^3) a path)
+COMMITTEE_STEPS = 20       # committees' tangents are dense in K T: the coarsest grid they can afford (docs/validation/dmft.md)
+COMMITTEE_PATHS = 2        # committees use 1/2 of the paths: same error within its uncertainty, 40% faster
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
@@ -122,14 +103,6 @@ def _observables(s, q, m, train):
     return out
 
 
-
-
-
-
-
-
-
-
 def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
                  exact_step=None, seed=0):
     """Curves and their uncertainty ``unc(NAME)``.
@@ -183,19 +156,3 @@ def _curves(s, prim):
     return {k: np.where(blown, np.inf, v) for k, v in curves.items()}
 
 
-class _DMFT(Predictor):
-    clock = "flow"
-    steps = 20              # coarsest Richardson level (then 2 and 4 times finer)
-    levels = 3
-    paths = 16000           # Monte-Carlo paths of the sample side
-    tangent_paths = 4000    # of which carry the O(T^3) tangents (square loss: the clock paths)
-    replicas = 4            # independent solves: their spread is the reported uncertainty
-
-    def supports(self, s):
-        return supports_dmft(s)
-
-    def predict(self, s, times):
-        steps, paths, tangent_paths = self.steps, self.paths, self.tangent_paths
-        if s.model == "committee":
-            steps, paths, tangent_paths = min(steps, COMMITTEE_STEPS), paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
-        return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas)

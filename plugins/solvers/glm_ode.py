@@ -1,4 +1,4 @@
-"""``glm-ode``: online SGD on the single-index GLM (one_pass.md section 1, CONVENTIONS oracle 4).
+"""``glm-ode``: online SGD on the single-index GLM (docs/theory/one_pass.md section 1, docs/conventions.md oracle 4).
 
 With ``g = d loss / d lambda`` and ``(lambda, lambda*) ~ N(0, [[q, m], [m, 1]])``:
 ``dm/dt = -gamma E[g lambda*]``, ``dq/dt = -2 gamma E[g lambda] + gamma^2 E[g^2]``.
@@ -65,6 +65,9 @@ def solve_glm(scenario, times, correction=True):
 
 def _blow_up(_, y):
     return 1e8 - abs(y[1])
+
+
+_blow_up.terminal = True   # solve_ivp stops at the first blow-up event
 
 
 def supports_online_glm(s):

@@ -1,4 +1,4 @@
-"""Least-squares theories on isotropic data (CONVENTIONS.md oracles 1-3).
+"""Least-squares theories on isotropic data (docs/conventions.md oracles 1-3).
 
 All three share the conventions: per-sample step ``gamma/d``, ``t = samples/d``, ``|theta*| = 1``,
 ``theta0`` with overlaps ``m0, q0`` (``D0 = q0 - 2 m0 + 1``), label noise ``sigma``.
@@ -24,13 +24,11 @@ eigenvector of ``l``)^2, from which (with ``thetahat`` the least-squares solutio
 """
 from __future__ import annotations
 
-import abc
-
 import numpy as np
 from scipy.special import roots_chebyu
 
-from hdbench import Predictor, no
-from hdbench_plugins.solvers.regime import isotropic_data, small_batches, unregularised
+from hdbench import no
+from hdbench_plugins.solvers.regime import isotropic_data, unregularised
 
 
 def mp_quadrature(alpha: float, nodes: int = 256):
@@ -48,12 +46,12 @@ def mp_quadrature(alpha: float, nodes: int = 256):
     return lam, weights, max(0.0, 1.0 - alpha)
 
 
-def _overlaps(p):
+def overlaps(p):
     m0, q0, sigma = p["m0"], p["q0"], p["sigma"]
     return m0, q0, sigma, q0 - 2 * m0 + 1
 
 
-def _supports_isotropic_linear(s):
+def supports_isotropic_linear(s):
     if s.model != "linear":
         return no(f"model '{s.model}' is not the linear (least-squares) model")
     if not isotropic_data(s):
@@ -61,35 +59,3 @@ def _supports_isotropic_linear(s):
     return unregularised(s)
 
 
-class _FiniteDataLsq(Predictor):
-    """Shared regime and observables of the Marchenko-Pastur theories (finite data, isotropic)."""
-
-    nodes = 256   # quadrature nodes of the MP law (converged to ~1e-12 at alpha = 2)
-    dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs")
-
-    def supports(self, s):
-        base = _supports_isotropic_linear(s)
-        if not base:
-            return base
-        if s.alpha is None:
-            return no("online data: this theory needs finite data (alpha)")
-        if s.dynamics not in self.dynamics_supported:
-            return no(f"dynamics '{s.dynamics}' is not one of {', '.join(self.dynamics_supported)}")
-        return small_batches(s)
-
-    def predict(self, s, times):
-        p = s.model_params
-        m0, q0, sigma, D0 = _overlaps(p)
-        gamma, c = s.dynamics_params["gamma"], 1.0 / s.alpha
-        lam, W, p0 = mp_quadrature(s.alpha, self.nodes)
-        times = np.asarray(times, float)
-        w = self.solve_w(lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes]
-        decay = np.exp(-gamma * np.outer(times, lam))
-        D = (w - 2 * sigma**2 * c * decay / lam + sigma**2 * c / lam) @ W + D0 * p0
-        m = 1 + (m0 - 1) * (decay @ W + p0)
-        train = 0.5 * (w * lam) @ W + 0.5 * sigma**2 * (1 - min(c, 1.0))
-        return {"risk": 0.5 * (D + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1, "train_risk": train}
-
-    @abc.abstractmethod
-    def solve_w(self, lam, W, gamma, sigma, c, w0, times):
-        """``w(l_k, t_i)`` as an array [len(times), nodes]: each subclass is one theory of it."""

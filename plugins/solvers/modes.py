@@ -1,4 +1,4 @@
-"""Per-eigenvalue ODEs of one-pass SGD on Gaussian data with a diagonal covariance (one_pass.md
+"""Per-eigenvalue ODEs of one-pass SGD on Gaussian data with a diagonal covariance (docs/theory/one_pass.md
 sections 4 and 6), shared by ``glm-aniso-ode`` and ``multiclass-ode``.
 
 The student's read-outs along eigenvector ``u_j`` are ``s_j = W u_j`` (``r`` rows), the fixed

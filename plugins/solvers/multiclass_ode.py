@@ -1,5 +1,5 @@
 """``multiclass-ode``: one-pass SGD on the anisotropic Gaussian mixture ``gmm-multiclass``
-(Collins-Woodfin & Seroussi 2025; one_pass.md section 6), in our conventions (per-sample step
+(Collins-Woodfin & Seroussi 2025; docs/theory/one_pass.md section 6), in our conventions (per-sample step
 ``gamma/d``, ``t = samples/d``).
 
 Per eigen-direction ``u_j``: student read-outs ``w_j = W u_j`` [r], class-mean read-outs

@@ -1,6 +1,6 @@
-"""Multi-pass least squares with a ridge penalty: the Volterra equations of multipass.md section 4.
+"""Multi-pass least squares with a ridge penalty: the Volterra equations of docs/theory/multipass.md section 4.
 
-Internally in DMFT units (multipass.md section 0): ``X`` with ``N(0, 1/d)`` entries, coordinates
+Internally in DMFT units (docs/theory/multipass.md section 0): ``X`` with ``N(0, 1/d)`` entries, coordinates
 O(1), time ``s = gamma t / alpha``, temperature ``tau = gamma`` (SGD, SGF) or 0 (gradient descent /
 flow), penalty ``lambda = alpha * ridge``. ``mu`` is the spectral law of ``A = X^T X`` (``alpha`` times
 the Marchenko-Pastur law of ``X^T X / n``; atom ``(1 - alpha)+`` at 0). With ``a = x + lambda``,

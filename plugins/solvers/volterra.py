@@ -1,4 +1,4 @@
-"""Streaming least squares with any covariance spectrum (one_pass.md section 5), in our conventions
+"""Streaming least squares with any covariance spectrum (docs/theory/one_pass.md section 5), in our conventions
 (per-sample step ``gamma/d``, ``t = samples/d``, ``Sigma = diag(lambda_j)`` with mean 1).
 
 With ``e = theta - theta*`` and ``rho_j = E (u_j^T e)^2`` (``rho_j(0) = D0/d``, ``D0 = q0 - 2 m0 + 1``),
@@ -38,7 +38,7 @@ def _spectrum_weights(s):
     return lam, counts / s.d
 
 
-def _supports_linear_online(s, any_batch=False):
+def supports_linear_online(s, any_batch=False):
     if s.model != "linear":
         return no(f"model '{s.model}' is not the linear (least-squares) model")
     if s.dynamics != "online-sgd":

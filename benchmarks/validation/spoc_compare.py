@@ -1,7 +1,7 @@
 """The default problem of SPOC-group/DMFT-integration (Gerbelot et al.'s DMFT code), solved by hdbench's
 DMFT solver, against the exact oracle.
 
-Their problem, in DMFT units (multipass.md section 0): ridge least squares on a linear teacher,
+Their problem, in DMFT units (docs/theory/multipass.md section 0): ridge least squares on a linear teacher,
 alpha = 3, batch fraction b = 1 (so gradient descent), lambda = 0.5, time step dt = 0.1, T = 50 steps,
 start with overlap m0 = 0.2 and an independent unit-variance part (``q0 = m0^2 + 1``). Exact oracle:
 gradient descent with step dt on the Marchenko-Pastur law (``(1 - dt (x + lambda))^k`` in place of
@@ -13,11 +13,9 @@ gradient descent with step dt on the Marchenko-Pastur law (``(1 - dt (x + lambda
   margin step (``implicit=False``), which is their scheme and the oracle's. Its normals are
   moment-matched, which makes a Gaussian (least-squares) side exact: what is left (6e-4) is the
   convergence tolerance ``tol = 1e-3``, the same for every N and seed.
-Their code (numba + mpi4py, 20000 paths, 30 iterations, damping 0.55) was measured in an earlier session
-on this machine type at 63 s on 2 cores with m(t) within ~0.02 of the oracle (multipass.md section 5);
-it cannot be re-run here (its loss_functions.py / math_tools.py are not in the stored copy).
+SPOC's own timing and accuracy, a dated fact that this script does not re-run: docs/validation/spoc.md.
 
-Run: ``python benchmarks/spoc_compare.py``.
+Run: ``python benchmarks/validation/spoc_compare.py``.
 """
 import time
 

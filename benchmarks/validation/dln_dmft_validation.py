@@ -3,25 +3,19 @@ spikes of 2): each check simulates and predicts, and prints per observable ``pre
 (z)`` at every other time. Minutes on a GPU, hours on 2 CPU cores (the response is O(T^3) a particle).
 
 - ``sgd``: multi-pass SGD to t = 4 vs d = 2000, 64 seeds, on the default grids (50/100/200 steps) and twice
-  as fine. Measured before the exact sample side (Monte-Carlo clocks, 100/200 steps, H100): the risk's spread
-  over seeds 0.0023 at 2000 paths, 0.0003 at 16000; every observable within 2.3 joint stderr.
+  as fine.
 - ``sgf``: SGF on the default grids and twice as fine, t = 2 and 4, vs d = 2000, 128 seeds.
 - ``sgf-step``: SGF's own step, the simulation at h = 0.02, 0.01, 0.005 (paired seeds) against the DMFT
-  extrapolated to each step (``dln_dmft.simulated_step``). Extrapolated to h = 0 instead (before), SGF's q at
-  t = 4 came out 0.839, 0.833, 0.830 on 50/100, 100/200, 200/400 steps (H200) against 0.820 +- 0.002.
+  extrapolated to each step (``dln_dmft.simulated_step``).
 - ``sgf-size``: SGF at t = 1 and 4 vs the simulation at d = 1000, 2000, 4000, and SGD at d = 1000 (SGF's
   simulation is heavy-tailed: its seeds' mean converges slowly in d).
 - ``gd-long``: full-batch GD to t = 40 (where the implicit-bias limit is reached) vs d = 1000, 16 seeds,
-  and the ``dln-gf-implicit-bias`` limit. Measured (H100), 500/1000 steps at t = 40 (one replica): risk
-  0.0814 (sim 0.0838 +- 0.0012, limit 0.0809), l1 0.3065 (0.3033 +- 0.0009, limit 0.3042), l1_off 0.1958
-  (0.1953 +- 0.0010, limit 0.1935); the predicted l1 drifts up by 0.4% from t = 8 to 40 while the
-  simulation's is flat (one solve's l1 spreads by 0.0013 over seeds). GD at t = 40 pooled over d = 500,
-  1000, 2000 (208 seeds): risk 0.0816 +- 0.0004, l1 0.3040 +- 0.0003, l1_off 0.1939 +- 0.0003.
-- ``implicit-bias``: those GD runs (all of it 3:20 on 2 cores), the exact gradient-flow limit on sampled data (the dual
-  by Newton, 80 seeds at d = 1000: l1 0.3038 +- 0.0003, l1_off 0.1938 +- 0.0004) and the CGMT law
-  (0.3042, 0.1935; 0.3029 and 0.1922 when E|w| was integrated across its kink by Gauss-Hermite).
+  and the ``dln-gf-implicit-bias`` limit.
+- ``implicit-bias``: those GD runs, the exact gradient-flow limit on sampled data (the dual by Newton) and
+  the high-dimensional law.
+The figures these checks gave, with the hardware and date, are in docs/validation/dmft.md.
 
-Run: ``python benchmarks/dln_dmft_validation.py sgd|sgf|sgf-step|sgf-size|gd-long|implicit-bias`` (``QUICK=1``: tiny sizes, to check
+Run: ``python benchmarks/validation/dln_dmft_validation.py sgd|sgf|sgf-step|sgf-size|gd-long|implicit-bias`` (``QUICK=1``: tiny sizes, to check
 that it runs). On a GPU, ``CHUNK=8192 TFLOATS=536870912`` puts each atom's particles in one call.
 """
 import os

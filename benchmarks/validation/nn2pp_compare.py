@@ -1,6 +1,7 @@
 """Committee-machine ODE: hdbench's ``saad-solla`` against sgoldt/nn2pp's C++ integrator (issue 3).
 
-nn2pp is not part of hdbench (nor is its code here): pass the path of its ``scmpp_ode.cpp``. It is
+nn2pp is not part of hdbench (nor is its code here): pass the path of its ``scmpp_ode.cpp`` in a checkout
+of sgoldt/nn2pp (its ``libnn2pp.h`` beside it is on the include path). It is
 compiled with g++ -O3 and Armadillo (Debian: libarmadillo-dev) into ``nn2pp/driver.cpp``, which times
 its ``propagate`` (explicit Euler) alone. Both integrate the same Saad-Solla equations (erf, K = M,
 first layer only, gamma = lr = 0.5, from Q = 0.5 I, R = 0.1 I, v = A = 1) to t = 20; accuracy is the
@@ -8,7 +9,7 @@ relative error of eg(t = 20) against saad-solla with a 50x smaller RK4 step; eac
 and that error. Timings: best of 3,
 warm (saad-solla compiled beforehand), one process at a time.
 
-usage: python benchmarks/nn2pp_compare.py PATH/scmpp_ode.cpp [K ...]
+usage: python benchmarks/validation/nn2pp_compare.py PATH/scmpp_ode.cpp [K ...]
 """
 import subprocess
 import sys
@@ -29,7 +30,7 @@ GAMMA, T_MAX = 0.5, 20.0
 def build(source: str, out: Path) -> Path:
     exe = out / "driver"
     subprocess.run(["g++", "-O3", "-march=native", "-DARMA_NO_DEBUG", f'-DNN2PP_SOURCE="{Path(source).resolve()}"',
-                    f"-I{HERE}", str(HERE / "driver.cpp"), "-o", str(exe), "-larmadillo"], check=True)
+                    f"-I{HERE}", f"-I{Path(source).resolve().parent}", str(HERE / "driver.cpp"), "-o", str(exe), "-larmadillo"], check=True)
     return exe
 
 

@@ -1,86 +1,41 @@
-"""Base classes of the three plugin kinds and their typed hyperparameters.
+"""The plugin contract: the three kinds of component a plugin provides, and what each must do.
 
-A component declares ``params = {"gamma": Param(0.5, float, low=0, low_open=True, doc=...)}``.
-``Component.validate(params)`` fills defaults, coerces types and range-checks, raising one-line
-:class:`~hdbench.errors.InputError` messages that name the component, the field, the value and what
-is allowed. Validated parameters are part of the scenario hash.
+A plugin module returns component classes from its hook (``hdbench.hookspecs``):
+- :class:`Model`: the data, the student's loss and its exact observables (JAX);
+- :class:`Dynamics`: an optax optimizer and the map of its steps onto the time ``t = samples/d``;
+- :class:`Predictor`: a theory, curves of observables over ``t`` for a scenario.
+Each class's docstring states its rules in full; ``docs/writing-a-theory.md`` walks through one.
+Models and dynamics declare typed parameters (:class:`~hdbench.params.Param`), validated into the
+scenario and part of its hash. Predictors have no parameters a suite can set: a theory's numerical
+settings are class attributes, and a variant with other settings is a subclass with its own name
+(its own row in the leaderboard, its own cache entries).
 """
 from __future__ import annotations
 
 import abc
 import dataclasses
-import math
 from typing import Any, ClassVar, Mapping
 
 from .errors import InputError
-
-
-MAX_MAGNITUDE = 1e8   # any float parameter: beyond it squares and exponentials overflow before any physics
-
-
-@dataclasses.dataclass(frozen=True)
-class Param:
-    default: Any
-    type: type = float
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False          # low < value instead of low <= value
-    choices: tuple | None = None
-    optional: bool = False          # None allowed
-    doc: str = ""
-
-    def allowed(self) -> str:
-        if self.choices is not None:
-            return "one of " + ", ".join(map(repr, self.choices))
-        parts = [self.type.__name__]
-        if self.low is not None:
-            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
-        high = self.high if self.high is not None or self.type is not float else MAX_MAGNITUDE
-        if high is not None:
-            parts.append(f"{'and ' if self.low is not None else ''}<= {high:g}")
-        if self.type is float and self.low is None:
-            parts.append(f"and >= {-MAX_MAGNITUDE:g}")
-        return " ".join(parts) + (" or none" if self.optional else "")
-
-    def check(self, where: str, name: str, value: Any) -> Any:
-        bad = InputError(f"{where}: {name} = {value!r} is not allowed (expected {self.allowed()})")
-        if value is None:
-            if self.optional:
-                return None
-            raise bad
-        if self.type is float:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise bad
-            value = float(value)
-            if not (math.isfinite(value) and abs(value) <= MAX_MAGNITUDE):
-                raise bad
-        elif self.type is int:
-            if isinstance(value, bool) or not (isinstance(value, int) or
-                                               (isinstance(value, float) and value.is_integer())):
-                raise bad
-            value = int(value)
-        elif self.type is tuple:
-            if not isinstance(value, (list, tuple)):
-                raise bad
-            value = tuple(value)
-        elif not isinstance(value, self.type):
-            raise bad
-        if self.choices is not None and value not in self.choices:
-            raise bad
-        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            raise bad
-        if self.high is not None and value > self.high:
-            raise bad
-        return value
+from .params import Param
 
 
 class Component(abc.ABC):
-    """Common base: a ``name``, typed ``params`` and a one-line ``description``."""
+    """Common base: a unique ``name`` (how suites and the CLI refer to it) and a one-line
+    ``description`` (shown by ``hdbench list``). The registry instantiates each class once per
+    process, with no arguments. Stored results are keyed by the providing distribution's version and
+    a fingerprint of the module's source (and of what it imports from its own package), so editing
+    the code invalidates them."""
 
     kind: ClassVar[str] = "component"
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    version: ClassVar[str] = "1"
+
+
+class Configurable(Component):
+    """A component with typed parameters: ``params = {name: Param(...)}``, validated (defaults
+    filled, types coerced, ranges checked) into the scenario, whose hash they are part of."""
+
     params: ClassVar[Mapping[str, Param]] = {}
 
     @classmethod
@@ -106,10 +61,12 @@ class Component(abc.ABC):
         """Checks against the rest of the scenario (e.g. batch size <= n); raise InputError."""
 
 
-class Model(Component):
+class Model(Configurable):
     """The data distribution, the student's per-sample loss and its exact observables (JAX).
 
-    Contract (all functions pure JAX, traced once per scenario shape):
+    Rules (all functions pure JAX, traced once per scenario shape; ``p`` is the validated parameter
+    dict; data ``x`` in the normalisation of docs/conventions.md, ``E x x^T = Sigma`` with
+    ``tr(Sigma)/d = 1`` unless the model says otherwise):
     - ``teacher(key, d, p)``: the teacher pytree (e.g. ``theta*`` with ``|theta*| = 1``).
     - ``init(key, d, teacher, p)``: initial student parameters, built from the summary statistics in
       ``p`` (e.g. ``m0``, ``q0``) plus a random remainder, so that theory and simulation start alike.
@@ -121,7 +78,10 @@ class Model(Component):
     - ``headline_observables(p, finite)``: the ones every predictor is ranked on (default: all of
       them); a prediction lacking one is partial and ranks after the complete ones.
     - ``counted_observables(p, d)``: fractions of a count of things, for their standard error.
-    ``p`` is the validated parameter dict.
+    - ``divergence_statistic(obs)``: a scalar that blows up when the dynamics diverges.
+    - ``check_params(p)`` / ``check_scenario(s)``: cross-field checks, raising ``InputError``.
+    Observable names are plain identifiers; ``std(...)``, ``unc(...)`` and ``limit(...)`` are
+    reserved for predictions (:class:`Predictor`).
     """
 
     kind = "model"
@@ -166,10 +126,10 @@ class Model(Component):
         return obs["q"]
 
 
-class Dynamics(Component):
+class Dynamics(Configurable):
     """How parameters move: an optax optimizer plus the map of its steps onto ``t = samples/d``.
 
-    Contract:
+    Rules:
     - ``sampling``: ``"online"`` (fresh samples, ``alpha`` must be absent), ``"finite"`` (needs
       ``alpha``) or ``"either"`` (online without ``alpha``, with-replacement batches with it).
     - ``dt(scenario)``: time advanced by one step (``B/d`` for stochastic dynamics, ``h`` for flows).
@@ -201,7 +161,8 @@ class Dynamics(Component):
 
 @dataclasses.dataclass(frozen=True)
 class Support:
-    """Answer of ``Predictor.supports``: truthy when supported, else carries the reason."""
+    """Answer of ``Predictor.supports``: truthy when supported; when not, ``reason`` is the one line the
+    leaderboard shows as "n/a: reason". Build it with ``YES`` or ``no("reason")``."""
 
     ok: bool
     reason: str = ""
@@ -220,16 +181,30 @@ def no(reason: str) -> Support:
 class Predictor(Component):
     """A theory: deterministic curves of observables over time for a scenario.
 
-    Contract:
-    - ``supports(scenario) -> Support``: cheap (no solving); ``no("reason")`` outside the regime the
-      theory claims (model, dynamics, parameter range). Declined scenarios score "n/a: reason".
-    - ``predict(scenario, times) -> {observable: array of len(times)}`` in the conventions of
-      docs/conventions.md (time ``t = samples/d``). Any subset of the model's observables; finite values
-      where the theory claims an answer. Predictors never see the simulation.
-    The runner calls ``predict`` twice: the first (cold) call includes compilation, the second is
-    the warm time reported as the predictor's speed.
-    ``examples`` (optional): small scenario specs inside the regime, which the conformance tests add
-    to their candidates (for theories whose regime default parameters do not reach).
+    Rules:
+    - ``supports(scenario) -> Support`` (or ``True``/``False``): cheap (no solving); ``no("reason")``
+      outside the regime the theory claims (model, dynamics, parameter range). A declined scenario
+      scores "n/a: reason"; ``False`` alone reads "n/a: supports() returned False (no reason given)".
+    - ``predict(scenario, times) -> {name: array}``, each array of ``len(times)`` floats on exactly
+      the requested ``times`` (``t = samples/d``, conventions of docs/conventions.md). Predictors
+      never see the simulation. The names:
+      - ``NAME``, any of the model's observables: the seeds' mean of NAME. Any subset; lacking one
+        of the model's headline observables makes the prediction *partial*, ranked after the
+        complete ones.
+      - ``std(NAME)``: the spread (standard deviation) of NAME across seeds.
+      - ``limit(NAME)``: the t -> infinity value of NAME as a constant array, scored against NAME at
+        the last scored time only (``supports`` should decline horizons too short to get there).
+      - ``unc(NAME)``: the predictor's own standard error of NAME (a Monte-Carlo theory); it widens
+        the z-score and is reported as the uncertainty, and is never scored itself.
+      Names the model does not have are not scored. Values are finite where the theory claims an
+      answer; a divergence the theory predicts is ``+inf`` (or ``-inf``) from that time on, and NaN
+      is allowed only after it. Any other NaN, a wrong length, a raise or a crash fails the item
+      (recorded, never fatal).
+    - The runner calls ``supports`` and then ``predict`` twice, each in a worker process and each
+      under the timeout: the first (cold) call includes compilation, the second is the warm time
+      reported as the predictor's speed. Cache compiled solvers on ``self``.
+    - ``examples`` (optional): small scenario specs inside the regime, which the conformance tests
+      add to their candidates (for theories whose regime default parameters do not reach).
     """
 
     kind = "predictor"
