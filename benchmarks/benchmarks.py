@@ -389,7 +389,7 @@ class SquareSide:
         else:
             dZ = dmft.clock_increments("gaussian", jax.random.PRNGKey(0), (4000, T), h, tau)
             dZ = np.concatenate([dZ, np.zeros((4000, 1))], axis=1)
-            run = dmft._square_side(K, 4000 // dmft.SQUARE_CHUNK)
+            run = dmft.sample_side.square_side(K, 4000 // dmft.SQUARE_CHUNK)
 
             def mc():
                 with jax.enable_x64(True):

@@ -1,5 +1,6 @@
 """Multi-pass theories: the DMFT solver (dmft.py, dmft_predictors.py) and the least-squares Volterra
 equations (volterra_multipass.py), against exact oracles and finite-d simulations."""
+import jax
 import numpy as np
 import pytest
 from conftest import max_z, z_threshold
@@ -234,7 +235,7 @@ def test_dmft_committee_matches_gradient_descent(registry):
 @pytest.mark.parametrize("clock", ["gaussian", "poisson"])
 def test_square_side_in_expectation_is_the_monte_carlo_side_without_its_noise(clock):
     """``square_side_moments`` (from the clock's first two moments) against the Monte-Carlo side
-    ``_square_side`` (sample paths of the clock) on a random kernel: every entry of R_G, mu, C_G and the
+    ``square_side`` (sample paths of the clock) on a random kernel: every entry of R_G, mu, C_G and the
     train loss within 5 standard errors of the paths' mean (the errors from 40 independent batches). The
     second moment matters: with the flow's ``E dZ^2 = h^2`` in place of the clock's, C_G is far off."""
     rng = np.random.default_rng(3)
@@ -247,12 +248,12 @@ def test_square_side_in_expectation_is_the_monte_carlo_side_without_its_noise(cl
     m2 = dmft.clock_second_moment(clock, h, tau)
     exact = dmft.square_side_moments((alpha, h, m2), S, Rt)
     wrong = dmft.square_side_moments((alpha, h, h * h), S, Rt)
-    side, batches, paths = dmft._square_side(K, 8), 40, 8000
+    side, batches, paths = dmft.sample_side.square_side(K, 8), 40, 8000
     rows = []
     for b in range(batches):
-        dZ = dmft.clock_increments(clock, dmft.jax.random.PRNGKey(b), (paths, T), h, tau)
+        dZ = dmft.clock_increments(clock, jax.random.PRNGKey(b), (paths, T), h, tau)
         dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
-        with dmft.jax.enable_x64(True):
+        with jax.enable_x64(True):
             out = side(np.array([alpha, h, m2]), S, Rt, dZ)
         rows.append(np.concatenate([np.ravel(np.asarray(x)) for x in out[:4]]))
     rows = np.array(rows)
@@ -274,7 +275,7 @@ def test_square_side_in_expectation_with_the_flow_clock_is_the_flow_side():
     Rt[:, K - 1] = 0.0
     consts = (alpha, h, h * h)
     for a, b in zip(dmft.square_side_moments(consts, S, Rt),
-                    dmft._square_flow_side(np.array(consts), S, Rt, np.full((1, K), h))):
+                    dmft.sample_side.square_flow_side(np.array(consts), S, Rt, np.full((1, K), h))):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
 
 

@@ -40,7 +40,15 @@ def _with_replacement(key, step, n, B):
     return idx, jnp.full((B,), 1.0 / B)
 
 
-class OnlineSGD(Dynamics):
+class _PlainStep(Dynamics):
+    """Plain gradient steps on the weighted batch loss, of size ``gamma dt``: per-sample ``gamma/d``
+    when ``dt = B/d``, ``gamma h`` on the mean loss for the flows."""
+
+    def optimizer(self, s):
+        return optax.sgd(s.dynamics_params["gamma"] * self.dt(s))
+
+
+class OnlineSGD(_PlainStep):
     name = "online-sgd"
     description = "one-pass SGD: a fresh mini-batch each step"
     sampling = "online"
@@ -48,9 +56,6 @@ class OnlineSGD(Dynamics):
 
     def dt(self, s):
         return s.dynamics_params["batch_size"] / s.d
-
-    def optimizer(self, s):
-        return optax.sgd(s.dynamics_params["gamma"] * s.dynamics_params["batch_size"] / s.d)
 
 
 class SGD(OnlineSGD):
@@ -75,7 +80,7 @@ class SGDEpochs(SGD):
         return idx, jnp.full((B,), 1.0 / B)
 
 
-class GD(Dynamics):
+class GD(_PlainStep):
     name = "gd"
     description = "full-batch gradient descent with step gamma*h (-> gradient flow as h -> 0)"
     sampling = "finite"
@@ -83,9 +88,6 @@ class GD(Dynamics):
 
     def dt(self, s):
         return s.dynamics_params["h"]
-
-    def optimizer(self, s):
-        return optax.sgd(s.dynamics_params["gamma"] * s.dynamics_params["h"])
 
     def batch(self, key, step, n, s):
         return jnp.arange(n), jnp.full((n,), 1.0 / n)
@@ -116,8 +118,7 @@ class Momentum(_Either):
               "beta": Param(0.9, float, low=0.0, high=0.999, doc="momentum")}
 
     def optimizer(self, s):
-        p = s.dynamics_params
-        return optax.sgd(p["gamma"] * p["batch_size"] / s.d, momentum=p["beta"])
+        return optax.sgd(s.dynamics_params["gamma"] * self.dt(s), momentum=s.dynamics_params["beta"])
 
 
 class Adam(_Either):

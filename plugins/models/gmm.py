@@ -35,16 +35,21 @@ from hdbench_plugins.common.linalg import orthonormal_columns
 from hdbench_plugins.common.gmm import Binary, Xor
 
 
+SHARED_PARAMS = {
+    "alpha": Param(0.1, float, low=0.0, doc="L2 regularisation"),
+    "init": Param("random", str, choices=("random", "overlaps")),
+    "r0": Param(1.0, float, low=0.0, low_open=True, doc="overlaps init: R = r0 I"),
+}
+
+
 class GMMBinary(Binary, Model):
     name = "gmm-binary"
     description = "BGJ binary Gaussian mixture, two ReLU units + sigmoid output, L2 regularisation"
     params = {
         "lam": Param(100.0, float, low=0.0, low_open=True, doc="signal-to-noise: x ~ N(+-mu, I/lam)"),
-        "alpha": Param(0.1, float, low=0.0, doc="L2 regularisation"),
-        "init": Param("random", str, choices=("random", "overlaps")),
+        **SHARED_PARAMS,
         "v0": Param((1.0, -1.0), tuple, doc="overlaps init: second layer"),
         "m0": Param((0.5, -0.5), tuple, doc="overlaps init: <W_i, mu>"),
-        "r0": Param(1.0, float, low=0.0, low_open=True, doc="overlaps init: R = r0 I"),
     }
 
     @classmethod
@@ -120,12 +125,10 @@ class GMMXor(Xor, GMMBinary):
     description = "BGJ XOR Gaussian mixture, four ReLU units + sigmoid output, L2 regularisation"
     params = {
         "lam": Param(1000.0, float, low=0.0, low_open=True, doc="signal-to-noise: x ~ N(mean, I/lam)"),
-        "alpha": Param(0.1, float, low=0.0, doc="L2 regularisation"),
-        "init": Param("random", str, choices=("random", "overlaps")),
+        **SHARED_PARAMS,
         "v0": Param((1.0, 1.0, -1.0, -1.0), tuple, doc="overlaps init: second layer"),
         "mmu0": Param((0.3, -0.3, 0.05, -0.05), tuple, doc="overlaps init: <W_i, mu>"),
         "mnu0": Param((0.05, 0.05, 0.3, -0.3), tuple, doc="overlaps init: <W_i, nu>"),
-        "r0": Param(1.0, float, low=0.0, low_open=True, doc="overlaps init: R = r0 I"),
     }
 
     def teacher(self, key, d, p):

@@ -6,7 +6,7 @@ The loss is square, so the sample side depends on the clock through ``E dZ`` and
 here with a nonlinear parameter process), and differ only where their simulations do, in SGF's own step
 (``simulated_step``).
 
-Units as in dmft.py (docs/theory/multipass.md section 0): our DLN data ``x ~ N(0, I_d)`` with O(1) coordinates is
+Units as in the DMFT solver (docs/theory/multipass.md section 0): our DLN data ``x ~ N(0, I_d)`` with O(1) coordinates is
 ``sqrt(d)`` times DMFT's ``X ~ N(0, 1/d)``, so the gradient of our mean loss in ``w`` is
 ``X^T (r - y) / alpha`` and time is ``s = gamma t / alpha``, temperature ``tau = gamma`` (the linear
 model's map; here ``E w*^2`` is the teacher's, not 1).
@@ -19,7 +19,7 @@ Parameter side, one coordinate per particle, per atom of ``w*`` (``k < T`` grid 
 ``Rt(k, j) = E dw_k / dH_j`` (``H_j`` entering as ``F_j -> F_j - H_j``; it starts at
 ``Rt(j + 1, j) = E[u_j^2 + v_j^2]``, resp. ``4 E[u_j^2 + v_j^2]``) exact per particle (the memoryless
 Jacobian, closed through the memory term by a triangular solve), on ``tangent_particles`` of them. The
-sample side is the square-loss one of dmft.py in expectation over the clocks, exactly (no sample paths).
+sample side is the square-loss one of the DMFT solver in expectation over the clocks, exactly (no sample paths).
 Fixed point with damping and common random numbers, then fresh-noise averaging, as ``dmft.solve``; two or
 three grids extrapolate to the simulated algorithm's step (``LEVELS``, ``simulated_step``).
 

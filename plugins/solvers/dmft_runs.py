@@ -1,4 +1,4 @@
-"""The multi-pass DMFT theories as predictors: one solver (dmft.py), the clock a parameter.
+"""The multi-pass DMFT theories as predictors: one solver (``solvers.dmft``), the clock a parameter.
 
 | predictor        | clock of each sample              | theory of                                  | grid                     |
 | dmft-gf          | ``dZ = ds``                        | gradient flow (Celentano et al., Mignacco et al.) | Richardson, h, h/2, h/4 |

@@ -1,0 +1,377 @@
+"""The sample side of the DMFT: from ``C_theta``, ``m`` and the response, the force statistics ``R_G``, ``mu``,
+``C_G`` and the train loss, by Monte Carlo over paths (GLMs, committees) or exactly (square loss on a
+linear teacher). Every side returns ``(R_G, mu, C_G, train, up)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.linalg import solve_triangular
+
+from hdbench_plugins.solvers.dmft.linalg import unit_lower_inverse
+from hdbench_plugins.solvers.dmft.parameter_side import RHO
+
+
+CHUNK = 1000         # Monte-Carlo paths per vmapped chunk (GLM sample side)
+
+
+BLOWUP = 1e3         # |margin| beyond this (margins are O(1)): the path has diverged
+
+
+SQUARE_CHUNK = 250   # clock paths per chunk of the square-loss side (memory O(chunk T^2))
+
+
+@dataclasses.dataclass(frozen=True)
+class SquareLinear:
+    """Square loss on a linear teacher ``y = r* + sigma eps``: exact given the clocks."""
+    sigma: float
+
+    exact_paths = True
+
+
+@dataclasses.dataclass(frozen=True)
+class GlmLoss:
+    """A single-index model: ``loss(f(r), y)``, ``y = label(r*) (+ sigma eps)``, from glm.py."""
+    link: str
+    activation: str
+    loss: str
+    sigma: float
+
+    exact_paths = False
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitteeLoss:
+    """The soft committee machine of committee.py: output ``v sum_a g(r_a)`` over ``hidden`` margins,
+    square loss, teacher ``y = A sum_n g(r*_n) + sigma eps`` over ``teachers`` orthonormal units, second
+    layer fixed. The parameter of one coordinate is the vector of its ``hidden`` first-layer weights."""
+    hidden: int
+    teachers: int
+    activation: str
+    A: float
+    v: float
+    sigma: float
+
+    exact_paths = False
+
+
+def _cut_diverged(r, dz):
+    """Margins ``r`` [c, K(, p)] and clock increments ``dz`` [c, K] zeroed from each path's first step
+    with a non-finite or beyond-``BLOWUP`` margin, and that step [c] (``K`` if none)."""
+    K = dz.shape[1]
+    bad = ~jnp.isfinite(r) | (jnp.abs(r) > BLOWUP)
+    bad = bad.reshape(bad.shape[:2] + (-1,)).any(2)
+    first = jnp.where(bad.any(1), jnp.argmax(bad, axis=1), K)
+    alive = jnp.arange(K)[None, :] < first[:, None]
+    return jnp.where(alive.reshape(alive.shape + (1,) * (r.ndim - 2)), r, 0.0), jnp.where(alive, dz, 0.0), first
+
+
+def _chunked(arr, chunks):
+    return arr.reshape((chunks, -1) + arr.shape[1:])
+
+
+@functools.lru_cache(maxsize=32)
+def square_side(K, chunks):
+    """Jitted square-loss sample side for ``K`` grid points: (S, Rt, dZ [N, K]) ->
+    sums of L, M_kj dZ_j, diag M over paths (``M = L S L^T``)."""
+    T = K - 1
+
+    @jax.jit
+    def run(consts, S, Rt, dZ):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+
+        def body(acc, dz):
+            L = unit_lower_inverse(Rt[None] * dz[:, None, :])
+            Msym = L @ S @ jnp.swapaxes(L, 1, 2)
+            diag = jnp.diagonal(Msym, axis1=1, axis2=2)
+            return (acc[0] + L.sum(0), acc[1] + (Msym * dz[:, None, :]).sum(0), acc[2] + diag.sum(0)), None
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K))
+        sums, _ = jax.lax.scan(body, zero, _chunked(dZ, chunks))
+        N = dZ.shape[0]
+        Lm, Md, dg = (x / N for x in sums)
+        RG = alpha * h * Lm[:T, :T]
+        mu = -RG.sum(1)
+        CG = jnp.tril(alpha * h * Md[:T, :T], -1)
+        CG = CG + CG.T + jnp.diag(alpha * m2 * dg[:T])
+        return RG, mu, CG, dg / 2, jnp.zeros(T)
+    return run
+
+
+def square_flow_side(consts, S, Rt, dZ):
+    """The square-loss side with deterministic clocks: one path, so numpy (no compilation)."""
+    alpha, h, m2 = (float(x) for x in consts)
+    K = len(S)
+    T = K - 1
+    L = solve_triangular(np.eye(K) + Rt * np.asarray(dZ)[0][None, :], np.eye(K), lower=True, unit_diagonal=True)
+    M = L @ np.asarray(S) @ L.T
+    RG = alpha * h * L[:T, :T]
+    CG = np.tril(alpha * h * M[:T, :T] * np.asarray(dZ)[0][None, :T], -1)
+    CG = CG + CG.T + np.diag(alpha * m2 * np.diag(M)[:T])
+    return RG, -RG.sum(1), CG, np.diag(M) / 2, np.zeros(T)
+
+
+def square_side_moments(consts, S, Rt):
+    """The square-loss side for any clock with independent increments, in expectation, exactly: the same
+    outputs as ``square_side`` with infinitely many paths, from ``E dZ = h`` and ``E dZ^2 = m2`` alone.
+
+    Why it is exact: the margins ``r = (I + Rt D)^-1 zeta`` (``D = diag(dZ)``, ``Rt`` strictly lower) are a
+    sum of chains ``Rt(k, i1) dZ_i1 Rt(i1, i2) dZ_i2 ...`` over strictly decreasing indices, so no increment
+    appears twice in one chain and ``E L = (I + h Rt)^-1``; a product of two chains (the second moments)
+    has each increment at most squared. With ``A = E r r^T`` and ``B(j, l) = E dZ_j r_j r_l`` (``j < l``;
+    ``= h A(j, l)`` for ``j >= l``, as ``dZ_j`` is independent of ``r_j`` and of every earlier margin), row
+    by row:
+    ``B(j, k) = h E r_j zeta_k - sum_{i<k} Rt(k, i) E dZ_j dZ_i r_j r_i`` (that expectation is
+    ``m2 A(j, j)`` at ``i = j``, else ``h B(min, max)``) and ``A(k, l) = E zeta_k r_l - sum_{j<k} Rt(k, j)
+    E dZ_j r_j r_l``. O(K^3) once, where the Monte-Carlo side costs O(K^3) a path and, under SGF, is
+    heavy-tailed (each margin a geometric Brownian motion whose second moment a few paths carry)."""
+    alpha, h, m2 = (float(x) for x in consts)
+    S, Rt = np.asarray(S, float), np.asarray(Rt, float)
+    K = len(S)
+    T = K - 1
+    Lbar = solve_triangular(np.eye(K) + h * Rt, np.eye(K), lower=True, unit_diagonal=True)
+    Zr = S @ Lbar.T                       # Zr[k, l] = E zeta_k r_l
+    A = np.zeros((K, K))
+    E = np.zeros((K, K))                  # E[j, l] = E dZ_j r_j r_l: h A(j, l) for j >= l, B(j, l) above
+    Q = np.zeros((K, K))                  # Q[j, i] = E dZ_j dZ_i r_j r_i
+    for k in range(K):
+        if k:
+            b = h * Zr[k, :k] - Q[:k, :k] @ Rt[k, :k]
+            E[:k, k] = b
+            Q[:k, k] = Q[k, :k] = h * b
+        row = Zr[k, :k + 1] - Rt[k, :k] @ E[:k, :k + 1]
+        A[k, :k + 1] = A[:k + 1, k] = row
+        E[k, :k + 1] = h * row
+        Q[k, k] = m2 * row[k]
+    RG = alpha * h * Lbar[:T, :T]
+    CG = np.tril(alpha * h * E[:T, :T].T, -1)
+    CG = CG + CG.T + np.diag(alpha * m2 * np.diag(A)[:T])
+    return RG, -RG.sum(1), CG, np.diag(A) / 2, np.zeros(T)
+
+
+@functools.lru_cache(maxsize=32)
+def glm_side(spec, K, chunks, tangents, width=None, implicit=False):
+    """Jitted Monte-Carlo sample side of a GLM: (Lperp, m, Rt, xi [N, K], rstar [N], eps [N], dZ [N, K],
+    jumps) -> (R_G, mu, C_G, train loss, R_G(k, k + 1)); the first ``tangents`` paths of each chunk carry
+    the tangents. With ``width`` (jump clocks) the tangents use Woodbury over each path's jump indices
+    ``jumps`` [N, width] (O(K m^2) per path); without, a dense triangular inverse (O(K^3)).
+
+    ``implicit``: the force of step k is linearly implicit in the margin,
+    ``G_k = [l'(r_k) + l''_+(r_k) (r_{k+1} - r_k)] dZ_k`` with ``l''_+ = max(l'', 0)``: the DMFT of
+    gradient descent with that (Rosenbrock-Euler) step, stable for any ``h`` on the convex part of the
+    loss where the explicit step needs ``h l'' < 2`` (phase retrieval: ``l'' ~ 4 y``, unbounded labels).
+    Then ``G_k`` depends on ``zeta_{k+1}`` too, and ``R_G`` gains the entry ``R_G(k, k + 1)``."""
+    from hdbench_plugins.common.glm import activation, label, loss_value
+    T = K - 1
+
+    def loss(r, y):
+        return loss_value(spec.loss, activation(spec.activation, r, jnp), y, jnp)
+
+    def stiffness1(r, y):
+        return jnp.maximum(jax.grad(jax.grad(loss))(r, y), 0.0) if implicit else jnp.zeros_like(r)
+
+    def force1(r, r_next, y):
+        """The force of a step from margin ``r`` to ``r_next`` (explicit: ``l'(r)``)."""
+        return jax.grad(loss)(r, y) + stiffness1(r, y) * (r_next - r)
+
+    dl = jnp.vectorize(jax.grad(loss))
+    stiffness = jnp.vectorize(stiffness1)
+    force = jnp.vectorize(force1)
+    dforce = jnp.vectorize(jax.grad(force1))                  # d force / d r (the start of the step)
+
+    def labels(rs, ep):
+        if spec.link == "sign":
+            return jnp.where(rs + spec.sigma * ep >= 0, 1.0, -1.0)
+        return label(rs, {"link": spec.link}, jnp) + spec.sigma * ep
+
+    @jax.jit
+    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, jumps):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+
+        def body(acc, inp):
+            xi_c, rs, ep, dz, J = inp
+            zeta = rs[:, None] * m[None, :] / RHO + xi_c @ Lperp.T          # [c, K]
+            y = labels(rs, ep)
+
+            def step(carry, k):
+                # r_k = zeta_k - sum_{j<k} Rt(k, j) G_j, where G_{k-1} may depend on r_k itself
+                # (linearly: solved in closed form); k = 0 reads index -1 = K - 1, where Rt and dZ are 0
+                g_hist, r_prev = carry
+                c = Rt[k, k - 1] * dz[:, k - 1]
+                a = stiffness(r_prev, y)
+                r_k = (zeta[:, k] - g_hist @ Rt[k] - c * (dl(r_prev, y) - a * r_prev)) / (1 + c * a)
+                g_hist = g_hist.at[:, (k - 1) % K].set(force(r_prev, r_k, y) * dz[:, k - 1])
+                return (g_hist, r_k), r_k
+            _, r = jax.lax.scan(step, (jnp.zeros_like(zeta), jnp.zeros_like(rs)), jnp.arange(K))
+            r = r.T                                                           # [c, K]
+            # a path that diverges (phase retrieval's large labels) is cut at its first bad step, so it
+            # cannot poison the others; the earliest such step over all paths is returned (one earlier
+            # for the implicit scheme, whose force at k - 1 already depends on r_k)
+            r, dz, first = _cut_diverged(r, dz)
+            r_next = jnp.concatenate([r[:, 1:], r[:, -1:]], axis=1)
+            P, H2 = force(r, r_next, y[:, None]), dforce(r, r_next, y[:, None])
+            if width is None:
+                # (I + Rt D1 + Rt D2 S) dr = dzeta, S the shift to the next step: lower triangular with
+                # diagonal e = 1 + Rt(k, k-1) D2_{k-1} (1 for the explicit scheme, D2 = 0)
+                X = Rt[None] * (H2 * dz)[:tangents, None, :]
+                if implicit:
+                    D2 = (stiffness(r, y[:, None]) * dz)[:tangents]
+                    X = X.at[:, :, 1:].add(Rt[None, :, :-1] * D2[:, None, :-1])
+                    e = 1 + jnp.diagonal(X, axis1=1, axis2=2)
+                    J = unit_lower_inverse(jnp.tril(X, -1) / e[:, :, None]) / e[:, None, :]
+                    J_next = jnp.concatenate([J[:, 1:], jnp.zeros_like(J[:, :1])], axis=1)
+                    tangent = (jnp.einsum("nk,nkj->kj", H2[:tangents], J)
+                               + jnp.einsum("nk,nkj->kj", stiffness(r, y[:, None])[:tangents], J_next))
+                else:
+                    tangent = jnp.einsum("nk,nkj->kj", H2[:tangents], unit_lower_inverse(X))
+            else:
+                Jt = J[:tangents]
+                Ds = jnp.take_along_axis((H2 * dz)[:tangents], Jt, axis=1)
+                W = _woodbury(Rt, Jt, Ds)
+                tangent = jnp.diag(H2[:tangents].sum(0)) - _scatter_columns(H2[:tangents, :, None] * W, Jt, K)
+            acc = (acc[0] + tangent,
+                   acc[1] + jnp.einsum("nk,nj->kj", P, P * dz),
+                   acc[2] + (P * P).sum(0),
+                   acc[3] + (P * rs[:, None]).sum(0),
+                   acc[4] + loss(r, y[:, None]).sum(0),
+                   jnp.minimum(acc[5], jnp.where(first < K, first - (1 if implicit else 0), K).min()))
+            return acc, None
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K), jnp.asarray(K))
+        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, jumps))
+        sums, _ = jax.lax.scan(body, zero, inputs)
+        N = xi.shape[0]
+        Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
+        Hj = Hj * N / (chunks * tangents)
+        RG = alpha * h * jnp.tril(Hj[:T, :T])
+        up = alpha * h * jnp.diagonal(Hj, 1)                       # R_G(k, k + 1), 0 unless implicit
+        mu = alpha * h * Pr[:T] / RHO - (RG @ m[:T] + up * m[1:]) / RHO
+        CG = jnp.tril(alpha * h * PP[:T, :T], -1)
+        CG = CG + CG.T + jnp.diag(alpha * m2 * P2[:T])
+        return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), up
+    return run
+
+
+@functools.lru_cache(maxsize=32)
+def committee_side(spec, K, chunks, tangents):
+    """Jitted Monte-Carlo sample side of a committee: the GLM side (``glm_side``, explicit step, dense
+    tangents) with vector margins ``r_k`` [p], ``p = spec.hidden``. Inputs: ``Lperp`` [Kp, Kp],
+    ``m`` [Kp, M], ``Rt`` [Kp, Kp] (index ``k p + a``), ``xi`` [N, Kp], ``rstar`` [N, M], ``eps`` [N],
+    ``dZ`` [N, K]; outputs as ``parameter_side`` takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``,
+    ``C_G [T, T, p, p]``, the train loss [K], and zeros for ``R_G(k, k + 1)``."""
+    from hdbench_plugins.common.committee import g
+    T, p = K - 1, spec.hidden
+
+    def loss(r, y):
+        return 0.5 * (spec.v * g(spec.activation, r).sum() - y) ** 2
+
+    grad, hess, value = jax.vmap(jax.grad(loss)), jax.vmap(jax.hessian(loss)), jax.vmap(loss)
+
+    @jax.jit
+    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, jumps):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+        Rt4 = Rt.reshape(K, p, K, p)
+
+        def body(acc, inp):
+            xi_c, rs, ep, dz = inp
+            zeta = (rs @ m.T / RHO + xi_c @ Lperp.T).reshape(-1, K, p)
+            y = spec.A * g(spec.activation, rs).sum(1) + spec.sigma * ep
+
+            def step(g_hist, k):
+                r_k = zeta[:, k] - jnp.einsum("ajb,njb->na", Rt4[k], g_hist)
+                return g_hist.at[:, k].set(grad(r_k, y) * dz[:, k, None]), r_k
+            _, r = jax.lax.scan(step, jnp.zeros_like(zeta), jnp.arange(K))
+            r = r.transpose(1, 0, 2)                                          # [c, K, p]
+            r, dz, first = _cut_diverged(r, dz)
+            flat, ys = r.reshape(-1, p), jnp.repeat(y, K)
+            P, H = grad(flat, ys).reshape(-1, K, p), hess(flat, ys).reshape(-1, K, p, p)
+            Ht = H[:tangents]
+            X = jnp.einsum("iajc,njcb->niajb", Rt4, Ht * dz[:tangents, :, None, None]).reshape(-1, K * p, K * p)
+            J = unit_lower_inverse(X).reshape(-1, K, p, K, p)                 # dr_(k a) / dzeta_(j b)
+            acc = (acc[0] + jnp.einsum("nkab,nkbjc->kjac", Ht, J),
+                   acc[1] + jnp.einsum("nka,njb->kjab", P, P * dz[:, :, None]),
+                   acc[2] + jnp.einsum("nka,nkb->kab", P, P),
+                   acc[3] + jnp.einsum("nka,nm->kam", P, rs),
+                   acc[4] + value(flat, ys).reshape(-1, K).sum(0),
+                   jnp.minimum(acc[5], first.min()))
+            return acc, None
+        M = m.shape[1]
+        zero = (jnp.zeros((K, K, p, p)), jnp.zeros((K, K, p, p)), jnp.zeros((K, p, p)), jnp.zeros((K, p, M)),
+                jnp.zeros(K), jnp.asarray(K))
+        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ))
+        sums, _ = jax.lax.scan(body, zero, inputs)
+        N = xi.shape[0]
+        Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
+        Hj = Hj * N / (chunks * tangents)
+        lower = jnp.tril(jnp.ones((T, T)))[:, :, None, None]
+        RG = alpha * h * Hj[:T, :T] * lower
+        mu = alpha * h * Pr[:T] / RHO - jnp.einsum("kjab,jbm->kam", RG, m.reshape(K, p, M)[:T]) / RHO
+        CG = alpha * h * PP[:T, :T] * jnp.tril(jnp.ones((T, T)), -1)[:, :, None, None]
+        CG = CG + CG.transpose(1, 0, 3, 2) + jnp.eye(T)[:, :, None, None] * (alpha * m2 * P2[:T])[:, None]
+        return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), jnp.zeros((T, p, p))
+    return run
+
+
+def _woodbury(Rt, S, Ds):
+    """Per path, ``W = Rt[:, S] D_S (I + Rt[S, S] D_S)^-1`` [c, K, m], so that
+    ``(I + Rt D)^-1 = I - W E_S`` when ``D`` is zero off the jump indices ``S`` (``E_S``: the selector)."""
+    RtS = jnp.take(Rt, S, axis=1).transpose(1, 0, 2)                           # [c, K, m]
+    RtSS = jnp.take_along_axis(RtS, S[:, :, None], axis=1)                      # [c, m, m]: Rt[S_i, S_j]
+    inner = unit_lower_inverse(jnp.tril(RtSS * Ds[:, None, :], -1))
+    return (RtS * Ds[:, None, :]) @ inner
+
+
+def _scatter_columns(X, S, K):
+    """``sum_n X[n, :, i]`` added to column ``S[n, i]``: [K, K]."""
+    return jnp.einsum("nki,nij->kj", X, jax.nn.one_hot(S, K, dtype=X.dtype))
+
+
+@functools.lru_cache(maxsize=32)
+def square_jump_side(K, chunks, width):
+    """The square-loss side for jump clocks (Poisson, Bernoulli): ``L = I - W E_S`` by Woodbury, so a
+    path costs O(K m^2) for its ``m`` jumps instead of O(K^3). Same outputs as ``square_side``."""
+    T = K - 1
+
+    @jax.jit
+    def run(consts, S, Rt, dZ, jumps):
+        alpha, h, m2 = consts[0], consts[1], consts[2]
+
+        def body(acc, inp):
+            dz, J = inp
+            dzS = jnp.take_along_axis(dz, J, axis=1)                            # [c, m]
+            W = _woodbury(Rt, J, dzS)
+            Scol = jnp.take(S, J, axis=1).transpose(1, 0, 2)                    # S[:, S_i]: [c, K, m]
+            SS = jnp.take_along_axis(Scol, J[:, :, None], axis=1)               # [c, m, m]
+            WS = jnp.take_along_axis(W, J[:, :, None], axis=1)                  # W[S_i, :]: [c, m, m]
+            MS = Scol - W @ SS - Scol @ jnp.swapaxes(WS, 1, 2) + W @ SS @ jnp.swapaxes(WS, 1, 2)
+            diag = jnp.diag(S)[None] - 2 * jnp.einsum("nki,nki->nk", W, Scol) + jnp.einsum("nki,nij,nkj->nk", W, SS, W)
+            return (acc[0] + _scatter_columns(W, J, K), acc[1] + _scatter_columns(MS * dzS[:, None, :], J, K),
+                    acc[2] + diag.sum(0)), None
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K))
+        sums, _ = jax.lax.scan(body, zero, (_chunked(dZ, chunks), _chunked(jumps, chunks)))
+        N = dZ.shape[0]
+        Wm, Md, dg = (x / N for x in sums)
+        RG = alpha * h * (jnp.eye(T) - Wm[:T, :T])
+        mu = -RG.sum(1)
+        CG = jnp.tril(alpha * h * Md[:T, :T], -1)
+        CG = CG + CG.T + jnp.diag(alpha * m2 * dg[:T])
+        return RG, mu, CG, dg / 2, jnp.zeros(T)
+    return run
+
+
+def first_blowup(RG, mu, CG, train, up, limit=1e12):
+    """First grid index whose force statistics (blocks, as in ``parameter_side``) are not finite (or
+    beyond ``limit``): some sample paths diverged there, and so does the expectation. ``len(train)`` if
+    none."""
+    T = len(mu)
+
+    def ok(a, axes=1):
+        """Finite and bounded, over all but the first ``axes`` axes."""
+        return (np.isfinite(a) & (np.abs(a) < limit)).all(axis=tuple(range(axes, a.ndim)))
+
+    lower = np.tril(np.ones((T, T), bool))          # row k: the statistics of times <= k only
+    rows = (ok(RG, 2) | ~lower).all(1) & (ok(CG, 2) | ~lower).all(1) & ok(mu) & ok(train[:T]) & ok(up)
+    rows = np.append(rows, np.isfinite(train[T]) & (abs(train[T]) < limit))
+    return int(np.argmin(rows)) if not rows.all() else len(rows)

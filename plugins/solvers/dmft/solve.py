@@ -1,0 +1,155 @@
+"""The DMFT solve: the problem's sample side and the parameter side closed by the fixed-point iteration of
+``dmft_scaffold.iterate``, on one grid.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from hdbench_plugins.solvers.dmft_scaffold import iterate
+from hdbench_plugins.solvers.dmft.clocks import JUMP_CLOCKS, clock_increments, clock_second_moment, jump_indices, moment_matched
+from hdbench_plugins.solvers.dmft.linalg import psd_cholesky
+from hdbench_plugins.solvers.dmft.parameter_side import RHO, diagonal_blocks, parameter_side
+from hdbench_plugins.solvers.dmft.sample_side import CHUNK, CommitteeLoss, SQUARE_CHUNK, committee_side, glm_side, square_flow_side, square_jump_side, square_side, first_blowup
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """Everything the solver needs, in DMFT units."""
+    side: object                 # SquareLinear or GlmLoss
+    alpha: float
+    lam: float                   # ridge, DMFT units
+    q0: float
+    m0: float
+    tau: float
+    clock: str
+
+
+@dataclasses.dataclass
+class Solution:
+    """The grid ``s`` [K] and, per averaged iterate [A, K], ``q = C_theta(s, s)``, ``m`` and the train
+    loss ``E loss(r(s), y)``."""
+    s: np.ndarray
+    q: np.ndarray
+    m: np.ndarray
+    train: np.ndarray
+    iterations: int
+    converged: bool
+
+
+def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_paths: int = 4000, seed: int = 0,
+          coarsen: int = 0, damping: float = 0.6, tol: float = 1e-3, max_iter: int = 60, average: int = 3,
+          implicit: bool | None = None) -> Solution:
+    """The fixed point on ``T`` steps of ``h = s_max / T`` (module doc). ``paths``: Monte-Carlo paths of
+    the sample side (square loss on a linear teacher: clock paths, ``tangent_paths`` of them);
+    ``tangent_paths``: how many of them also carry the tangents for ``R_G`` (O(T^3) each);
+    ``coarsen``: draw the noise ``2^coarsen`` times finer and aggregate it (see ``draw``);
+    ``implicit``: the linearly implicit margin step of ``glm_side`` (default: for the flow clock of a
+    Monte-Carlo side, the only clock whose increments are never negative and never a large jump; a
+    linear teacher with square loss is solved exactly, with the explicit step)."""
+    h = s_max / T
+    K = T + 1
+    p = problem
+    committee = isinstance(p.side, CommitteeLoss)
+    pd, md = (p.side.hidden, p.side.teachers) if committee else (1, 1)
+    Q0, R0 = np.reshape(np.asarray(p.q0, float), (pd, pd)), np.reshape(np.asarray(p.m0, float), (pd, md))
+    deterministic = p.clock == "flow" and p.side.exact_paths
+    implicit = (p.clock == "flow" and not p.side.exact_paths and not committee) if implicit is None else implicit
+    if implicit and (p.clock != "flow" or p.side.exact_paths or committee):
+        raise ValueError("the implicit margin step is built for the flow clock of a Monte-Carlo (GlmLoss) side")
+    if p.side.exact_paths:
+        paths = 1 if deterministic else tangent_paths
+        chunk = min(paths, SQUARE_CHUNK)
+    else:
+        chunk = CHUNK
+        tangent_paths = min(tangent_paths, paths)
+    if deterministic:
+        tol, average = 1e-12, 1
+    paths = max(chunk, int(np.ceil(paths / chunk)) * chunk)
+    chunks = paths // chunk
+    per_chunk = max(1, int(round(tangent_paths / chunks)))
+    m2 = clock_second_moment(p.clock, h, p.tau)
+    key = jax.random.PRNGKey(seed)
+
+    def draw(key):
+        """Noise on a grid ``2^coarsen`` times finer, aggregated: levels of one Richardson
+        extrapolation drawn with the same seed share their randomness (their errors correlate, so
+        ``2 f_{h/2} - f_h`` is less noisy than with independent draws)."""
+        kz, kx, kr, ke = jax.random.split(key, 4)
+        Tf = T * 2**coarsen
+        dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, p.tau)
+        xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1, pd), jnp.float64)) if not p.side.exact_paths else None
+        for _ in range(coarsen):
+            dZ = dZ[:, 0::2] + dZ[:, 1::2]
+            if xi is not None:
+                xi = np.concatenate([xi[:, :1], (xi[:, 1::2] + xi[:, 2::2]) / np.sqrt(2)], axis=1)
+        dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
+        jumps = jump_indices(dZ) if sparse else np.zeros((paths, 1), np.int64)
+        if p.side.exact_paths:
+            return (dZ, jumps) if sparse else (dZ,)
+        rstar = np.asarray(jax.random.normal(kr, (paths, md), jnp.float64))
+        eps = np.asarray(jax.random.normal(ke, (paths, 1), jnp.float64))
+        Z = moment_matched(np.column_stack([rstar, eps, xi.reshape(paths, -1)]))
+        return Z[:, md + 1:], Z[:, :md] if committee else Z[:, 0], Z[:, md], dZ, jumps
+
+    def side(noise):
+        """The jitted sample side for this draw (jump clocks: compiled per padded jump count)."""
+        width = noise[-1].shape[1] if sparse else None
+        if p.side.exact_paths:
+            if deterministic:
+                return square_flow_side
+            return square_jump_side(K, chunks, width) if sparse else square_side(K, chunks)
+        if committee:
+            return committee_side(p.side, K, chunks, min(per_chunk, chunk))
+        return glm_side(p.side, K, chunks, min(per_chunk, chunk), width, implicit)
+
+    sparse = p.clock in JUMP_CLOCKS and not committee
+    current = {"key": key, "valid": K}
+
+    def redraw():
+        """Fresh random numbers for the averaging phase."""
+        current["key"], sub = jax.random.split(current["key"])
+        current["noise"] = draw(sub)
+        current["run"] = side(current["noise"])
+
+    def update(kernels):
+        RG, mu, CG, up = kernels
+        C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, Q0, R0, up if implicit else None)
+        noise = (jnp.asarray(a) for a in current["noise"])
+        if p.side.exact_paths:
+            S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
+            out = current["run"](consts, jnp.asarray(S), jnp.asarray(Rt), *noise)
+        else:
+            # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
+            # its scale cannot wreck the factor of the early times
+            Lperp = np.zeros((K * pd, K * pd))
+            v = current["valid"] * pd
+            Lperp[:v, :v] = psd_cholesky((C - m @ m.T / RHO)[:v, :v])
+            out = current["run"](consts, jnp.asarray(Lperp), jnp.asarray(m if committee else m[:, 0]),
+                                 jnp.asarray(Rt), *noise)
+        nRG, nmu, nCG, train, nup = (np.array(x).reshape(shape) for x, shape in zip(out, (
+            (T, T, pd, pd), (T, pd, md), (T, T, pd, pd), (K,), (T, pd, pd))))
+        bad = first_blowup(nRG, nmu, nCG, train, nup)
+        current["valid"] = max(bad, 1)
+        if bad < K:             # some paths diverge: keep the finite past, mark the rest +inf
+            nRG[bad:], nRG[:, bad:], nmu[bad:], nCG[bad:], nCG[:, bad:], nup[bad:] = 0.0, 0.0, 0.0, 0.0, 0.0, 0.0
+        sane = (np.arange(K) < bad)[:, None, None]
+        state = {"q": np.where(sane, diagonal_blocks(C, pd), np.inf), "m": np.where(sane, m.reshape(K, pd, md), np.inf),
+                 "train": np.where(sane[:, 0, 0], train, np.inf)}
+        return state, (nRG, nmu, nCG, nup)
+
+    with jax.enable_x64(True):
+        consts = jnp.asarray([p.alpha, h, m2], jnp.float64)
+        current["noise"] = draw(key)
+        current["run"] = side(current["noise"])
+        start = (np.zeros((T, T, pd, pd)), np.zeros((T, pd, md)), np.zeros((T, T, pd, pd)), np.zeros((T, pd, pd)))
+        fixed = iterate(update, start, redraw, damping=1.0 if deterministic else damping, tol=tol,
+                        max_iter=max_iter, average=average)
+    history, it, converged = [(st["q"], st["m"], st["train"]) for st in fixed.history], fixed.iterations, fixed.converged
+    q, m, train = (np.array(x) for x in zip(*history))
+    if not committee:
+        q, m = q[:, :, 0, 0], m[:, :, 0, 0]
+    return Solution(s=h * np.arange(K), q=q, m=m, train=train, iterations=it, converged=converged)
