@@ -1,6 +1,5 @@
 """Runner: cache, local processes and Dask give the serial results, CLI exit codes (kills: test_faults)."""
 import json
-import sqlite3
 
 import numpy as np
 import pytest
