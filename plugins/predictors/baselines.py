@@ -16,16 +16,15 @@ import numpy as np
 
 import hdbench
 from hdbench import YES, Predictor, no
-from hdbench_plugins.common.spectra import spectrum
-from hdbench_plugins.solvers.bgj_spiked import solve_spiked, supports_spiked
-from hdbench_plugins.solvers.bgj_gmm import solve_gmm, supports_gmm
-from hdbench_plugins.solvers.dln_flow import population_flow as dln_flow
-from hdbench_plugins.common.spectra import is_isotropic
+from hdbench_plugins.common.spectra import is_isotropic, spectrum
 from hdbench_plugins.solvers.aniso_ode import solve_committee_aniso, solve_glm_aniso
+from hdbench_plugins.solvers.bgj_gmm import solve_gmm, supports_gmm
+from hdbench_plugins.solvers.bgj_spiked import solve_spiked, supports_spiked
+from hdbench_plugins.solvers.committee_ode import solve_committee, supports_committee
+from hdbench_plugins.solvers.dln_flow import population_flow as dln_flow
 from hdbench_plugins.solvers.glm_ode import solve_glm
 from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_multiclass
 from hdbench_plugins.solvers.regime import unregularised
-from hdbench_plugins.solvers.committee_ode import solve_committee, supports_committee
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
 
