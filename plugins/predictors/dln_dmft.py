@@ -6,11 +6,7 @@ from __future__ import annotations
 import hdbench
 from hdbench import Predictor, no
 from hdbench_plugins.solvers.regime import small_batches
-from hdbench_plugins.solvers.dln_dmft import CLOCK_OF, SUPPORTED, LEVELS, FINEST_STEPS, coarse_steps, predict_dln_dmft
-
-                     # At 0.32 the early transient (t < 1) fell between grid points: on GD at d = 2000 (8 seeds)
-                     # l1_off was 14 and train_risk 6 stderr off at t = 0.2-1 (error 0.034, floor 0.017); at
-                     # 0.16 all within 3.7 (error 0.015)
+from hdbench_plugins.solvers.dln_dmft import CLOCK_OF, FINEST_STEPS, LEVELS, SUPPORTED, coarse_steps, predict_dln_dmft
 
 
 class DlnDMFT(Predictor):
