@@ -84,7 +84,6 @@ class Scenario:
         check_scenario_memory(scen, reg)
         return scen
 
-
     # -- views ----------------------------------------------------------------------------------
     @property
     def model_params(self) -> Mapping:
