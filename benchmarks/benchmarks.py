@@ -367,16 +367,14 @@ class DLNDmftParticles:
 
 
 class SquareSide:
-    """The square-loss sample side of the DMFT (``dmft.py``) for SGF's Gaussian clock vs the grid steps T: in
-    expectation (``square_side_moments``, an O(T^3) recursion, once) against the Monte-Carlo side on 4000
-    sample paths (O(T^3) a path; what each ``dln-dmft`` replica used before, and still noisy). Compiled in
-    setup; the kernel ``R_G``-shaped and causal, ``S`` a smooth covariance."""
+    """The square-loss sample side of the DMFT (``dmft.square_side_moments``: exact in expectation over
+    SGF's Gaussian clock, a few O(T^3) BLAS calls) vs the grid steps T; the kernel ``R_G``-shaped and
+    causal, ``S`` a smooth covariance."""
 
-    params = ([50, 100, 200], ["expectation", "paths"])
-    param_names = ["grid steps T", "side"]
+    params = [50, 100, 200, 400]
+    param_names = ["grid steps T"]
 
-    def setup(self, T, side):
-        import jax
+    def setup(self, T):
         from hdbench_plugins.solvers import dmft
         K, h, tau = T + 1, 8.0 / T, 1.0
         grid = h * np.arange(K)
@@ -384,18 +382,8 @@ class SquareSide:
         Rt[:, T] = 0.0
         S = 0.1 + 0.2 * np.exp(-np.abs(np.subtract.outer(grid, grid)))
         consts = (0.5, h, dmft.clock_second_moment("gaussian", h, tau))
-        if side == "expectation":
-            self.run = lambda: dmft.square_side_moments(consts, S, Rt)
-        else:
-            dZ = dmft.clock_increments("gaussian", jax.random.PRNGKey(0), (4000, T), h, tau)
-            dZ = np.concatenate([dZ, np.zeros((4000, 1))], axis=1)
-            run = dmft.sample_side.square_side(K, 4000 // dmft.SQUARE_CHUNK)
-
-            def mc():
-                with jax.enable_x64(True):
-                    return jax.block_until_ready(run(np.asarray(consts), S, Rt, dZ))
-            self.run = mc
+        self.run = lambda: dmft.square_side_moments(consts, S, Rt)
         self.run()
 
-    def time_square_side(self, T, side):
+    def time_square_side(self, T):
         self.run()

@@ -35,7 +35,7 @@ import numpy as np
 
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dln_flow import coordinate_law
-from hdbench_plugins.solvers.dmft_scaffold import Unstable, combine, extrapolation_weights, interpolate, iterate, summarise_replicas
+from hdbench_plugins.solvers.dmft_scaffold import Unstable, combine, extrapolation_weights, interpolate, iterate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units
 
 
@@ -205,6 +205,7 @@ def coarse_steps(s, least=25):
     return steps
 
 
+@serial_blas
 def predict_dln_dmft(s, times, steps=None, levels=None, particles=8192, tangent_particles=512, replicas=None, seed=0):
     """Curves on ``times``: extrapolated (``simulated_step``) over grids of ``steps`` (default ``coarse_steps``)
     and ``2 steps``. The mean of ``replicas`` (default ``REPLICAS``) independent solves (seeds) and

@@ -32,14 +32,15 @@ from hdbench import YES, no
 from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
 from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
-from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, interpolate, summarise_replicas
+from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, interpolate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
 
 
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
 SMOOTH_LOSSES = ("square", "logistic")
 COMMITTEE_ACTIVATIONS = ("erf", "linear")
-DETERMINISTIC_STEPS = 80   # gradient flow on a linear teacher is one deterministic path: a fine grid is cheap
+DETERMINISTIC_H = 0.05     # a linear teacher's fixed point is deterministic: coarse step h <= this (error < 1e-4)
+DETERMINISTIC_STEPS = (40, 80)   # ... within these coarse step counts (levels up to 4x finer: O(T^3) each)
 MAX_STEPS = 80             # coarsest level at most when a flow's blow-up is retried on a finer grid
 MAX_EXACT_STEPS = 240      # dmft-sgd-batch: more SGD steps than this are declined (cost O(T^3) a path)
 COMMITTEE_STEPS = 20       # committees' tangents are dense in K T: the coarsest grid they can afford (docs/validation/dmft.md)
@@ -103,6 +104,7 @@ def _observables(s, q, m, train):
     return out
 
 
+@serial_blas
 def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
                  exact_step=None, seed=0):
     """Curves and their uncertainty ``unc(NAME)``.
@@ -120,9 +122,9 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     problem, scale = problem_of(s, clock)
     s_times = scale * np.asarray(times, float)
     s_max = max(float(s_times[-1]), 1e-9)
-    deterministic = problem.clock == "flow" and problem.side.exact_paths
-    if deterministic:
-        steps, replicas = max(steps, DETERMINISTIC_STEPS), 1      # no Monte Carlo: a fine grid is cheap
+    deterministic = problem.side.exact_paths      # square loss on a linear teacher: no Monte Carlo (dmft.solve)
+    if deterministic:             # no Monte Carlo: one replica, on a grid fine for the time span
+        steps, replicas = int(np.clip(np.ceil(s_max / DETERMINISTIC_H), *DETERMINISTIC_STEPS)), 1
     runs, lower = [], []
     for r in range(replicas):
         args = (paths // replicas, tangent_paths // replicas, seed + 7919 * r)

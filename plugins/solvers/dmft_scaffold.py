@@ -6,7 +6,8 @@
   (to ``h = 0``, or to the simulated algorithm's own step), with cubic interpolation onto the
   requested times so that the off-grid error stays below what the extrapolation removes;
 - ``summarise_replicas``: the mean of independent replicas and ``unc(NAME)``, the standard error of
-  that mean, combined in quadrature with the extrapolation's error estimate where there is one.
+  that mean, combined in quadrature with the extrapolation's error estimate where there is one;
+- ``serial_blas``: runs a solve with BLAS on one thread.
 """
 from __future__ import annotations
 
@@ -14,6 +15,11 @@ import dataclasses
 
 import numpy as np
 from scipy.interpolate import CubicSpline, make_interp_spline
+from threadpoolctl import threadpool_limits
+
+# A DMFT solve is a long chain of dense operations on matrices a few hundred wide: BLAS threads cost
+# more in hand-offs than they give (2-5x slower on 2 cores, docs/validation/dmft.md)
+serial_blas = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
 class Unstable(Exception):

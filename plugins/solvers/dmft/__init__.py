@@ -54,9 +54,9 @@ to remove the O(h), O(h^2) errors of the explicit scheme.
 from hdbench_plugins.solvers.dmft.clocks import CLOCKS, clock_increments, clock_second_moment, jump_indices, moment_matched
 from hdbench_plugins.solvers.dmft.linalg import psd_cholesky, unit_lower_inverse
 from hdbench_plugins.solvers.dmft.parameter_side import RHO, parameter_side
-from hdbench_plugins.solvers.dmft.sample_side import SQUARE_CHUNK, CommitteeLoss, GlmLoss, SquareLinear, square_side_moments
+from hdbench_plugins.solvers.dmft.sample_side import CommitteeLoss, GlmLoss, SquareLinear, square_side_moments
 from hdbench_plugins.solvers.dmft.solver import Problem, Solution, solve
 
-__all__ = ["CLOCKS", "RHO", "SQUARE_CHUNK", "CommitteeLoss", "GlmLoss", "Problem", "Solution", "SquareLinear",
+__all__ = ["CLOCKS", "RHO", "CommitteeLoss", "GlmLoss", "Problem", "Solution", "SquareLinear",
            "clock_increments", "clock_second_moment", "jump_indices", "moment_matched", "parameter_side",
            "psd_cholesky", "solve", "square_side_moments", "unit_lower_inverse"]

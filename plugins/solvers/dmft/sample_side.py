@@ -22,9 +22,6 @@ CHUNK = 1000         # Monte-Carlo paths per vmapped chunk (GLM sample side)
 BLOWUP = 1e3         # |margin| beyond this (margins are O(1)): the path has diverged
 
 
-SQUARE_CHUNK = 250   # clock paths per chunk of the square-loss side (memory O(chunk T^2))
-
-
 @dataclasses.dataclass(frozen=True)
 class SquareLinear:
     """Square loss on a linear teacher ``y = r* + sigma eps``: exact given the clocks."""
@@ -74,82 +71,39 @@ def _chunked(arr, chunks):
     return arr.reshape((chunks, -1) + arr.shape[1:])
 
 
-@functools.lru_cache(maxsize=32)
-def square_side(K, chunks):
-    """Jitted square-loss sample side for ``K`` grid points: (S, Rt, dZ [N, K]) ->
-    sums of L, M_kj dZ_j, diag M over paths (``M = L S L^T``)."""
-    T = K - 1
-
-    @jax.jit
-    def run(consts, S, Rt, dZ):
-        alpha, h, m2 = consts[0], consts[1], consts[2]
-
-        def body(acc, dz):
-            L = unit_lower_inverse(Rt[None] * dz[:, None, :])
-            Msym = L @ S @ jnp.swapaxes(L, 1, 2)
-            diag = jnp.diagonal(Msym, axis1=1, axis2=2)
-            return (acc[0] + L.sum(0), acc[1] + (Msym * dz[:, None, :]).sum(0), acc[2] + diag.sum(0)), None
-        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K))
-        sums, _ = jax.lax.scan(body, zero, _chunked(dZ, chunks))
-        N = dZ.shape[0]
-        Lm, Md, dg = (x / N for x in sums)
-        RG = alpha * h * Lm[:T, :T]
-        mu = -RG.sum(1)
-        CG = jnp.tril(alpha * h * Md[:T, :T], -1)
-        CG = CG + CG.T + jnp.diag(alpha * m2 * dg[:T])
-        return RG, mu, CG, dg / 2, jnp.zeros(T)
-    return run
-
-
-def square_flow_side(consts, S, Rt, dZ):
-    """The square-loss side with deterministic clocks: one path, so numpy (no compilation)."""
-    alpha, h, m2 = (float(x) for x in consts)
-    K = len(S)
-    T = K - 1
-    L = solve_triangular(np.eye(K) + Rt * np.asarray(dZ)[0][None, :], np.eye(K), lower=True, unit_diagonal=True)
-    M = L @ np.asarray(S) @ L.T
-    RG = alpha * h * L[:T, :T]
-    CG = np.tril(alpha * h * M[:T, :T] * np.asarray(dZ)[0][None, :T], -1)
-    CG = CG + CG.T + np.diag(alpha * m2 * np.diag(M)[:T])
-    return RG, -RG.sum(1), CG, np.diag(M) / 2, np.zeros(T)
-
-
 def square_side_moments(consts, S, Rt):
-    """The square-loss side for any clock with independent increments, in expectation, exactly: the same
-    outputs as ``square_side`` with infinitely many paths, from ``E dZ = h`` and ``E dZ^2 = m2`` alone.
+    """The square-loss sample side (linear teacher) for any clock with independent increments, exactly in
+    expectation over the clocks: from ``E dZ = h`` and ``E dZ^2 = m2`` alone, the outputs a Monte-Carlo
+    side would give with infinitely many clock paths. ``S = E zeta zeta^T``: the covariance of the
+    residuals before the responses, ``C_theta - m - m^T + E theta*^2 + sigma^2``.
 
-    Why it is exact: the margins ``r = (I + Rt D)^-1 zeta`` (``D = diag(dZ)``, ``Rt`` strictly lower) are a
-    sum of chains ``Rt(k, i1) dZ_i1 Rt(i1, i2) dZ_i2 ...`` over strictly decreasing indices, so no increment
-    appears twice in one chain and ``E L = (I + h Rt)^-1``; a product of two chains (the second moments)
-    has each increment at most squared. With ``A = E r r^T`` and ``B(j, l) = E dZ_j r_j r_l`` (``j < l``;
-    ``= h A(j, l)`` for ``j >= l``, as ``dZ_j`` is independent of ``r_j`` and of every earlier margin), row
-    by row:
-    ``B(j, k) = h E r_j zeta_k - sum_{i<k} Rt(k, i) E dZ_j dZ_i r_j r_i`` (that expectation is
-    ``m2 A(j, j)`` at ``i = j``, else ``h B(min, max)``) and ``A(k, l) = E zeta_k r_l - sum_{j<k} Rt(k, j)
-    E dZ_j r_j r_l``. O(K^3) once, where the Monte-Carlo side costs O(K^3) a path and, under SGF, is
-    heavy-tailed (each margin a geometric Brownian motion whose second moment a few paths carry)."""
+    Why it is exact: the margins solve ``(I + Rt D) r = zeta``, ``D = diag(dZ)``, ``Rt`` strictly lower.
+    Write ``dZ = h + Delta`` (``E Delta = 0``, ``E Delta^2 = v = m2 - h^2``): ``r = Lbar zeta - G Delta r``
+    with ``Lbar = (I + h Rt)^-1`` and ``G = Lbar Rt`` (strictly lower). ``r_j`` depends on the increments
+    before ``j`` only, so ``Delta_j`` is independent of ``r_j``, of ``zeta`` and of every earlier
+    ``Delta``: ``E Delta_j r_j Delta_l r_l = v a_j [j = l]`` with ``a = diag E r r^T``. Hence
+    ``E L = Lbar``, ``A = E r r^T = P + v G diag(a) G^T`` with ``P = Lbar S Lbar^T``, whose diagonal is
+    the unit-lower-triangular system ``(I - v G o G) a = diag P`` (``o``: entrywise), and
+    ``E dZ_j r_j r_l = h A(j, l) - v a_j G(l, j)``. O(K^3) in a few BLAS calls, no paths: a Monte-Carlo
+    side costs O(K^3) a path and is heavy-tailed under SGF (each margin a geometric Brownian motion
+    whose second moment a few paths carry). ``v = 0`` (the flow clock) is the deterministic path."""
     alpha, h, m2 = (float(x) for x in consts)
     S, Rt = np.asarray(S, float), np.asarray(Rt, float)
     K = len(S)
     T = K - 1
-    Lbar = solve_triangular(np.eye(K) + h * Rt, np.eye(K), lower=True, unit_diagonal=True)
-    Zr = S @ Lbar.T                       # Zr[k, l] = E zeta_k r_l
-    A = np.zeros((K, K))
-    E = np.zeros((K, K))                  # E[j, l] = E dZ_j r_j r_l: h A(j, l) for j >= l, B(j, l) above
-    Q = np.zeros((K, K))                  # Q[j, i] = E dZ_j dZ_i r_j r_i
-    for k in range(K):
-        if k:
-            b = h * Zr[k, :k] - Q[:k, :k] @ Rt[k, :k]
-            E[:k, k] = b
-            Q[:k, k] = Q[k, :k] = h * b
-        row = Zr[k, :k + 1] - Rt[k, :k] @ E[:k, :k + 1]
-        A[k, :k + 1] = A[:k + 1, k] = row
-        E[k, :k + 1] = h * row
-        Q[k, k] = m2 * row[k]
+    eye = np.eye(K)
+    Lbar = solve_triangular(eye + h * Rt, eye, lower=True, unit_diagonal=True)
+    G = Lbar @ Rt
+    v = m2 - h * h
+    P = Lbar @ S @ Lbar.T
+    a = solve_triangular(eye - v * G * G, np.diag(P).copy(), lower=True, unit_diagonal=True)
+    Ga = G * a
+    A = P + v * Ga @ G.T
+    E = h * A - v * Ga.T                  # E[j, l] = E dZ_j r_j r_l
     RG = alpha * h * Lbar[:T, :T]
     CG = np.tril(alpha * h * E[:T, :T].T, -1)
-    CG = CG + CG.T + np.diag(alpha * m2 * np.diag(A)[:T])
-    return RG, -RG.sum(1), CG, np.diag(A) / 2, np.zeros(T)
+    CG = CG + CG.T + np.diag(alpha * m2 * a[:T])
+    return RG, -RG.sum(1), CG, a / 2, np.zeros(T)
 
 
 @functools.lru_cache(maxsize=32)
@@ -326,39 +280,6 @@ def _woodbury(Rt, S, Ds):
 def _scatter_columns(X, S, K):
     """``sum_n X[n, :, i]`` added to column ``S[n, i]``: [K, K]."""
     return jnp.einsum("nki,nij->kj", X, jax.nn.one_hot(S, K, dtype=X.dtype))
-
-
-@functools.lru_cache(maxsize=32)
-def square_jump_side(K, chunks, width):
-    """The square-loss side for jump clocks (Poisson, Bernoulli): ``L = I - W E_S`` by Woodbury, so a
-    path costs O(K m^2) for its ``m`` jumps instead of O(K^3). Same outputs as ``square_side``."""
-    T = K - 1
-
-    @jax.jit
-    def run(consts, S, Rt, dZ, jumps):
-        alpha, h, m2 = consts[0], consts[1], consts[2]
-
-        def body(acc, inp):
-            dz, J = inp
-            dzS = jnp.take_along_axis(dz, J, axis=1)                            # [c, m]
-            W = _woodbury(Rt, J, dzS)
-            Scol = jnp.take(S, J, axis=1).transpose(1, 0, 2)                    # S[:, S_i]: [c, K, m]
-            SS = jnp.take_along_axis(Scol, J[:, :, None], axis=1)               # [c, m, m]
-            WS = jnp.take_along_axis(W, J[:, :, None], axis=1)                  # W[S_i, :]: [c, m, m]
-            MS = Scol - W @ SS - Scol @ jnp.swapaxes(WS, 1, 2) + W @ SS @ jnp.swapaxes(WS, 1, 2)
-            diag = jnp.diag(S)[None] - 2 * jnp.einsum("nki,nki->nk", W, Scol) + jnp.einsum("nki,nij,nkj->nk", W, SS, W)
-            return (acc[0] + _scatter_columns(W, J, K), acc[1] + _scatter_columns(MS * dzS[:, None, :], J, K),
-                    acc[2] + diag.sum(0)), None
-        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K))
-        sums, _ = jax.lax.scan(body, zero, (_chunked(dZ, chunks), _chunked(jumps, chunks)))
-        N = dZ.shape[0]
-        Wm, Md, dg = (x / N for x in sums)
-        RG = alpha * h * (jnp.eye(T) - Wm[:T, :T])
-        mu = -RG.sum(1)
-        CG = jnp.tril(alpha * h * Md[:T, :T], -1)
-        CG = CG + CG.T + jnp.diag(alpha * m2 * dg[:T])
-        return RG, mu, CG, dg / 2, jnp.zeros(T)
-    return run
 
 
 def first_blowup(RG, mu, CG, train, up, limit=1e12):

@@ -13,7 +13,7 @@ from hdbench_plugins.solvers.dmft_scaffold import iterate
 from hdbench_plugins.solvers.dmft.clocks import JUMP_CLOCKS, clock_increments, clock_second_moment, jump_indices, moment_matched
 from hdbench_plugins.solvers.dmft.linalg import psd_cholesky
 from hdbench_plugins.solvers.dmft.parameter_side import RHO, diagonal_blocks, parameter_side
-from hdbench_plugins.solvers.dmft.sample_side import CHUNK, CommitteeLoss, SQUARE_CHUNK, committee_side, glm_side, square_flow_side, square_jump_side, square_side, first_blowup
+from hdbench_plugins.solvers.dmft.sample_side import CHUNK, CommitteeLoss, committee_side, glm_side, square_side_moments, first_blowup
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,7 +44,8 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
           coarsen: int = 0, damping: float = 0.6, tol: float = 1e-3, max_iter: int = 60, average: int = 3,
           implicit: bool | None = None) -> Solution:
     """The fixed point on ``T`` steps of ``h = s_max / T`` (module doc). ``paths``: Monte-Carlo paths of
-    the sample side (square loss on a linear teacher: clock paths, ``tangent_paths`` of them);
+    the sample side (none for the square loss on a linear teacher: ``square_side_moments`` is exact in
+    expectation over the clocks, so that fixed point is deterministic and iterated to ``tol = 1e-12``);
     ``tangent_paths``: how many of them also carry the tangents for ``R_G`` (O(T^3) each);
     ``coarsen``: draw the noise ``2^coarsen`` times finer and aggregate it (see ``draw``);
     ``implicit``: the linearly implicit margin step of ``glm_side`` (default: for the flow clock of a
@@ -56,18 +57,15 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     committee = isinstance(p.side, CommitteeLoss)
     pd, md = (p.side.hidden, p.side.teachers) if committee else (1, 1)
     Q0, R0 = np.reshape(np.asarray(p.q0, float), (pd, pd)), np.reshape(np.asarray(p.m0, float), (pd, md))
-    deterministic = p.clock == "flow" and p.side.exact_paths
+    deterministic = p.side.exact_paths
     implicit = (p.clock == "flow" and not p.side.exact_paths and not committee) if implicit is None else implicit
     if implicit and (p.clock != "flow" or p.side.exact_paths or committee):
         raise ValueError("the implicit margin step is built for the flow clock of a Monte-Carlo (GlmLoss) side")
-    if p.side.exact_paths:
-        paths = 1 if deterministic else tangent_paths
-        chunk = min(paths, SQUARE_CHUNK)
+    if deterministic:
+        paths, chunk, tol, average = 1, 1, 1e-12, 1
     else:
         chunk = CHUNK
         tangent_paths = min(tangent_paths, paths)
-    if deterministic:
-        tol, average = 1e-12, 1
     paths = max(chunk, int(np.ceil(paths / chunk)) * chunk)
     chunks = paths // chunk
     per_chunk = max(1, int(round(tangent_paths / chunks)))
@@ -78,18 +76,17 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         """Noise on a grid ``2^coarsen`` times finer, aggregated: levels of one Richardson
         extrapolation drawn with the same seed share their randomness (their errors correlate, so
         ``2 f_{h/2} - f_h`` is less noisy than with independent draws)."""
+        if deterministic:
+            return ()
         kz, kx, kr, ke = jax.random.split(key, 4)
         Tf = T * 2**coarsen
         dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, p.tau)
-        xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1, pd), jnp.float64)) if not p.side.exact_paths else None
+        xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1, pd), jnp.float64))
         for _ in range(coarsen):
             dZ = dZ[:, 0::2] + dZ[:, 1::2]
-            if xi is not None:
-                xi = np.concatenate([xi[:, :1], (xi[:, 1::2] + xi[:, 2::2]) / np.sqrt(2)], axis=1)
+            xi = np.concatenate([xi[:, :1], (xi[:, 1::2] + xi[:, 2::2]) / np.sqrt(2)], axis=1)
         dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
         jumps = jump_indices(dZ) if sparse else np.zeros((paths, 1), np.int64)
-        if p.side.exact_paths:
-            return (dZ, jumps) if sparse else (dZ,)
         rstar = np.asarray(jax.random.normal(kr, (paths, md), jnp.float64))
         eps = np.asarray(jax.random.normal(ke, (paths, 1), jnp.float64))
         Z = moment_matched(np.column_stack([rstar, eps, xi.reshape(paths, -1)]))
@@ -97,11 +94,9 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
 
     def side(noise):
         """The jitted sample side for this draw (jump clocks: compiled per padded jump count)."""
+        if deterministic:
+            return None
         width = noise[-1].shape[1] if sparse else None
-        if p.side.exact_paths:
-            if deterministic:
-                return square_flow_side
-            return square_jump_side(K, chunks, width) if sparse else square_side(K, chunks)
         if committee:
             return committee_side(p.side, K, chunks, min(per_chunk, chunk))
         return glm_side(p.side, K, chunks, min(per_chunk, chunk), width, implicit)
@@ -119,9 +114,9 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         RG, mu, CG, up = kernels
         C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, Q0, R0, up if implicit else None)
         noise = (jnp.asarray(a) for a in current["noise"])
-        if p.side.exact_paths:
+        if deterministic:
             S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
-            out = current["run"](consts, jnp.asarray(S), jnp.asarray(Rt), *noise)
+            out = square_side_moments((p.alpha, h, m2), S, Rt)
         else:
             # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
             # its scale cannot wreck the factor of the early times
