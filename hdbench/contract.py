@@ -200,9 +200,10 @@ class Predictor(Component):
       answer; a divergence the theory predicts is ``+inf`` (or ``-inf``) from that time on, and NaN
       is allowed only after it. Any other NaN, a wrong length, a raise or a crash fails the item
       (recorded, never fatal).
-    - The runner calls ``supports`` and then ``predict`` twice, each in a worker process and each
-      under the timeout: the first (cold) call includes compilation, the second is the warm time
-      reported as the predictor's speed. Cache compiled solvers on ``self``.
+    - The runner calls ``supports`` and then ``predict``, each in a worker process and each under the
+      timeout: the first (cold) call includes compilation; if it took under 5 s it is called once
+      more, and that warm time is the predictor's speed (else the cold time stands for it, an upper
+      bound). Cache compiled solvers on ``self`` or the module, keyed by shape, not by scenario.
     - ``examples`` (optional): small scenario specs inside the regime, which the conformance tests
       add to their candidates (for theories whose regime default parameters do not reach).
     """

@@ -73,3 +73,30 @@ def test_leaderboard_formats_and_plot(tiny_suite, tmp_path):
     svg = tmp_path / "p.svg"
     assert run_cli("plot", "online g0.5", "--db", db, "--out", svg).returncode == 0 and b"<svg" in svg.read_bytes()[:500]
     assert run_cli("plot", "nope", "--db", db).returncode == 2
+
+
+def test_a_predict_is_repeated_for_its_warm_time_only_when_the_first_call_is_short(monkeypatch):
+    """The timing rule (docs/scoring.md): a first call under ``REPEAT_BELOW_S`` is called again and
+    its warm time reported; a longer one is called once, and its speed-up is shown as a lower bound."""
+    from hdbench import runner
+    from hdbench.report import scenario_table
+    spec = {"model": {"name": "linear"}, "dynamics": {"name": "online-sgd", "params": {"gamma": 0.5}},
+            "d": 50, "t_max": 1.0, "seeds": 2, "n_times": 5}
+    calls = []
+    cls = type(hdbench.registry().predictor("lsq-online-ode"))
+    predict = cls.predict
+    monkeypatch.setattr(cls, "predict", lambda self, s, t: calls.append(1) or predict(self, s, t))
+    fast = runner.task_predict(spec, "lsq-online-ode")
+    assert fast["status"] == "ok" and len(calls) == 2 and fast["warm_s"] is not None
+    monkeypatch.setattr(runner, "REPEAT_BELOW_S", 0.0)
+    calls.clear()
+    slow = runner.task_predict(spec, "lsq-online-ode")
+    assert slow["status"] == "ok" and len(calls) == 1 and slow["warm_s"] is None
+    sim = hdbench.simulate(hdbench.Scenario.from_dict(spec))
+    cells = {}
+    for name, pred in (("fast", fast), ("slow", slow)):
+        scored = runner.score_prediction(sim, pred, 0.5, 0.1)["scores"]
+        assert scored["speedup"] == pytest.approx(0.5 / (pred["warm_s"] or pred["cold_s"]))
+        row = {"scenario": "s", "predictor": "p", "status": "ok", "complete": True, **scored}
+        cells[name] = scenario_table([row])[1][0][-1]
+    assert cells["slow"].startswith(">=") and not cells["fast"].startswith(">=")
