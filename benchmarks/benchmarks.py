@@ -122,7 +122,8 @@ class Simulation:
     param_names = ["dynamics"]
 
     def setup(self, dynamics):
-        self.scenario = _lsq(dynamics, 0.5, alpha=2.0 if dynamics == "sgd" else None, d=1000, t_max=4.0)
+        # 16 seeds x 8000 steps x d = 1000: a run long enough for the engine's unrolled online steps
+        self.scenario = _lsq(dynamics, 0.5, alpha=2.0 if dynamics == "sgd" else None, d=1000, t_max=8.0)
         hdbench.simulate(self.scenario)
 
     def time_simulate(self, dynamics):
@@ -134,14 +135,20 @@ class Simulation:
     track_throughput.unit = "samples*d/s"
 
     def track_fraction_of_rng_bound(self, dynamics):
-        """Throughput over that of drawing the same Gaussians alone (online SGD's lower bound on work)."""
-        return hdbench.simulate(self.scenario).throughput / rng_throughput(self.scenario)
+        """Throughput over that of drawing the same Gaussians alone, batched over seeds (online SGD's
+        lower bound on work); each the best of 3 runs, interleaved, so that the machine's load cancels."""
+        sim, rng = 0.0, 0.0
+        for _ in range(3):
+            sim = max(sim, hdbench.simulate(self.scenario).throughput)
+            rng = max(rng, rng_throughput(self.scenario, repeats=1))
+        return sim / rng
 
     track_fraction_of_rng_bound.unit = "ratio"
 
 
 def rng_throughput(s, repeats=3):
-    """samples*d/s of ``jax.random.normal`` alone: seeds x steps draws of shape (1, d) in a scan."""
+    """samples*d/s of ``jax.random.normal`` alone, drawn the fastest way: one (seeds, d) draw per step,
+    batched over the seeds, in an unrolled scan (what an online SGD step cannot do with less)."""
     import time
 
     import jax
@@ -149,19 +156,17 @@ def rng_throughput(s, repeats=3):
     steps = int(round(s.t_max * s.d))
 
     @jax.jit
-    def draw(keys):
-        def one(key):
-            def step(acc, k):
-                return acc + jax.random.normal(jax.random.fold_in(key, k), (1, s.d)).sum(), None
-            return jax.lax.scan(step, 0.0, jnp.arange(steps))[0]
-        return jax.vmap(one)(keys)
+    def draw(key):
+        def step(acc, k):
+            return acc + jax.random.normal(jax.random.fold_in(key, k), (s.seeds, s.d)).sum(), None
+        return jax.lax.scan(step, 0.0, jnp.arange(steps), unroll=8)[0]    # as the engine's online steps
 
-    keys = jax.random.split(jax.random.PRNGKey(0), s.seeds)
-    draw(keys).block_until_ready()
+    key = jax.random.PRNGKey(0)
+    draw(key).block_until_ready()
     best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        draw(keys).block_until_ready()
+        draw(key).block_until_ready()
         best = min(best, time.perf_counter() - start)
     return s.seeds * steps * s.d / best
 
