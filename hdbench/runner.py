@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import dataclasses
+import functools
 import os
 import platform
 import subprocess
@@ -42,6 +43,7 @@ CLAIM_POLL_S = 1.0          # how often a run looks at items another run is comp
 
 # -- tasks (run in workers) --------------------------------------------------------------------
 SLACK_S = 1.0       # beyond the timeout, before a phase's worker is killed: a result on its way is not lost
+COMPILE_CACHE_MIN_S = 0.1   # JAX programs that took longer than this to compile are kept on disk
 REPEAT_BELOW_S = 5.0   # a first predict shorter than this is called again to time it warm (docs/scoring.md)
 
 
@@ -120,6 +122,24 @@ def _load_plugins() -> None:
     registry()
 
 
+def _prepare_worker(compile_cache: str | None) -> None:
+    """A worker's start: JAX's persistent compilation cache in ``compile_cache`` (programs compiled by an
+    earlier run, or another worker, are read back instead of compiled again), then the plugins."""
+    if compile_cache:
+        import jax
+        jax.config.update("jax_compilation_cache_dir", compile_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILE_CACHE_MIN_S)
+    _load_plugins()
+
+
+def compile_cache_dir(db) -> str | None:
+    """Where a store keeps JAX's compiled programs: beside it, ``<db stem>.jax-cache`` (None in memory)."""
+    if str(db) == ":memory:":
+        return None
+    db = Path(db)
+    return str(db.with_name(db.stem + ".jax-cache"))
+
+
 def run_job(supervisor, kind, spec, name, timeout, provider=None, code=None):
     """One job's outcome: in ``supervisor``'s workers, or in this process when it is ``None``. A fault
     that ends the worker becomes this prediction's failure (or timeout); a simulation's fault is raised."""
@@ -145,9 +165,10 @@ def dask_job(*job):
 
 
 # -- executors -----------------------------------------------------------------------------------
-def make_executor(n_workers: int = 1, scheduler: str | None = None):
+def make_executor(n_workers: int = 1, scheduler: str | None = None, compile_cache: str | None = None):
     """``(submit, supervisor, shutdown)``: ``submit(job) -> future``, or ``None`` for serial; the
-    supervisor of this process's workers (``None`` in-process, ``n_workers = 0``)."""
+    supervisor of this process's workers (``None`` in-process, ``n_workers = 0``), whose JAX programs
+    are cached in ``compile_cache`` (a folder) across workers and runs."""
     if scheduler:
         try:
             from distributed import Client
@@ -165,7 +186,7 @@ def make_executor(n_workers: int = 1, scheduler: str | None = None):
                          "0 = in this process)")
     if n_workers == 0:
         return None, None, lambda: None
-    supervisor = Supervisor(warm=_load_plugins)
+    supervisor = Supervisor(warm=functools.partial(_prepare_worker, compile_cache))
     if n_workers == 1:
         return None, supervisor, supervisor.close
     pool = cf.ThreadPoolExecutor(n_workers, thread_name_prefix="hdbench-job")
@@ -240,7 +261,7 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         reg.entry("predictor", name)   # unknown name -> InputError with a suggestion
     if isinstance(timeout, bool) or not (isinstance(timeout, (int, float)) and 0 < timeout < MAX_TIMEOUT):
         raise InputError(f"--timeout = {timeout!r} is not allowed (expected seconds, > 0 and < {MAX_TIMEOUT:g})")
-    submit, supervisor, shutdown = make_executor(workers, scheduler)   # starts no process yet
+    submit, supervisor, shutdown = make_executor(workers, scheduler, compile_cache_dir(db))   # starts no process yet
     try:
         store = Store(db)
     except BaseException:

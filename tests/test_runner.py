@@ -100,3 +100,24 @@ def test_a_predict_is_repeated_for_its_warm_time_only_when_the_first_call_is_sho
         row = {"scenario": "s", "predictor": "p", "status": "ok", "complete": True, **scored}
         cells[name] = scenario_table([row])[1][0][-1]
     assert cells["slow"].startswith(">=") and not cells["fast"].startswith(">=")
+
+
+def test_a_second_run_reads_compiled_simulations_from_the_stores_cache(tiny_suite, tmp_path):
+    """JAX's persistent compilation cache lives beside the store: a run on a fresh store in the same
+    place (another process, or a resumed run) reads the simulations' programs back instead of
+    compiling them again."""
+    from hdbench.runner import compile_cache_dir
+    db = tmp_path / "results.sqlite"
+    hdbench.run_suite(tiny_suite, predictors=["population-gf"], db=db)
+    cache = compile_cache_dir(db)
+    assert len(list((tmp_path / "results.jax-cache").iterdir())) > 0 and cache.endswith("results.jax-cache")
+
+    def compile_seconds():
+        store = Store(db)
+        rows = store.conn.execute("SELECT compile_s FROM simulations").fetchall()
+        store.close()
+        return sum(r[0] for r in rows)
+    first = compile_seconds()
+    db.unlink()
+    hdbench.run_suite(tiny_suite, predictors=["population-gf"], db=db)
+    assert compile_seconds() < 0.5 * first, (compile_seconds(), first)
