@@ -195,11 +195,57 @@ class SimulationMemory:
 
 
 class QuickRun:
-    timeout = 600
+    """The quick suite cold: an empty store (and so an empty compilation cache) in a fresh process,
+    one worker. ``track_cold_seconds``: its wall time; ``track_predict_over_simulate``: all predictors'
+    time (cold plus warm calls) over all simulations' (compilation plus run)."""
+    timeout = 1200
 
-    def peakmem_quick_run(self):
+    def setup_cache(self):
+        import sqlite3
+        import time
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            hdbench.run_suite("quick", db=Path(tmp) / "r.sqlite")
+            wall = time.perf_counter() - start
+            con = sqlite3.connect(str(Path(tmp) / "r.sqlite"))
+            predict = con.execute("SELECT SUM(cold_s + COALESCE(warm_s, 0)) FROM predictions").fetchone()[0]
+            simulate = con.execute("SELECT SUM(compile_s + run_s) FROM simulations").fetchone()[0]
+            con.close()
+        return {"wall": wall, "ratio": predict / simulate}
+
+    def track_cold_seconds(self, result):
+        return result["wall"]
+
+    track_cold_seconds.unit = "seconds"
+
+    def track_predict_over_simulate(self, result):
+        return result["ratio"]
+
+    track_predict_over_simulate.unit = "ratio"
+
+    def peakmem_quick_run(self, result):
         with tempfile.TemporaryDirectory() as tmp:
             hdbench.run_suite("quick", db=Path(tmp) / "r.sqlite")
+
+
+class QuickLsqDMFT:
+    """Warm predict of each DMFT theory on the quick suite's least-squares SGD scenario (d = 400,
+    alpha = 2, gamma = 0.5, t = 8): where a closed form exists, DMFT should cost about as much."""
+    params = ["dmft-gf", "dmft-sgf", "dmft-sgd"]
+    param_names = ["predictor"]
+    timeout = 300
+    repeat = (1, 5, 30.0)
+
+    def setup(self, name):
+        self.pred = hdbench.registry().predictor(name)
+        self.scenario = hdbench.Scenario.from_dict({
+            "model": {"name": "linear", "params": {"sigma": 0.5}}, "dynamics": {"name": "sgd", "params": {"gamma": 0.5}},
+            "alpha": 2.0, "d": 400, "t_max": 8.0, "seeds": 8, "n_times": 41})
+        self.times = self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, name):
+        self.pred.predict(self.scenario, self.times)
 
 
 class CommitteeODE:
