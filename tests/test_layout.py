@@ -141,3 +141,24 @@ def test_the_tutorial_plugin_runs_as_printed(tmp_path, monkeypatch):
     assert theirs.supports(s)
     ours = reg.predictor("lsq-online-ode").predict(s, s.times())
     np.testing.assert_allclose(theirs.predict(s, s.times())["risk"], ours["risk"], rtol=1e-7)
+
+
+def test_the_wheel_ships_every_source_file(tmp_path):
+    """``pip install .`` (the README's first command) installs a wheel, not the checkout: every module
+    and suite file under ``hdbench/`` and ``plugins/`` must be in it (a subpackage missing from
+    pyproject's package list loads nowhere but an editable install)."""
+    import shutil
+    import zipfile
+    src = tmp_path / "src"          # a clean copy: a checkout's build/ folder would hide what is missing
+    for name in ("hdbench", "plugins"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path), str(src)], check=True, capture_output=True, timeout=300)
+    wheel, = tmp_path.glob("hdbench-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"hdbench/{p.relative_to(ROOT / 'hdbench')}" for p in (ROOT / "hdbench").rglob("*")
+                if p.suffix in (".py", ".toml")}
+    expected |= {f"hdbench_plugins/{p.relative_to(PLUGINS)}" for p in PLUGINS.rglob("*.py")}
+    assert not expected - shipped, sorted(expected - shipped)
