@@ -139,6 +139,10 @@ class Dynamics(Configurable):
       their weights (finite data). Multi-pass SGD draws ``B`` indices with weights ``1/B``; gradient
       descent uses all ``n`` with weights ``1/n``; SGF re-weights all samples with Gaussian noise.
       For online dynamics ``online_batch_size(scenario)`` fresh samples get weights ``1/B``.
+    - ``batch_state(key, n, scenario)`` and ``batch_with_state(key, step, n, scenario, state)``
+      (optional): the same indices and weights as ``batch``, with a state carried from step to step,
+      for a sampler that need not redo its work every step (reshuffled epochs draw one permutation per
+      epoch). The engine uses these; by default they are ``batch`` with no state.
     """
 
     kind = "dynamics"
@@ -154,6 +158,12 @@ class Dynamics(Configurable):
 
     def batch(self, key, step, n, scenario):
         raise TypeError(f"dynamics '{self.name}' draws fresh samples; it has no finite-data batch")
+
+    def batch_state(self, key, n, scenario):
+        return ()
+
+    def batch_with_state(self, key, step, n, scenario, state):
+        return (*self.batch(key, step, n, scenario), state)
 
     def online_batch_size(self, scenario) -> int:
         return int(scenario.dynamics_params.get("batch_size", 1))

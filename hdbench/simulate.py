@@ -136,30 +136,32 @@ def build(s: Scenario, registry=None):
             return jnp.where(dead, jnp.nan, vec), dead
 
         def step(carry, k):
-            theta, state = carry
+            theta, state, sampler = carry
             if online:
                 X, y = model.sample(jax.random.fold_in(k_run, k), batch, d, teacher, mp)
                 w = jnp.full((batch,), 1.0 / batch)
             else:
-                idx, w = dyn.batch(k_run, k, n, s)
+                idx, w, sampler = dyn.batch_with_state(k_run, k, n, s, sampler)
                 X, y = data[0][idx], data[1][idx]
 
             def weighted_loss(th):
                 return jnp.sum(w * jax.vmap(lambda x, yy: model.loss(th, x, yy, mp))(X, y))
 
             updates, new_state = opt.update(jax.grad(weighted_loss)(theta), state, theta)
-            return (optax.apply_updates(theta, updates), new_state), None
+            return (optax.apply_updates(theta, updates), new_state, sampler), None
 
         def record(carry, r):
-            theta, state, dead = carry
-            stepped, _ = jax.lax.scan(step, (theta, state), (r - 1) * spr + jnp.arange(spr), unroll=unroll)
+            theta, state, sampler, dead = carry
+            (*stepped, sampler), _ = jax.lax.scan(step, (theta, state, sampler), (r - 1) * spr + jnp.arange(spr),
+                                                  unroll=unroll)
             # a seed found diverged at an earlier record stays frozen there (once per record, not per step)
-            theta, state = jax.tree.map(lambda old, new: jnp.where(dead, old, new), (theta, state), stepped)
+            theta, state = jax.tree.map(lambda old, new: jnp.where(dead, old, new), (theta, state), tuple(stepped))
             vec, dead = observe(theta, dead)
-            return (theta, state, dead), vec
+            return (theta, state, sampler, dead), vec
 
         vec0, dead0 = observe(theta, jnp.array(False))
-        _, vecs = jax.lax.scan(record, (theta, opt.init(theta), dead0), jnp.arange(1, s.n_times))
+        sampler0 = () if online else dyn.batch_state(k_run, n, s)
+        _, vecs = jax.lax.scan(record, (theta, opt.init(theta), sampler0, dead0), jnp.arange(1, s.n_times))
         return jnp.concatenate([vec0[None], vecs], axis=0)
 
     return jax.vmap(one_seed), names

@@ -66,6 +66,25 @@ def test_every_model_and_dynamics_simulates(scenario):
     np.testing.assert_allclose(sim.times, scenario.times())
 
 
+@pytest.mark.parametrize("name", [n for n in DYNAMICS if REG.dynamics(n).sampling != "online"])
+def test_a_dynamics_batch_with_state_gives_its_batch(name):
+    """The engine draws finite-data batches through ``batch_with_state`` (a carried state, e.g. one
+    permutation per epoch): over 3 epochs' steps it must give ``batch``'s indices and weights."""
+    import jax
+    import jax.numpy as jnp
+    s = hdbench.Scenario.from_dict({"model": "linear", "dynamics": name, "alpha": 1.0, "d": 8, "t_max": 1.0})
+    dyn, key, n = REG.dynamics(name), jax.random.PRNGKey(3), s.n
+
+    def step(state, k):
+        idx, w, state = dyn.batch_with_state(key, k, n, s, state)
+        return state, (idx, w)
+    _, (idx, w) = jax.lax.scan(step, dyn.batch_state(key, n, s), jnp.arange(3 * n))
+    ref = [dyn.batch(key, k, n, s) for k in range(3 * n)]
+    np.testing.assert_array_equal(idx, np.stack([r[0] for r in ref]))
+    w_ref = np.stack([r[1] for r in ref])          # compiled vs eager: float32 rounding of the largest weight
+    np.testing.assert_allclose(w, w_ref, rtol=0, atol=1e-6 * np.abs(w_ref).max())
+
+
 @pytest.mark.parametrize("every_pair", [False, pytest.param(True, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", PREDICTORS)
 def test_predictor_contract(name, every_pair):

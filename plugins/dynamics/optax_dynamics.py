@@ -73,11 +73,19 @@ class SGDEpochs(SGD):
     description = "multi-pass SGD with a reshuffle per epoch (floor(n/B) batches, remainder dropped)"
 
     def batch(self, key, step, n, s):
+        return self.batch_with_state(key, step, n, s, self.batch_state(key, n, s))[:2]
+
+    def batch_state(self, key, n, s):
+        return jnp.full((n,), -1, jnp.int32)          # no epoch drawn yet
+
+    def batch_with_state(self, key, step, n, s, perm):
+        # the epoch's permutation, drawn at its first step (or when none is held) and carried
         B = s.dynamics_params["batch_size"]
         per_epoch = n // B
-        perm = jax.random.permutation(jax.random.fold_in(key, step // per_epoch), n)
-        idx = jax.lax.dynamic_slice(perm, ((step % per_epoch) * B,), (B,))
-        return idx, jnp.full((B,), 1.0 / B)
+        perm = jax.lax.cond((step % per_epoch == 0) | (perm[0] < 0),
+                            lambda: jax.random.permutation(jax.random.fold_in(key, step // per_epoch), n).astype(jnp.int32),
+                            lambda: perm)
+        return jax.lax.dynamic_slice(perm, ((step % per_epoch) * B,), (B,)), jnp.full((B,), 1.0 / B), perm
 
 
 class GD(_PlainStep):
