@@ -136,9 +136,9 @@ class Simulation:
 
     def track_fraction_of_rng_bound(self, dynamics):
         """Throughput over that of drawing the same Gaussians alone, batched over seeds (online SGD's
-        lower bound on work); each the best of 3 runs, interleaved, so that the machine's load cancels."""
+        lower bound on work); each the best of 5 runs, interleaved, so that the machine's load cancels."""
         sim, rng = 0.0, 0.0
-        for _ in range(3):
+        for _ in range(5):
             sim = max(sim, hdbench.simulate(self.scenario).throughput)
             rng = max(rng, rng_throughput(self.scenario, repeats=1))
         return sim / rng

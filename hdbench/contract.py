@@ -138,6 +138,7 @@ class Dynamics(Configurable):
     - ``batch(key, step, n, scenario)``: ``(idx, w)``, the sample indices used at this step and
       their weights (finite data). Multi-pass SGD draws ``B`` indices with weights ``1/B``; gradient
       descent uses all ``n`` with weights ``1/n``; SGF re-weights all samples with Gaussian noise.
+      ``idx = None`` means all ``n`` samples in order (the engine then reads the data without a copy).
       For online dynamics ``online_batch_size(scenario)`` fresh samples get weights ``1/B``.
     - ``batch_state(key, n, scenario)`` and ``batch_with_state(key, step, n, scenario, state)``
       (optional): the same indices and weights as ``batch``, with a state carried from step to step,

@@ -46,7 +46,7 @@ def _samples_per_step(dyn, s) -> int:
     import jax
     try:
         idx, _ = jax.eval_shape(lambda key: dyn.batch(key, 0, s.n, s), jax.ShapeDtypeStruct((2,), "uint32"))
-        return int(idx.shape[0])
+        return s.n if idx is None else int(idx.shape[0])
     except Exception:   # noqa: BLE001 - a plugin's batch that cannot be traced here: assume every sample
         return s.n
 

@@ -20,14 +20,14 @@ import time
 
 import numpy as np
 
-from .memory import MEMORY_MARGIN, MEMORY_OVERHEAD, check_memory
+from .memory import MEMORY_MARGIN, MEMORY_OVERHEAD, check_memory, samples_per_step
 from .scenario import Scenario
 
 BLOWUP = 1e8
-# Online steps are short (one draw, two dot products): unrolling 8 of them takes the run from 77% to 98%
-# of the speed of drawing its Gaussians alone, for ~1 s more compilation, paid above this much work
-# (seeds x samples x d; docs/validation/engine.md)
-UNROLL, UNROLL_ABOVE = 8, 1e8
+# A step on a few samples is short (a draw or a gather, two dot products): unrolling 8 of them takes
+# online SGD from 77% to 98% of the speed of drawing its Gaussians alone, for ~1 s more compilation,
+# paid above this much work (seeds x samples x d; docs/validation/engine.md)
+UNROLL, UNROLL_ABOVE, UNROLL_MAX_SAMPLES = 8, 1e8, 64
 
 
 @dataclasses.dataclass
@@ -120,7 +120,9 @@ def build(s: Scenario, registry=None):
     opt = dyn.optimizer(s)
     names = tuple(model.observable_names(mp, finite=not online))
     batch = dyn.online_batch_size(s) if online else None
-    unroll = min(UNROLL, spr) if online and s.seeds * (s.n_times - 1) * spr * batch * d >= UNROLL_ABOVE else 1
+    per_step = batch if online else samples_per_step(s, reg)
+    long_run = s.seeds * (s.n_times - 1) * spr * per_step * d >= UNROLL_ABOVE
+    unroll = min(UNROLL, spr) if per_step <= UNROLL_MAX_SAMPLES and long_run else 1
 
     def one_seed(key):
         k_teacher, k_data, k_init, k_run = jax.random.split(key, 4)
@@ -142,7 +144,7 @@ def build(s: Scenario, registry=None):
                 w = jnp.full((batch,), 1.0 / batch)
             else:
                 idx, w, sampler = dyn.batch_with_state(k_run, k, n, s, sampler)
-                X, y = data[0][idx], data[1][idx]
+                X, y = data if idx is None else (data[0][idx], data[1][idx])
 
             def weighted_loss(th):
                 return jnp.sum(w * jax.vmap(lambda x, yy: model.loss(th, x, yy, mp))(X, y))

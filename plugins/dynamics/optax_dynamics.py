@@ -73,19 +73,27 @@ class SGDEpochs(SGD):
     description = "multi-pass SGD with a reshuffle per epoch (floor(n/B) batches, remainder dropped)"
 
     def batch(self, key, step, n, s):
-        return self.batch_with_state(key, step, n, s, self.batch_state(key, n, s))[:2]
+        return self._take(self._permutation(key, step, n, s), step, n, s)
 
     def batch_state(self, key, n, s):
-        return jnp.full((n,), -1, jnp.int32)          # no epoch drawn yet
+        return self._permutation(key, 0, n, s)
 
     def batch_with_state(self, key, step, n, s, perm):
-        # the epoch's permutation, drawn at its first step (or when none is held) and carried
+        # drawn at an epoch's first step and carried; the condition depends on the step alone, so
+        # that under vmap over seeds it stays a branch (a per-seed condition would draw every step)
+        perm = jax.lax.cond(step % (n // s.dynamics_params["batch_size"]) == 0,
+                            lambda: self._permutation(key, step, n, s), lambda: perm)
+        return (*self._take(perm, step, n, s), perm)
+
+    @staticmethod
+    def _permutation(key, step, n, s):
+        epoch = step // (n // s.dynamics_params["batch_size"])
+        return jax.random.permutation(jax.random.fold_in(key, epoch), n)
+
+    @staticmethod
+    def _take(perm, step, n, s):
         B = s.dynamics_params["batch_size"]
-        per_epoch = n // B
-        perm = jax.lax.cond((step % per_epoch == 0) | (perm[0] < 0),
-                            lambda: jax.random.permutation(jax.random.fold_in(key, step // per_epoch), n).astype(jnp.int32),
-                            lambda: perm)
-        return jax.lax.dynamic_slice(perm, ((step % per_epoch) * B,), (B,)), jnp.full((B,), 1.0 / B), perm
+        return jax.lax.dynamic_slice(perm, ((step % (n // B)) * B,), (B,)), jnp.full((B,), 1.0 / B)
 
 
 class GD(_PlainStep):
@@ -98,7 +106,7 @@ class GD(_PlainStep):
         return s.dynamics_params["h"]
 
     def batch(self, key, step, n, s):
-        return jnp.arange(n), jnp.full((n,), 1.0 / n)
+        return None, jnp.full((n,), 1.0 / n)
 
 
 class SGF(GD):
@@ -108,7 +116,7 @@ class SGF(GD):
     def batch(self, key, step, n, s):
         xi = jax.random.normal(jax.random.fold_in(key, step), (n,))
         scale = 1.0 / jnp.sqrt(s.dynamics_params["h"] * s.d * n)
-        return jnp.arange(n), 1.0 / n + scale * (xi - xi.mean())
+        return None, 1.0 / n + scale * (xi - xi.mean())
 
 
 class _Either(OnlineSGD):
