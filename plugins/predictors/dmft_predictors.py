@@ -14,7 +14,7 @@ class _DMFT(Predictor):
     steps = 20              # coarsest Richardson level (then 2 and 4 times finer)
     levels = 3
     paths = 16000           # Monte-Carlo paths of the sample side
-    tangent_paths = 4000    # of which carry the O(T^3) tangents (square loss: the clock paths)
+    tangent_paths = 4000    # of which carry the O(T^3) tangents (a linear teacher's square loss has no paths)
     replicas = 4            # independent solves: their spread is the reported uncertainty
 
     def supports(self, s):

@@ -22,7 +22,9 @@ of the coarsest Richardson level) and ``levels``. The defaults reach 0.5-0.8% of
 logistic scenarios of the standard suite (d = 2000).
 Each prediction also returns ``unc(NAME)``, the predictor's own uncertainty of NAME: the Monte-Carlo
 standard error over independent replicas and the Richardson extrapolation's error estimate, in
-quadrature (``predict_dmft``). The leaderboard shows it next to the error.
+quadrature (``predict_dmft``). The leaderboard shows it next to the error. On a linear teacher with the
+square loss the sample side is exact in expectation over the clocks, so there is no Monte Carlo:
+one replica on a grid of coarse step ``h <= DETERMINISTIC_H``, and ``unc`` is the extrapolation's alone.
 """
 from __future__ import annotations
 
