@@ -24,9 +24,9 @@ from .memory import MEMORY_MARGIN, MEMORY_OVERHEAD, check_memory, samples_per_st
 from .scenario import Scenario
 
 BLOWUP = 1e8
-# A step on a few samples is short (a draw or a gather, two dot products): unrolling 8 of them takes
-# online SGD from 77% to 98% of the speed of drawing its Gaussians alone, for ~1 s more compilation,
-# paid above this much work (seeds x samples x d; docs/validation/engine.md)
+# A step on a few samples is short (a draw or a gather, two dot products): unrolling amortises the
+# loop's per-step cost but compiles longer, so only above this much work (seeds x samples x d;
+# docs/validation/engine.md)
 UNROLL, UNROLL_ABOVE, UNROLL_MAX_SAMPLES = 8, 1e8, 64
 
 

@@ -41,7 +41,7 @@ from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
 SMOOTH_LOSSES = ("square", "logistic")
 COMMITTEE_ACTIVATIONS = ("erf", "linear")
-DETERMINISTIC_H = 0.05     # a linear teacher's fixed point is deterministic: coarse step h <= this (error < 1e-4)
+DETERMINISTIC_H = 0.05     # a linear teacher's fixed point is deterministic: coarse step h <= this (docs/validation/dmft.md)
 DETERMINISTIC_STEPS = (40, 80)   # ... within these coarse step counts (levels up to 4x finer: O(T^3) each)
 MAX_STEPS = 80             # coarsest level at most when a flow's blow-up is retried on a finer grid
 MAX_EXACT_STEPS = 240      # dmft-sgd-batch: more SGD steps than this are declined (cost O(T^3) a path)

@@ -18,7 +18,7 @@ from scipy.interpolate import CubicSpline, make_interp_spline
 from threadpoolctl import threadpool_limits
 
 # A DMFT solve is a long chain of dense operations on matrices a few hundred wide: BLAS threads cost
-# more in hand-offs than they give (2-5x slower on 2 cores, docs/validation/dmft.md)
+# more in hand-offs than they give (docs/validation/dmft.md)
 serial_blas = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
