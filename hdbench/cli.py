@@ -20,9 +20,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _version() -> str:
+    """The installed distribution's version (the source's ``__version__`` where it is not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("hdbench")
+    except PackageNotFoundError:
+        from . import __version__
+        return __version__
+
+
 def _parser():
     p = _Parser(prog="hdbench", description="Benchmark theories of high-dimensional "
                 "learning dynamics against finite-d simulations.")
+    p.add_argument("--version", action="version", version=f"hdbench {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     ls = sub.add_parser("list", help="models, dynamics, predictors and suites, with their plugins")

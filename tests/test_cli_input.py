@@ -167,3 +167,9 @@ def test_a_closed_pipe_ends_quietly(stores):
                                "| head -c 10 > /dev/null; exit ${PIPESTATUS[0]}",
                                shell=True, executable="/bin/bash", capture_output=True, text=True)
         assert (shell.returncode, shell.stderr) == (0, ""), fmt
+
+
+def test_version_is_the_installed_distributions():
+    from importlib.metadata import version
+    out = run_cli("--version")
+    assert (out.returncode, out.stdout.strip()) == (0, f"hdbench {version('hdbench')}"), out.stderr
