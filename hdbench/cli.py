@@ -51,10 +51,14 @@ def _parser():
     run.add_argument("--timeout", type=float, default=None,
                      help="seconds per predict call (default: the suite's [suite] timeout, else 60)")
     run.add_argument("--format", choices=FORMATS, default="table", help="leaderboard format")
+    run.add_argument("--all", action="store_true", dest="show_all",
+                     help="list every n/a row with its reason (default: a count per scenario in table/markdown)")
 
     lb = sub.add_parser("leaderboard", help="rank predictors from the store")
     lb.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
     lb.add_argument("--format", choices=FORMATS, default="table")
+    lb.add_argument("--all", action="store_true", dest="show_all",
+                    help="list every n/a row with its reason (default: a count per scenario in table/markdown)")
     lb.add_argument("--db", default=str(DEFAULT_DB), help=f"result store, opened read-only (default {DEFAULT_DB})")
     lb.add_argument("--view", choices=("both", "scenarios", "suite", "finite-size"), default="both",
                     help="both = per scenario and aggregate (plus, where d was swept, each theory against "
@@ -153,7 +157,7 @@ def cmd_run(args) -> int:
                   f"{report.not_applicable} n/a, {report.failed} failed, {report.wall_s:.1f} s; store {report.db}")
     for error in report.errors:
         console.print(f"[red]{error}[/red]")
-    show_leaderboard(args.db, report.suite, args.format, "both")
+    show_leaderboard(args.db, report.suite, args.format, "both", args.show_all)
     return 0
 
 
@@ -170,11 +174,13 @@ def cmd_leaderboard(args) -> int:
         from .errors import unknown_name
         raise unknown_name("suite in the store", suite, store.suites())
     store.close()
-    show_leaderboard(args.db, suite, args.format, args.view)
+    show_leaderboard(args.db, suite, args.format, args.view, args.show_all)
     return 0
 
 
-def show_leaderboard(db, suite, fmt, view) -> None:
+def show_leaderboard(db, suite, fmt, view, show_all=False) -> None:
+    """Print the leaderboard; n/a rows collapse to a count per scenario in the human formats (table,
+    markdown) unless ``show_all``; csv and json always hold every row."""
     from .rank import rank_suite
     from .report import limit_rows, limit_table, render, scenario_rows, scenario_table, suite_table
     from .store import Store
@@ -184,7 +190,8 @@ def show_leaderboard(db, suite, fmt, view) -> None:
     for row in scenarios:
         row.pop("bootstrap", None)          # the replicates behind the ranks: in the store, not the export
     if view in ("both", "scenarios"):
-        parts.append((scenario_table(scenarios), f"Suite '{suite}': per scenario", scenarios, True))
+        collapse = fmt in ("table", "markdown") and not show_all
+        parts.append((scenario_table(scenarios, collapse_na=collapse), f"Suite '{suite}': per scenario", scenarios, True))
     if view in ("both", "suite"):
         rows = rank_suite(scenarios, len(store.suite_scenarios(suite)))
         parts.append((suite_table(rows), f"Suite '{suite}': aggregate", rows, False))

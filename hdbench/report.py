@@ -180,11 +180,17 @@ def _predictor_cell(r):
     return r["predictor"]
 
 
-def scenario_table(rows):
+def scenario_table(rows, collapse_na=False):
+    """One row per (scenario, predictor); with ``collapse_na`` a scenario's n/a rows become one row
+    counting them (their reasons are in ``--all``, csv and json)."""
     head = ["scenario", "rank", "predictor", "err/floor", "error", "noise floor", "worst", "worst z", "cold s",
             "warm s", "speed-up"]
     body = []
+    not_applicable = {}
     for r in rows:
+        if collapse_na and r["status"] == "n/a":
+            not_applicable[r["scenario"]] = not_applicable.get(r["scenario"], 0) + 1
+            continue
         if r["status"] == "ok":
             error = _fmt(r["error"]) + ("" if r.get("uncertainty") is None else f" ± {r['uncertainty']:.2g}")
             body.append([r["scenario"], _rank_cell(r), _predictor_cell(r), _fmt(r["ratio"], ".2f"), error,
@@ -193,6 +199,16 @@ def scenario_table(rows):
         else:
             body.append([r["scenario"], _rank_cell(r), r["predictor"], f"{r['status']}: {r['message']}",
                          "", "", "", "", "", "", ""])
+    if not_applicable:                  # after each scenario's own rows (the scenarios stay grouped)
+        order = list(dict.fromkeys(r["scenario"] for r in rows))
+        for name, count in not_applicable.items():
+            last = max((i for i, b in enumerate(body) if b[0] == name), default=None)
+            row = [name, "", f"{count} predictor{'s' if count > 1 else ''} n/a", "(--all: why)"] + [""] * 7
+            if last is None:            # nothing else ran on it: in its place in the suite
+                later = [i for i, b in enumerate(body) if order.index(b[0]) > order.index(name)]
+                body.insert(later[0] if later else len(body), row)
+            else:
+                body.insert(last + 1, row)
     return head, body
 
 

@@ -1,6 +1,7 @@
 """Every bad input to every command: one line on stderr naming it, exit code 2, the store untouched."""
 import hashlib
 import os
+import re
 import shlex
 import shutil
 import sqlite3
@@ -173,3 +174,18 @@ def test_version_is_the_installed_distributions():
     from importlib.metadata import version
     out = run_cli("--version")
     assert (out.returncode, out.stdout.strip()) == (0, f"hdbench {version('hdbench')}"), out.stderr
+
+
+def test_na_rows_collapse_to_a_count_unless_all(stores):
+    """The terminal and markdown show a scenario's n/a predictors as one counted row; ``--all`` lists
+    each with its reason; csv keeps every row whatever the flag."""
+    db = stores / "good.sqlite"
+    short = run_cli("leaderboard", "--db", db, "--format", "markdown", "--view", "scenarios")
+    full = run_cli("leaderboard", "--db", db, "--format", "markdown", "--view", "scenarios", "--all")
+    csv_rows = run_cli("leaderboard", "--db", db, "--format", "csv", "--view", "scenarios")
+    assert short.returncode == full.returncode == csv_rows.returncode == 0, (short.stderr, full.stderr)
+    reasons = [line for line in full.stdout.splitlines() if "| n/a: " in line]
+    counted = re.findall(r"\| (\d+) predictors? n/a \|", short.stdout)
+    assert reasons and "| n/a: " not in short.stdout
+    assert sum(map(int, counted)) == len(reasons)
+    assert csv_rows.stdout.count("n/a: ") == len(reasons)
