@@ -57,8 +57,9 @@ def task_simulate(spec: dict) -> dict:
 def task_predict(spec: dict, predictor: str, timeout: float = DEFAULT_TIMEOUT) -> dict:
     """Ask ``supports``, then call ``predict`` (cold) and, if that took under ``REPEAT_BELOW_S``, once
     more (warm; else ``warm_s`` is None); a call longer than ``timeout`` seconds is a timeout. Never
-    raises. The result names the provider and code fingerprint of the predictor this process ran. In a worker each step starts a phase (``workers.mark``), so the
-    supervisor kills a step that overruns instead of waiting for it."""
+    raises. The result names the provider and code fingerprint of the predictor this process ran. In a
+    worker each step starts a phase (``workers.mark``), so the supervisor kills a step that overruns
+    instead of waiting for it."""
     try:
         entry = registry().entry("predictor", predictor)
     except Exception as exc:   # noqa: BLE001 - not installed on this worker
