@@ -24,7 +24,8 @@ BLOWUP = 1e3         # |margin| beyond this (margins are O(1)): the path has div
 
 @dataclasses.dataclass(frozen=True)
 class SquareLinear:
-    """Square loss on a linear teacher ``y = r* + sigma eps``: exact given the clocks."""
+    """Square loss on a linear teacher ``y = r* + sigma eps``: its side is exact in expectation over the
+    clocks (``square_side_moments``), so its fixed point needs no Monte Carlo (``exact_paths``)."""
     sigma: float
 
     exact_paths = True
