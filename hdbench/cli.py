@@ -1,4 +1,4 @@
-"""Command line: ``hdbench list | run | leaderboard | plot``. Bad input: one line, exit code 2."""
+"""Command line: ``hdbench list | run | leaderboard | plot | report``. Bad input: one line, exit code 2."""
 from __future__ import annotations
 
 import argparse
@@ -53,6 +53,8 @@ def _parser():
     run.add_argument("--format", choices=FORMATS, default="table", help="leaderboard format")
     run.add_argument("--all", action="store_true", dest="show_all",
                      help="list every n/a row with its reason (default: a count per scenario in table/markdown)")
+    run.add_argument("--report", default=None, metavar="DIR",
+                     help="also write the HTML report to this folder (as hdbench report --out DIR)")
 
     lb = sub.add_parser("leaderboard", help="rank predictors from the store")
     lb.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
@@ -68,6 +70,11 @@ def _parser():
     pl.add_argument("scenario", help="scenario hash (prefix) or label, as in the leaderboard")
     pl.add_argument("--out", default=None, help="output .png or .svg (default: <hash>.png)")
     pl.add_argument("--db", default=str(DEFAULT_DB), help=f"result store, opened read-only (default {DEFAULT_DB})")
+
+    rp = sub.add_parser("report", help="write a suite's results as a static HTML site that opens offline")
+    rp.add_argument("--out", required=True, metavar="DIR", help="folder to write (open DIR/index.html)")
+    rp.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
+    rp.add_argument("--db", default=str(DEFAULT_DB), help=f"result store, opened read-only (default {DEFAULT_DB})")
     return p
 
 
@@ -85,7 +92,8 @@ def _reader_gone() -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        code = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "plot": cmd_plot}[args.command](args)
+        code = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "plot": cmd_plot,
+                "report": cmd_report}[args.command](args)
         sys.stdout.flush()          # a closed pipe shows here, not at exit
         return code
     except (InputError, PluginError) as exc:
@@ -141,6 +149,8 @@ def cmd_run(args) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from .runner import run_suite
+    if args.report is not None:
+        _check_folder(args.report)
     console = Console(stderr=True)
     # started by run_suite once the input is checked, so that an input error stays one line
     progress = Progress(TextColumn("{task.description:<42}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -158,54 +168,58 @@ def cmd_run(args) -> int:
     for error in report.errors:
         console.print(f"[red]{error}[/red]")
     show_leaderboard(args.db, report.suite, args.format, "both", args.show_all)
+    if args.report is not None:
+        from .site import write_site
+        console.print(f"report: {write_site(args.db, report.suite, args.report)}")
     return 0
 
 
 def cmd_leaderboard(args) -> int:
-    from .store import Store
-    store = Store(args.db, readonly=True)
-    suite = args.suite
-    if suite is None:
-        runs = store.runs()
-        if not runs:
-            raise InputError(f"--db {args.db} holds no runs yet (run hdbench run first)")
-        suite = runs[-1]["suite"]
-    elif suite not in store.suites():
-        from .errors import unknown_name
-        raise unknown_name("suite in the store", suite, store.suites())
-    store.close()
-    show_leaderboard(args.db, suite, args.format, args.view, args.show_all)
+    show_leaderboard(args.db, _stored_suite(args.db, args.suite), args.format, args.view, args.show_all)
     return 0
+
+
+def cmd_report(args) -> int:
+    from .site import write_site
+    _check_folder(args.out)
+    print(write_site(args.db, _stored_suite(args.db, args.suite), args.out))
+    return 0
+
+
+def _stored_suite(db, suite):
+    """``suite`` if the store holds it; None: the latest run's."""
+    from .store import Store
+    store = Store(db, readonly=True)
+    try:
+        if suite is None:
+            runs = store.runs()
+            if not runs:
+                raise InputError(f"--db {db} holds no runs yet (run hdbench run first)")
+            return runs[-1]["suite"]
+        if suite not in store.suites():
+            from .errors import unknown_name
+            raise unknown_name("suite in the store", suite, store.suites())
+        return suite
+    finally:
+        store.close()
 
 
 def show_leaderboard(db, suite, fmt, view, show_all=False) -> None:
     """Print the leaderboard; n/a rows collapse to a count per scenario in the human formats (table,
     markdown) unless ``show_all``; csv and json always hold every row."""
-    from .rank import rank_suite
-    from .report import limit_rows, limit_table, render, scenario_rows, scenario_table, suite_table
+    from .report import leaderboard_parts, render, tidy_csv
     from .store import Store
     store = Store(db, readonly=True)
-    parts = []
-    scenarios = scenario_rows(store, suite)
-    for row in scenarios:
-        row.pop("bootstrap", None)          # the replicates behind the ranks: in the store, not the export
-    if view in ("both", "scenarios"):
-        collapse = fmt in ("table", "markdown") and not show_all
-        parts.append((scenario_table(scenarios, collapse_na=collapse), f"Suite '{suite}': per scenario", scenarios, True))
-    if view in ("both", "suite"):
-        rows = rank_suite(scenarios, len(store.suite_scenarios(suite)))
-        parts.append((suite_table(rows), f"Suite '{suite}': aggregate", rows, False))
-    if view in ("both", "finite-size"):
-        rows = limit_rows(store, suite, scenarios)
-        if rows or view == "finite-size":
-            parts.append((limit_table(rows), f"Suite '{suite}': against the simulation extrapolated to d = infinity",
-                          rows, True))
+    parts = leaderboard_parts(store, suite, view, collapse_na=fmt in ("table", "markdown") and not show_all)
     store.close()
     if fmt == "json":
-        print(json.dumps({title: rows for _, title, rows, _ in parts}, indent=1, default=float))
+        print(json.dumps({part.title: part.rows for part in parts}, indent=1, default=float))
         return
-    for (head, body), title, rows, group in parts:
-        text = render(head, body, fmt, title, rows, group=group)
+    if fmt == "csv":
+        sys.stdout.write(tidy_csv(parts))
+        return
+    for part in parts:
+        text = render(part.head, part.body, fmt, part.title, group=part.group)
         if text is not None:
             print(text)
 
@@ -227,6 +241,19 @@ def cmd_plot(args) -> int:
     except OSError as exc:
         raise InputError(f"--out {out}: cannot be written ({exc.strerror or exc})") from None
     return 0
+
+
+def _check_folder(path) -> None:
+    """An output folder that cannot be made or written is bad input, found before any work."""
+    from pathlib import Path
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--out {path} is a file, expected a folder")
+    folder = path
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"--out {path}: cannot be written (check the folder and its permissions)")
 
 
 def _check_writable(path) -> None:

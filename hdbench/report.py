@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import re
+from typing import NamedTuple
 
 import numpy as np
 
@@ -251,8 +252,8 @@ def terminal(**kwargs):
     return _Console(**kwargs)
 
 
-def render(head, body, fmt="table", title="", rows=None, console=None, group=False) -> str | None:
-    """Render as a rich table (printed; returns None), or return markdown/csv/json text."""
+def render(head, body, fmt="table", title="", console=None, group=False) -> str | None:
+    """Render as a rich table (printed; returns None) or return markdown text."""
     if fmt == "table":
         from rich.markup import escape
         from rich.table import Table
@@ -279,26 +280,92 @@ def render(head, body, fmt="table", title="", rows=None, console=None, group=Fal
                                                             "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(c.replace("|", "/") for c in b) + " |" for b in body]
         return "\n".join(lines) + "\n"
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(head)
-        writer.writerows(body)
-        return buf.getvalue()
-    if fmt == "json":
-        return json.dumps(rows, indent=1, default=float)
-    raise InputError(f"--format = {fmt!r} is not allowed (expected one of table, markdown, csv, json)")
+    raise InputError(f"--format = {fmt!r} is not allowed here (expected table or markdown)")
 
 
-# -- plots -----------------------------------------------------------------------------------------
-def plot_figure(store: Store, ref: str):
-    """One panel per observable: the simulation's statistic with its 95% Student-t band over seeds,
-    and each predictor's curve over it, one colour per predictor in every panel, one legend."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
+# -- one source for every format and the HTML report -----------------------------------------------
+class Part(NamedTuple):
+    """One leaderboard view: its rows (what json and csv export), and the table made of them."""
+    view: str          # "scenarios" | "aggregate" | "finite-size"
+    title: str
+    rows: list
+    head: list
+    body: list
+    group: bool        # rows grouped by their first column
+
+
+def leaderboard_parts(store: Store, suite: str, view: str = "both", collapse_na: bool = False) -> list[Part]:
+    """The leaderboard's views of ``suite`` (``view``: both, scenarios, suite or finite-size; "both"
+    adds the finite-size view where ``d`` was swept). ``collapse_na``: a scenario's n/a rows counted
+    in one table row (the rows themselves are all kept)."""
+    parts = []
+    scenarios = scenario_rows(store, suite)
+    for row in scenarios:
+        row.pop("bootstrap", None)          # the replicates behind the ranks: in the store, not the export
+    if view in ("both", "scenarios"):
+        parts.append(Part("scenarios", f"Suite '{suite}': per scenario", scenarios,
+                          *scenario_table(scenarios, collapse_na=collapse_na), True))
+    if view in ("both", "suite"):
+        rows = rank_suite(scenarios, len(store.suite_scenarios(suite)))
+        parts.append(Part("aggregate", f"Suite '{suite}': aggregate", rows, *suite_table(rows), False))
+    if view in ("both", "finite-size"):
+        rows = limit_rows(store, suite, scenarios)
+        if rows or view == "finite-size":
+            parts.append(Part("finite-size", f"Suite '{suite}': against the simulation extrapolated to d = infinity",
+                              rows, *limit_table(rows), True))
+    return parts
+
+
+TIDY_HEAD = ["view", "scenario", "scenario_hash", "predictor", "status", "message", "observable", "quantity", "value"]
+
+
+def tidy_value(value) -> str:
+    """A CSV cell that reads back exactly: numbers at full precision (``repr``), ``true``/``false``,
+    lists as JSON, None as the empty cell, text as itself."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return repr(float(value)) if isinstance(value, (float, np.floating)) else str(int(value))
+    if isinstance(value, (list, tuple)):
+        return json.dumps(list(value), default=float)
+    return str(value)
+
+
+def tidy_rows(parts) -> list[list[str]]:
+    """Every view as one long table (``TIDY_HEAD``): one row per (view, scenario, predictor,
+    observable, quantity). A row without quantities (n/a, failed) is one row with an empty quantity."""
+    out = []
+    for part in parts:
+        for r in part.rows:
+            scenario = r.get("scenario", r.get("family", ""))
+            key = [part.view, scenario, r.get("hash", ""), r.get("predictor", ""), r.get("status", ""),
+                   r.get("message", "")]
+            cells = [("", q, v) for q, v in r.items() if q not in ID_FIELDS]
+            cells += [(obs, q, v) for obs, per in (r.get("observables") or {}).items() for q, v in per.items()]
+            out += [key + [obs, quantity, tidy_value(v)] for obs, quantity, v in cells] or [key + ["", "", ""]]
+    return out
+
+
+ID_FIELDS = {"scenario", "family", "hash", "predictor", "status", "message", "observables"}
+
+
+def tidy_csv(parts) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(TIDY_HEAD)
+    writer.writerows(tidy_rows(parts))
+    return buf.getvalue()
+
+
+# -- plots ---------------------------------------------------------------------------------------
+def scenario_curves(store: Store, ref: str) -> dict:
+    """What a scenario's plots draw (the PNG of ``hdbench plot`` and the HTML report alike), as plain
+    lists: ``{"hash", "label", "times", "seeds", "band", "observables": [{"name", "mean", "lo", "hi",
+    "theories": {predictor: {"curve", "unc"?, "limit"?}}}]}``. ``lo``/``hi``: the simulation
+    statistic's ``BAND`` Student-t interval over seeds; ``unc``: a Monte-Carlo theory's own standard
+    error; ``limit``: a long-time oracle's t -> infinity value. Non-finite values are None."""
     from scipy import stats
 
     h, label, spec = store.find_scenario(ref)
@@ -309,42 +376,79 @@ def plot_figure(store: Store, ref: str):
     preds = [p for p in store.predictions(h) if p["status"] == "ok"]
     names = list(sim["per_seed"]) + sorted({k for p in preds for k in p["curves"] if k not in sim["per_seed"]
                                            and not k.startswith(("limit(", "unc(")) and seed_statistic(k, sim["per_seed"])})
-    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
-    colour = {p["predictor"]: palette[i % len(palette)] for i, p in enumerate(preds)}
     seeds = next(iter(sim["per_seed"].values())).shape[0]
     quantile = stats.t.ppf(0.5 + BAND / 2, df=seeds - 1)
-    cols = min(3, len(names))
-    rows = -(-len(names) // cols)
+    observables = []
+    for name in names:
+        values, stat, stat_err = seed_statistic(name, sim["per_seed"], units)
+        mean, se = stat(values), stat_err(values)
+        theories = {}
+        for p in preds:
+            entry = {}
+            if name in p["curves"]:
+                entry["curve"] = _finite_list(p["curves"][name])
+                if f"unc({name})" in p["curves"]:
+                    entry["unc"] = _finite_list(p["curves"][f"unc({name})"])
+            if f"limit({name})" in p["curves"]:
+                entry["limit"] = _finite_list(p["curves"][f"limit({name})"])[-1]
+            if entry:
+                theories[p["predictor"]] = entry
+        observables.append({"name": name, "mean": _finite_list(mean), "lo": _finite_list(mean - quantile * se),
+                            "hi": _finite_list(mean + quantile * se), "theories": theories})
+    return {"hash": h, "label": label, "times": _finite_list(sim["times"]), "seeds": int(seeds), "band": BAND,
+            "predictors": [p["predictor"] for p in preds], "observables": observables}
+
+
+def _finite_list(values) -> list:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float).ravel()]
+
+
+def _array(values):
+    return np.array([np.nan if v is None else v for v in values], float)
+
+
+def plot_figure(store: Store, ref: str):
+    """One panel per observable: the simulation's statistic with its 95% Student-t band over seeds,
+    and each predictor's curve over it, one colour per predictor in every panel, one legend."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    data = scenario_curves(store, ref)
+    preds, seeds, t = data["predictors"], data["seeds"], np.asarray(data["times"])
+    palette = plt.get_cmap("tab10").colors + plt.get_cmap("Dark2").colors
+    colour = {p: palette[i % len(palette)] for i, p in enumerate(preds)}
+    n = len(data["observables"])
+    cols = min(3, n)
+    rows = -(-n // cols)
     legend_rows = -(-(len(preds) + 2) // 3)
     height = 3.2 * rows + 0.22 * legend_rows + 0.2
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, height), squeeze=False)
-    t = sim["times"]
-    for ax, name in zip(axes.flat, names):
-        values, stat, stat_err = seed_statistic(name, sim["per_seed"], units)
-        mean, se = stat(values), stat_err(values)
-        ax.fill_between(t, mean - quantile * se, mean + quantile * se, color="0.8")
-        ax.plot(t, mean, color="k", lw=1)
-        for p in preds:
-            c = colour[p["predictor"]]
-            if name in p["curves"]:
-                ax.plot(t, p["curves"][name], lw=1.5, ls="--", color=c, label=p["predictor"])
-                unc = p["curves"].get(f"unc({name})")
-                if unc is not None:          # a Monte-Carlo theory's own 95% band
-                    curve, unc = np.asarray(p["curves"][name]), np.asarray(unc)
+    for ax, obs in zip(axes.flat, data["observables"]):
+        ax.fill_between(t, _array(obs["lo"]), _array(obs["hi"]), color="0.8")
+        ax.plot(t, _array(obs["mean"]), color="k", lw=1)
+        for name, theory in obs["theories"].items():
+            c = colour[name]
+            if "curve" in theory:
+                curve = _array(theory["curve"])
+                ax.plot(t, curve, lw=1.5, ls="--", color=c, label=name)
+                if "unc" in theory:          # a Monte-Carlo theory's own 95% band
+                    unc = _array(theory["unc"])
                     ax.fill_between(t, curve - 1.96 * unc, curve + 1.96 * unc, color=c, alpha=0.2)
-            if f"limit({name})" in p["curves"]:      # a long-time oracle: its t -> infinity value
-                ax.axhline(np.asarray(p["curves"][f"limit({name})"])[-1], lw=1.2, ls=":", color=c,
-                           label=p["predictor"])
-        ax.set_title(name)
-        ax.set_ylabel(name)
+            if theory.get("limit") is not None:
+                ax.axhline(theory["limit"], lw=1.2, ls=":", color=c, label=name)
+        ax.set_title(obs["name"])
+        ax.set_ylabel(obs["name"])
         ax.set_xlabel("t = samples / d")
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles = [Line2D([], [], color="k", lw=1, label=f"simulation ({seeds} seeds)"),
                Patch(color="0.8", label=f"{BAND:.0%} band (Student t, {seeds - 1} dof)")]
-    handles += [Line2D([], [], color=colour[p["predictor"]], lw=1.5, ls="--", label=p["predictor"]) for p in preds]
+    handles += [Line2D([], [], color=colour[p], lw=1.5, ls="--", label=p) for p in preds]
     fig.legend(handles=handles, loc="lower center", ncol=min(3, len(handles)), fontsize=8, frameon=False)
-    fig.suptitle(label, fontsize=10)
+    fig.suptitle(data["label"], fontsize=10)
     fig.tight_layout(rect=(0, (0.22 * legend_rows + 0.2) / height, 1, 1))
     return fig
 

@@ -144,9 +144,9 @@ def test_the_tutorial_plugin_runs_as_printed(tmp_path, monkeypatch):
 
 
 def test_the_wheel_ships_every_source_file(tmp_path):
-    """``pip install .`` (the README's first command) installs a wheel, not the checkout: every module
-    and suite file under ``hdbench/`` and ``plugins/`` must be in it (a subpackage missing from
-    pyproject's package list loads nowhere but an editable install)."""
+    """``pip install .`` (the README's first command) installs a wheel, not the checkout: every module,
+    suite file and the report's page code under ``hdbench/`` and ``plugins/`` must be in it (a
+    subpackage missing from pyproject's package list loads nowhere but an editable install)."""
     import shutil
     import zipfile
     src = tmp_path / "src"          # a clean copy: a checkout's build/ folder would hide what is missing
@@ -159,6 +159,6 @@ def test_the_wheel_ships_every_source_file(tmp_path):
     wheel, = tmp_path.glob("hdbench-*.whl")
     shipped = set(zipfile.ZipFile(wheel).namelist())
     expected = {f"hdbench/{p.relative_to(ROOT / 'hdbench')}" for p in (ROOT / "hdbench").rglob("*")
-                if p.suffix in (".py", ".toml")}
+                if p.suffix in (".py", ".toml", ".js", ".css")}
     expected |= {f"hdbench_plugins/{p.relative_to(PLUGINS)}" for p in PLUGINS.rglob("*.py")}
     assert not expected - shipped, sorted(expected - shipped)
