@@ -52,7 +52,8 @@ def _parser():
                      help="seconds per predict call (default: the suite's [suite] timeout, else 60)")
     run.add_argument("--format", choices=FORMATS, default="table", help="leaderboard format")
     run.add_argument("--all", action="store_true", dest="show_all",
-                     help="list every n/a row with its reason (default: a count per scenario in table/markdown)")
+                     help="every n/a row with its reason, and every column (default: a count per scenario; "
+                          "the table's compact columns)")
     run.add_argument("--report", default=None, metavar="DIR",
                      help="also write the HTML report to this folder (as hdbench report --out DIR)")
 
@@ -60,7 +61,8 @@ def _parser():
     lb.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
     lb.add_argument("--format", choices=FORMATS, default="table")
     lb.add_argument("--all", action="store_true", dest="show_all",
-                    help="list every n/a row with its reason (default: a count per scenario in table/markdown)")
+                    help="every n/a row with its reason, and every column (default: a count per scenario; "
+                          "the table's compact columns)")
     lb.add_argument("--db", default=str(DEFAULT_DB), help=f"result store, opened read-only (default {DEFAULT_DB})")
     lb.add_argument("--view", choices=("both", "scenarios", "suite", "finite-size"), default="both",
                     help="both = per scenario and aggregate (plus, where d was swept, each theory against "
@@ -110,12 +112,36 @@ def main(argv=None) -> int:
         return _reader_gone()
 
 
+def model_observables(cls) -> dict:
+    """A model's observables at its default parameters, online and on finite data, with the headline
+    ones (``{}`` where its defaults are not a valid model)."""
+    try:
+        p = cls.validate({})
+        model = cls()
+        return {kind: {"all": list(model.observable_names(p, finite)),
+                       "headline": list(model.headline_observables(p, finite))}
+                for kind, finite in (("online", False), ("finite data", True))}
+    except Exception:   # noqa: BLE001 - a plugin's defaults; list shows what it can
+        return {}
+
+
+def _observables_cell(obs: dict) -> str:
+    if not obs:
+        return "(set by its parameters)"
+    online, finite = obs["online"], obs["finite data"]
+    mark = lambda names, headline: ", ".join(n + ("*" if n in headline else "") for n in names)   # noqa: E731
+    extra = [n for n in finite["all"] if n not in online["all"]]
+    return mark(online["all"], online["headline"]) + (f"; finite data adds {mark(extra, finite['headline'])}"
+                                                      if extra else "")
+
+
 def cmd_list(args) -> int:
     from .registry import registry
     from .suite import builtin_suites
     reg = registry()
     if args.format == "json":
-        out = {kind: [{"name": e.name, "provider": e.provider, "description": e.cls.description}
+        out = {kind: [{"name": e.name, "provider": e.provider, "description": e.cls.description,
+                       **({"observables": model_observables(e.cls)} if kind == "model" else {})}
                       for e in sorted(entries.values(), key=lambda e: e.name)]
                for kind, entries in reg.entries.items()}
         out["failures"] = [{"plugin": f.plugin, "dist": f.dist, "error": f.error} for f in reg.failures]
@@ -128,10 +154,14 @@ def cmd_list(args) -> int:
     console = terminal()
     for kind, title in (("model", "Models"), ("dynamics", "Dynamics"), ("predictor", "Predictors")):
         table = Table(title=title, title_justify="left")
-        for col in ("name", "plugin (distribution version)", "description"):
+        cols = ["name", "plugin (distribution version)", "description"]
+        if kind == "model":
+            cols.append("observables at the defaults (* headline: ranked on)")
+        for col in cols:
             table.add_column(col, overflow="fold")
         for e in sorted(reg.entries[kind].values(), key=lambda e: e.name):
-            table.add_row(e.name, e.provider, e.cls.description)
+            extra = [_observables_cell(model_observables(e.cls))] if kind == "model" else []
+            table.add_row(e.name, e.provider, e.cls.description, *extra)
         console.print(table)
     if reg.failures:
         table = Table(title="Plugins that failed to load", title_justify="left")
@@ -146,21 +176,18 @@ def cmd_list(args) -> int:
 
 def cmd_run(args) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from .progress import RunProgress
     from .runner import run_suite
     if args.report is not None:
         _check_folder(args.report)
     console = Console(stderr=True)
-    # started by run_suite once the input is checked, so that an input error stays one line
-    progress = Progress(TextColumn("{task.description:<42}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=console, transient=True)
+    progress = RunProgress(console)       # started by run_suite once the input is checked
     try:
         report = run_suite(args.suite, predictors=args.predictors, db=args.db, workers=args.workers,
                            scheduler=args.scheduler, timeout=args.timeout, progress=progress)
     finally:
-        if progress.live.is_started:     # stopping an unstarted one prints an empty line
-            progress.stop()
+        progress.stop()
     console.print(f"run {report.run_id} ({report.suite}): {report.scenarios} scenarios, "
                   f"{report.simulated} simulated + {report.cached_simulations} cached, "
                   f"{report.predicted} predictions + {report.reused_predictions} reused, "
@@ -206,11 +233,13 @@ def _stored_suite(db, suite):
 
 def show_leaderboard(db, suite, fmt, view, show_all=False) -> None:
     """Print the leaderboard; n/a rows collapse to a count per scenario in the human formats (table,
-    markdown) unless ``show_all``; csv and json always hold every row."""
+    markdown) unless ``show_all``, and the table has the compact columns; csv and json always hold
+    every row."""
     from .report import leaderboard_parts, render, tidy_csv
     from .store import Store
     store = Store(db, readonly=True)
-    parts = leaderboard_parts(store, suite, view, collapse_na=fmt in ("table", "markdown") and not show_all)
+    parts = leaderboard_parts(store, suite, view, collapse_na=fmt in ("table", "markdown") and not show_all,
+                              compact=fmt == "table" and not show_all)
     store.close()
     if fmt == "json":
         print(json.dumps({part.title: part.rows for part in parts}, indent=1, default=float))

@@ -27,7 +27,7 @@ from .score import Reference, ScoreError, limit_weights, model_conventions, scor
 from .store import Store
 
 BAND = 0.95      # the plots' simulation band: a Student-t interval for the seeds' count
-WRAPPED = {"scenario", "scenarios", "predictor", "err/floor", "verdict"}   # columns that may wrap
+WRAPPED = {"scenario", "scenarios", "err/floor", "verdict", "d"}   # columns that may wrap
 
 
 def _scenario(spec):
@@ -213,6 +213,33 @@ def scenario_table(rows, collapse_na=False):
     return head, body
 
 
+def compact_table(rows):
+    """The terminal's per-scenario table: fewer columns (the rest are in markdown, csv, json and the
+    report), each scenario's name on its first row and its count of n/a predictors on the second."""
+    head = ["scenario", "rank", "predictor", "err/floor", "worst", "worst z", "solve s", "speed-up"]
+    body = []
+    for name in dict.fromkeys(r["scenario"] for r in rows):
+        mine = [r for r in rows if r["scenario"] == name]
+        shown = [r for r in mine if r["status"] != "n/a"]
+        count = len(mine) - len(shown)
+        what = f"({count} n/a)" if count else ""
+        if not shown:
+            body.append([name, "", f"{count} predictor{'s' if count > 1 else ''} n/a"] + [""] * 5)
+            continue
+        for i, r in enumerate(shown):
+            label = name if i == 0 else what if i == 1 else ""
+            if i == 0 and len(shown) == 1 and what:
+                label = f"{name}\n{what}"
+            if r["status"] != "ok":
+                body.append([label, _rank_cell(r), r["predictor"], f"{r['status']}: {r['message']}"] + [""] * 4)
+                continue
+            solve = r["cold_s"] if r["warm_s"] is None else r["warm_s"]
+            body.append([label, _rank_cell(r), r["predictor"] + ("" if r["complete"] else " (partial)"),
+                         _fmt(r["ratio"], ".2f"), r["worst_observable"], _fmt(r["z_max"], ".2g"), _fmt(solve, ".2g"),
+                         _speedup_cell(r)])
+    return head, body
+
+
 def suite_table(rows):
     head = ["rank", "predictor", "borda [range]", "mean rank [range]", "wins/ties/losses", "median err/floor",
             "coverage", "failed"]
@@ -228,7 +255,7 @@ def suite_table(rows):
 
 
 def limit_table(rows):
-    head = ["scenarios", "predictor", "d", "err/floor at each d", "err/floor at d = inf", "worst z at inf", "verdict"]
+    head = ["scenarios", "predictor", "d", "err/floor per d", "err/floor at inf", "worst z at inf", "verdict"]
     body = []
     for r in rows:
         ratios = ", ".join(_fmt(x, ".2f") for x in r.get("ratios", []))
@@ -253,15 +280,18 @@ def terminal(**kwargs):
 
 
 def render(head, body, fmt="table", title="", console=None, group=False) -> str | None:
-    """Render as a rich table (printed; returns None) or return markdown text."""
+    """Render as a rich table (printed; returns None) or return markdown text. ``group``: rows that
+    share their first cell are printed as one block, that cell once."""
     if fmt == "table":
+        from rich import box
         from rich.markup import escape
         from rich.table import Table
         if console is None:
             console = terminal()
             if not console.is_terminal:
                 console = terminal(width=max(console.width, 160))
-        table = Table(title=title, title_justify="left", show_lines=False)
+        table = Table(title=title, title_justify="left", show_lines=False, box=box.SIMPLE_HEAD, pad_edge=False,
+                      show_edge=False, collapse_padding=True)
         for h in head:       # numbers stay on one line; names, reasons and verdicts wrap
             table.add_column(escape(h), overflow="fold", no_wrap=h not in WRAPPED)
         previous = None
@@ -294,17 +324,18 @@ class Part(NamedTuple):
     group: bool        # rows grouped by their first column
 
 
-def leaderboard_parts(store: Store, suite: str, view: str = "both", collapse_na: bool = False) -> list[Part]:
+def leaderboard_parts(store: Store, suite: str, view: str = "both", collapse_na: bool = False,
+                      compact: bool = False) -> list[Part]:
     """The leaderboard's views of ``suite`` (``view``: both, scenarios, suite or finite-size; "both"
-    adds the finite-size view where ``d`` was swept). ``collapse_na``: a scenario's n/a rows counted
-    in one table row (the rows themselves are all kept)."""
+    adds the finite-size view where ``d`` was swept). ``collapse_na``, ``compact``: how the
+    per-scenario table shows its rows (``scenario_table``); the rows themselves are all kept."""
     parts = []
     scenarios = scenario_rows(store, suite)
     for row in scenarios:
         row.pop("bootstrap", None)          # the replicates behind the ranks: in the store, not the export
     if view in ("both", "scenarios"):
-        parts.append(Part("scenarios", f"Suite '{suite}': per scenario", scenarios,
-                          *scenario_table(scenarios, collapse_na=collapse_na), True))
+        table = compact_table(scenarios) if compact else scenario_table(scenarios, collapse_na)
+        parts.append(Part("scenarios", f"Suite '{suite}': per scenario", scenarios, *table, not compact))
     if view in ("both", "suite"):
         rows = rank_suite(scenarios, len(store.suite_scenarios(suite)))
         parts.append(Part("aggregate", f"Suite '{suite}': aggregate", rows, *suite_table(rows), False))

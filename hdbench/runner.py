@@ -247,8 +247,8 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
     everything in this process (for debuggers and profilers: a fault there is the run's, a hang
     hangs it). ``scheduler``: a Dask scheduler address; each Dask worker isolates its tasks the same way.
     ``timeout`` bounds each ``supports`` / ``predict`` call (default: the suite's ``[suite] timeout``,
-    else ``DEFAULT_TIMEOUT``). ``progress``: an optional ``rich.progress.Progress``, started here once
-    the input is checked (the caller stops it). Runs sharing a store share the work: an item another live run has claimed is waited for, not redone.
+    else ``DEFAULT_TIMEOUT``). ``progress``: an optional ``hdbench.progress.RunProgress``, started here
+    once the input is checked (the caller stops it). Runs sharing a store share the work: an item another live run has claimed is waited for, not redone.
     Everything that can be wrong with the input is checked before the store is touched.
     """
     start = time.perf_counter()
@@ -278,12 +278,14 @@ def run_suite(suite="quick", *, predictors=None, db=DEFAULT_DB, workers: int = 1
         by_hash = {s.hash: s for s in scenarios}
         sims, jobs = _plan(store, reg, scenarios, names, report)
         if progress is not None:
-            progress.start()
-            task = progress.add_task(f"suite {suite_name}", total=len(jobs))
+            progress.start(suite_name, len(jobs))
+        pending = dict.fromkeys(jobs)        # in the order the workers take them
         for job, outcome in _execute(store, run_id, submit, supervisor, jobs, by_hash, timeout):
             _record(store, report, sims, by_hash, job, outcome)
+            pending.pop(job, None)
             if progress is not None:
-                progress.update(task, advance=1, description=by_hash[job[1]].label[:40])
+                running = [_label(j, by_hash) for j in list(pending)[:max(1, workers)]]
+                progress.advance(_label(job, by_hash), _status(job, outcome), running)
         score_pending(store, sims)
         status = "finished"
     finally:
@@ -332,6 +334,21 @@ def _record(store, report, sims, by_hash, job, outcome) -> None:
     report.predicted += outcome["status"] == "ok"
     report.not_applicable += outcome["status"] == "n/a"
     report.failed += outcome["status"] in ("failed", "timeout")
+
+
+def _label(job, by_hash) -> str:
+    return f"{by_hash[job[1]].label} · {'simulation' if job[0] == 'sim' else job[2]}"
+
+
+def _status(job, outcome) -> str:
+    """One word for the progress line: ok, n/a, failed, timeout, done elsewhere, or lost."""
+    if outcome is None:
+        return "done by another run"
+    if isinstance(outcome, BaseException):
+        return "failed"
+    if job[0] == "sim":
+        return f"simulated in {outcome['compile_s'] + outcome['run_s']:.1f} s"
+    return outcome["status"] + (f" in {outcome['cold_s']:.2g} s" if outcome.get("cold_s") is not None else "")
 
 
 def _plan(store, reg, scenarios, names, report):

@@ -2,6 +2,7 @@
 import csv
 import hashlib
 import io
+import json
 import os
 import re
 import shlex
@@ -192,3 +193,13 @@ def test_na_rows_collapse_to_a_count_unless_all(stores):
     assert sum(map(int, counted)) == len(reasons)
     tidy = list(csv.DictReader(io.StringIO(csv_rows.stdout)))
     assert len({(r["scenario"], r["predictor"]) for r in tidy if r["status"] == "n/a"}) == len(reasons)
+
+
+def test_list_shows_each_models_observables():
+    out = run_cli("list", "--format", "json")
+    models = {m["name"]: m for m in json.loads(out.stdout)["model"]}
+    linear = models["linear"]["observables"]
+    assert linear["online"]["all"][:4] == ["risk", "D", "m", "q"] and "train_risk" in linear["finite data"]["all"]
+    assert "train_risk" not in linear["online"]["all"]
+    table = run_cli("list", env={"COLUMNS": "200"}).stdout
+    assert "finite data adds train_risk*" in table

@@ -6,6 +6,7 @@ holds a given number of items; ``fault-gate`` keeps the run from finishing befor
 """
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -230,10 +231,8 @@ def test_two_runs_on_one_store_share_the_work(fault_site, tiny_suite, tmp_path):
     con.close()
     computed = 0
     for _, err in reports:
-        line = " ".join(err.split())
-        simulated = int(line.split(" simulated")[0].rsplit(" ", 1)[1])
-        predicted = int(line.split(" predictions")[0].rsplit(" ", 1)[1])
-        computed += simulated + predicted
+        simulated, predicted = re.search(r"(\d+) simulated \+ \d+ cached, (\d+) predictions", " ".join(err.split())).groups()
+        computed += int(simulated) + int(predicted)
     assert computed == 3 + 7                         # each item computed once, by one of the two runs
     for out, _ in reports:                           # and each printed the whole leaderboard
         assert "fault-gate" in out and "lsq-online-ode" in out

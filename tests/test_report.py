@@ -80,7 +80,7 @@ def test_markdown_and_table_show_the_json_exports_ranks_and_ratios(store):
         name = r["predictor"] + ("" if r["complete"] else f" (partial: no {', '.join(r['missing'])})")
         cells = f"| {r['scenario']} | {rank} | {name} | {r['ratio']:.2f} |"
         assert cells in md, cells
-        assert re.search(rf"{re.escape(rank)}\s+│ {re.escape(r['predictor'])}.*│ {r['ratio']:.2f}", table), r["predictor"]
+        assert re.search(rf"{re.escape(rank)}\s+{re.escape(r['predictor'])}\b.*\s{r['ratio']:.2f}\s", table), r["predictor"]
 
 
 def test_the_report_holds_the_json_export(store, tmp_path):
