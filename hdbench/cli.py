@@ -1,4 +1,4 @@
-"""Command line: ``hdbench list | run | leaderboard | plot | report``. Bad input: one line, exit code 2."""
+"""Command line: ``hdbench list | run | leaderboard | plot | report | check``. Bad input: one line, exit code 2."""
 from __future__ import annotations
 
 import argparse
@@ -73,6 +73,9 @@ def _parser():
     pl.add_argument("--out", default=None, help="output .png or .svg (default: <hash>.png)")
     pl.add_argument("--db", default=str(DEFAULT_DB), help=f"result store, opened read-only (default {DEFAULT_DB})")
 
+    ck = sub.add_parser("check", help="run the plugin contract's checks on one installed plugin (for plugin authors)")
+    ck.add_argument("name", metavar="NAME", help="a distribution (e.g. my-theory), an entry-point or a component name")
+
     rp = sub.add_parser("report", help="write a suite's results as a static HTML site that opens offline")
     rp.add_argument("--out", required=True, metavar="DIR", help="folder to write (open DIR/index.html)")
     rp.add_argument("--suite", default=None, help="suite name (default: the latest run's)")
@@ -95,7 +98,7 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
         code = {"list": cmd_list, "run": cmd_run, "leaderboard": cmd_leaderboard, "plot": cmd_plot,
-                "report": cmd_report}[args.command](args)
+                "report": cmd_report, "check": cmd_check}[args.command](args)
         sys.stdout.flush()          # a closed pipe shows here, not at exit
         return code
     except (InputError, PluginError) as exc:
@@ -204,6 +207,13 @@ def cmd_run(args) -> int:
 def cmd_leaderboard(args) -> int:
     show_leaderboard(args.db, _stored_suite(args.db, args.suite), args.format, args.view, args.show_all)
     return 0
+
+
+def cmd_check(args) -> int:
+    """Exit code 0 if every check passes, 1 if one fails (2: NAME is not installed)."""
+    from . import conformance
+    from .registry import registry
+    return conformance.run(registry(), args.name, write=lambda line: print(line, flush=True))
 
 
 def cmd_report(args) -> int:

@@ -170,7 +170,7 @@ def tiny_suite(tmp_path):
     return path
 
 
-def run_cli(*args, env=None, site=None, timeout=300):
+def run_cli(*args, env=None, site=None, timeout=300, cwd=None):
     import os
     import subprocess
     import sys
@@ -178,4 +178,4 @@ def run_cli(*args, env=None, site=None, timeout=300):
     if site is not None:
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), full_env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "hdbench", *map(str, args)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+                          env=full_env, timeout=timeout, cwd=cwd)

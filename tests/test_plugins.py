@@ -1,5 +1,6 @@
 """Third-party plugins through real entry points: discovery, isolation of broken ones, conflicts."""
 import json
+import re
 
 from conftest import run_cli
 
@@ -59,3 +60,22 @@ def test_third_party_predictor_runs_and_is_ranked(third_party_site, tiny_suite, 
     # and the leaderboard command reads the same from the store alone
     again = run_cli("leaderboard", "--db", db, "--format", "markdown", site=third_party_site)
     assert again.returncode == 0 and "| toy-exact |" in again.stdout.replace("  ", " ")
+
+
+def test_a_third_party_package_runs_the_conformance_checks_from_its_own_folder(third_party_site):
+    """``hdbench check NAME``: the contract's checks on one installed distribution, run from the
+    package's own folder; a check per component, exit code 1 when one fails."""
+    own_folder = third_party_site.parent / "toy-theory"
+    out = run_cli("check", "toy-theory", site=third_party_site, cwd=own_folder)
+    assert out.returncode == 1, out.stderr
+    assert "ok    predictor 'toy-exact': supports and predict" in out.stdout
+    assert "FAIL  predictor 'toy-raises': supports and predict: RuntimeError: solver exploded" in out.stdout
+    assert re.search(r"FAIL  predictor 'toy-nan': supports and predict: .*risk is not finite", out.stdout)
+    assert re.search(r"FAIL  predictor 'toy-badshape': .*risk has shape \(3,\)", out.stdout)
+    assert "broken" not in out.stdout and "impostor" not in out.stdout    # another plugin's trouble is not its own
+    one = run_cli("check", "toy-exact", site=third_party_site, cwd=own_folder)
+    assert one.returncode == 0 and "1 failed" not in one.stdout and "toy-raises" not in one.stdout, one.stdout
+    broken = run_cli("check", "broken-theory", site=third_party_site, cwd=own_folder)
+    assert broken.returncode == 1 and "failed to load: ModuleNotFoundError" in broken.stdout, broken.stdout
+    unknown = run_cli("check", "no-such-theory", site=third_party_site, cwd=own_folder)
+    assert unknown.returncode == 2 and "no installed plugin or component" in unknown.stderr
