@@ -164,8 +164,9 @@ def test_the_report_in_a_real_browser(store, tmp_path):
             assert ("simulation", "band") in here and ("simulation", "simulation") in here
             assert sorted(g for g, kind in here if kind == "theory") == sorted(scored)
         assert len(panels) == 4                       # risk, D, m, q
-        reasons = _column(browser, "scenario-table", 2)
-        assert any(text.startswith("n/a: ") for text in reasons)   # lsq-homogenized-sgd needs finite data
+        declined = dict(zip(_column(browser, "na-table", 0), _column(browser, "na-table", 1)))
+        assert declined == {r["predictor"]: r["message"] for r in export["Suite 'tiny': per scenario"]
+                            if r["scenario"] == "online g0.5" and r["status"] == "n/a"} and declined
 
         hidden = sorted(scored)[0]             # a click on its legend entry hides it in every panel
         entry = browser.find_element(By.XPATH, f"//*[contains(@class,'legendtext') and text()='{hidden}']")

@@ -26,6 +26,7 @@
     if (!isFinite(x)) return String(x);
     return Number(x.toPrecision(digits || 3)).toString();
   }
+  const fixed = (x, n) => (x === null || x === undefined ? "" : isFinite(x) ? x.toFixed(n) : String(x));
   const rows = (view) => (D.views[view] ? D.export[D.views[view]] : []);
   const scenarioByHash = Object.fromEntries(D.scenarios.map((s) => [s.hash, s]));
 
@@ -84,7 +85,7 @@
     const error = fmt(r.error) + (r.uncertainty === null || r.uncertainty === undefined ? "" :
                                   " ± " + fmt(r.uncertainty, 2));
     const partial = r.complete ? "" : " (partial: no " + r.missing.join(", ") + ")";
-    return name.concat([rankCell(r), r.predictor + partial, {text: fmt(r.ratio), v: r.ratio},
+    return name.concat([rankCell(r), r.predictor + partial, {text: fixed(r.ratio, 2), v: r.ratio},
       {text: error, v: r.error}, {text: fmt(r.noise_floor), v: r.noise_floor}, r.worst_observable,
       {text: fmt(r.z_max, 2), v: r.z_max}, {text: fmt(r.cold_s, 2), v: r.cold_s},
       {text: fmt(r.warm_s, 2), v: r.warm_s},
@@ -124,12 +125,12 @@
       {text: r.rank === null ? "" : r.rank + (rows("aggregate").filter((o) => o.rank === r.rank).length > 1 ? "=" : ""),
        v: r.rank === null ? "" : r.rank},
       r.predictor,
-      {text: r.borda === null ? "" : fmt(r.borda, 2) + " [" + fmt(r.borda_lo, 2) + ", " + fmt(r.borda_hi, 2) + "]",
+      {text: r.borda === null ? "" : fixed(r.borda, 2) + " [" + fixed(r.borda_lo, 2) + ", " + fixed(r.borda_hi, 2) + "]",
        v: r.borda === null ? "" : r.borda},
-      {text: r.mean_rank === null ? "" : fmt(r.mean_rank, 3) + " [" + fmt(r.rank_lo, 3) + ", " + fmt(r.rank_hi, 3) + "]",
+      {text: r.mean_rank === null ? "" : fixed(r.mean_rank, 2) + " [" + fixed(r.rank_lo, 2) + ", " + fixed(r.rank_hi, 2) + "]",
        v: r.mean_rank === null ? "" : r.mean_rank},
       r.wins + "/" + r.ties + "/" + r.losses,
-      {text: fmt(r.median_ratio), v: r.median_ratio === null ? "" : r.median_ratio},
+      {text: fixed(r.median_ratio, 2), v: r.median_ratio === null ? "" : r.median_ratio},
       {text: r.coverage, v: r.scored + r.failed},
       {text: String(r.failed), v: r.failed}]}));
     app.append(table("leaderboard", ["rank", "predictor", "borda [range]", "mean rank [range]",
@@ -158,8 +159,8 @@
         "effect, one that stays is a wrong limit."));
       app.append(table("finite-size-table", ["scenarios", "predictor", "d", "err/floor at each d",
         "err/floor at d = ∞", "worst z at ∞", "verdict"], rows("finite-size").map((r) => ({cells: [
-          r.family, r.predictor, r.d.join(", "), (r.ratios || []).map((x) => fmt(x)).join(", "),
-          {text: fmt(r.ratio_inf), v: r.ratio_inf === undefined ? "" : r.ratio_inf},
+          r.family, r.predictor, r.d.join(", "), (r.ratios || []).map((x) => fixed(x, 2)).join(", "),
+          {text: fixed(r.ratio_inf, 2), v: r.ratio_inf === undefined ? "" : r.ratio_inf},
           {text: fmt(r.z_inf, 2), v: r.z_inf === undefined ? "" : r.z_inf}, r.verdict || r.message]}))));
     }
 
@@ -186,6 +187,15 @@
     app.append(header(s.label, "scenario " + h));
     app.append(el("details", {}, el("summary", {}, "specification"), el("pre", {}, JSON.stringify(s.spec, null, 1))));
     const own = rows("scenarios").filter((r) => r.hash === h);
+    app.append(el("h2", {}, "Ranks"));
+    app.append(rules());
+    app.append(table("scenario-table", SCENARIO_HEAD, own.filter((r) => r.status !== "n/a").map((r) => (
+      {attrs: {"data-predictor": r.predictor}, cells: scenarioRowCells(r, false)}))));
+    const na = own.filter((r) => r.status === "n/a");
+    if (na.length) {
+      app.append(el("details", {}, el("summary", {}, na.length + " predictor" + (na.length > 1 ? "s" : "") +
+        " n/a: why"), table("na-table", ["predictor", "reason"], na.map((r) => ({cells: [r.predictor, r.message]})))));
+    }
     if (s.simulated) {
       app.append(el("h2", {}, "Curves"));
       app.append(el("p", {class: "rules"}, "Black: the simulation's statistic over seeds, grey: its " +
@@ -198,10 +208,6 @@
     } else {
       app.append(el("p", {}, "No simulation is stored for this scenario yet (run hdbench run)."));
     }
-    app.append(el("h2", {}, "Ranks"));
-    app.append(rules());
-    app.append(table("scenario-table", SCENARIO_HEAD, own.map((r) => ({attrs: {"data-predictor": r.predictor},
-      cells: scenarioRowCells(r, false)}))));
   }
 
   function drawCurves(div, C) {
