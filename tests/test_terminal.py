@@ -48,6 +48,7 @@ def test_the_quick_suite_fits_a_terminal(tmp_path):
     assert len(lines) < 100, "\n".join(lines)
     assert "eta" in ESCAPES.sub("", raw)                 # the progress bar showed an estimate
     assert "Suite 'quick': aggregate" in shown and "(--all: why)" not in shown
+    assert "[d=100]" in shown and "[d=200]" in shown      # a sweep's tags stay in the labels
 
 
 def test_progress_is_a_plain_line_per_item_off_a_terminal(tmp_path):
