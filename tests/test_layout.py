@@ -123,8 +123,10 @@ def test_contract_classes_state_their_rules():
 
 
 def test_the_tutorial_plugin_runs_as_printed(tmp_path, monkeypatch):
+    """The tutorial's closed form equals lsq-online-ode's ODE, at gamma = 2 (the rate's zero) too;
+    tests/test_tutorial.py follows the whole tutorial in a fresh venv."""
     text = (ROOT / "docs/writing-a-theory.md").read_text()
-    module = re.search(r"```python\n# my_theory/hdbench_plugin.py\n(.*?)```", text, re.S).group(1)
+    module = re.search(r"```python\n# my-theory/my_theory/hdbench_plugin.py\n(.*?)```", text, re.S).group(1)
     value = re.search(r'\[project.entry-points.hdbench\]\n(\w+) = "([\w.]+)"', text)
     package = tmp_path / "my_theory"
     package.mkdir()
@@ -135,12 +137,15 @@ def test_the_tutorial_plugin_runs_as_printed(tmp_path, monkeypatch):
     reg = Registry(builtin_entry_points() + [ep])
     assert not reg.failures, reg.failures
     theirs = reg.predictor("my-ode")
-    s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5}},
-                                    "dynamics": {"name": "online-sgd", "params": {"gamma": 0.5}},
-                                    "d": 50, "t_max": 4.0, "seeds": 2}, reg)
-    assert theirs.supports(s)
-    ours = reg.predictor("lsq-online-ode").predict(s, s.times())
-    np.testing.assert_allclose(theirs.predict(s, s.times())["risk"], ours["risk"], rtol=1e-7)
+    for gamma in (0.5, 2.0):
+        s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5}},
+                                        "dynamics": {"name": "online-sgd", "params": {"gamma": gamma}},
+                                        "d": 50, "t_max": 4.0, "seeds": 2}, reg)
+        assert theirs.supports(s)
+        ours, got = reg.predictor("lsq-online-ode").predict(s, s.times()), theirs.predict(s, s.times())
+        assert set(got) == set(ours) == {"risk", "D", "m", "q"}
+        for name in got:
+            np.testing.assert_allclose(got[name], ours[name], rtol=1e-7, atol=1e-9)
 
 
 def test_the_wheel_ships_every_source_file(tmp_path):
