@@ -1,6 +1,7 @@
 """Streaming least squares with a covariance spectrum: lsq-volterra against lsq-online-ode (isotropic)
 and against the exact solution of the per-eigenvalue linear ODE (anisotropic); the exact finite-d
-recursion against simulated seed means, and its gap to the d -> infinity limit shrinking like 1/d."""
+recursion against simulated seed means (SGD and heavy-ball momentum), and its gap to the d -> infinity
+limit shrinking like 1/d."""
 import numpy as np
 import pytest
 from scipy.linalg import expm
@@ -10,10 +11,12 @@ from conftest import max_z, z_threshold
 from hdbench_plugins.common.spectra import spectrum
 
 
-def stream(spec=None, gamma=1.0, d=400, sigma=0.5, B=1, t_max=6.0, seeds=16, **model):
+def stream(spec=None, gamma=1.0, d=400, sigma=0.5, B=1, t_max=6.0, seeds=16, beta=None, **model):
+    """Online SGD, or heavy-ball momentum ``beta`` on fresh samples."""
+    dynamics = ({"name": "online-sgd", "params": {"gamma": gamma, "batch_size": B}} if beta is None else
+                {"name": "momentum", "params": {"gamma": gamma, "batch_size": B, "beta": beta}})
     return hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": sigma, **(spec or {}), **model}},
-                                       "dynamics": {"name": "online-sgd", "params": {"gamma": gamma, "batch_size": B}},
-                                       "d": d, "t_max": t_max, "seeds": seeds})
+                                       "dynamics": dynamics, "d": d, "t_max": t_max, "seeds": seeds})
 
 
 def test_volterra_equals_the_isotropic_ode(registry):
@@ -49,6 +52,37 @@ def test_exact_recursion_matches_simulated_means(registry, spec, B):
     sim = hdbench.simulate(s)
     curves = registry.predictor("lsq-exact-recursion").predict(s, sim.times)
     assert max_z(sim, curves) < z_threshold(s.n_times, s.seeds)
+
+
+@pytest.mark.parametrize("spec,B,beta", [({}, 1, 0.9), ({"spectrum": "power-law", "beta": 1.0}, 2, 0.5)])
+def test_exact_recursion_matches_simulated_momentum(registry, spec, B, beta):
+    """Heavy-ball momentum at d = 100 with 128 seeds: the exact recursion within the noise, while its
+    d -> infinity limit (online SGD at gamma/(1 - beta)) is many standard errors off at this d."""
+    s = stream(spec, gamma=0.1, d=100, B=B, t_max=4.0, seeds=128, beta=beta, m0=0.3, q0=0.4)
+    sim = hdbench.simulate(s)
+    exact = registry.predictor("lsq-exact-recursion").predict(s, sim.times)
+    assert max_z(sim, exact) < z_threshold(s.n_times, s.seeds)
+    if beta == 0.9:
+        limit = registry.predictor("lsq-volterra").predict(s, sim.times)
+        assert max_z(sim, limit) > 2 * z_threshold(s.n_times, s.seeds)
+
+
+def test_momentum_at_beta_0_is_sgd_and_its_limit_is_sgd_at_gamma_over_1_minus_beta(registry):
+    sgd, heavy = stream(d=200, B=2, m0=0.3, q0=0.4), stream(d=200, B=2, beta=0.0, m0=0.3, q0=0.4)
+    t = sgd.times()
+    for name in ("lsq-exact-recursion", "lsq-volterra", "lsq-online-ode"):
+        a, b = registry.predictor(name).predict(sgd, t), registry.predictor(name).predict(heavy, t)
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=(name, k))
+    gaps = []
+    for d in (250, 1000):           # the exact recursion approaches the limit like 1/d
+        s = stream(gamma=0.1, d=d, beta=0.9)
+        fast = stream(gamma=1.0, d=d)
+        t = s.times()
+        limit = registry.predictor("lsq-volterra").predict(s, t)["risk"]
+        np.testing.assert_allclose(limit, registry.predictor("lsq-volterra").predict(fast, t)["risk"], rtol=1e-12)
+        gaps.append(np.max(np.abs(registry.predictor("lsq-exact-recursion").predict(s, t)["risk"] - limit)))
+    assert 3 < gaps[0] / gaps[1] < 5, gaps
 
 
 def test_finite_d_gap_to_the_limit_shrinks_like_one_over_d(registry):

@@ -1,4 +1,5 @@
-"""Least-squares theories on isotropic data: ``lsq-online-ode`` (online SGD), ``lsq-gf-mp`` (gradient
+"""Least-squares theories on isotropic data: ``lsq-online-ode`` (online SGD; heavy-ball momentum at
+fixed beta as online SGD at ``gamma/(1 - beta)``, its d -> infinity limit), ``lsq-gf-mp`` (gradient
 flow on n = alpha d samples) and ``lsq-homogenized-sgd`` (multi-pass SGD / SGF). Equations:
 :mod:`hdbench_plugins.solvers.least_squares` and docs/theory/multipass.md section 4.
 """
@@ -11,23 +12,23 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import Predictor, no
-from hdbench_plugins.solvers.regime import one_pass, small_batches
+from hdbench_plugins.solvers.regime import sgd_gamma, small_batches, streaming_sgd
 from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, supports_isotropic_linear
 
 
 class LsqOnlineODE(Predictor):
     name = "lsq-online-ode"
-    description = "online SGD on least squares: (m, q) ODE with the gamma^2 correction (oracle 1)"
+    description = "online SGD (or fixed-beta momentum) on least squares: (m, q) ODE with the gamma^2 correction"
 
     def supports(self, s):
         base = supports_isotropic_linear(s)
         if not base:
             return base
-        return one_pass(s)
+        return streaming_sgd(s)
 
     def predict(self, s, times):
         m0, q0, sigma, _ = overlaps(s.model_params)
-        gamma = s.dynamics_params["gamma"]
+        gamma = sgd_gamma(s)
 
         def rhs(t, y):
             m, q = y

@@ -1,5 +1,6 @@
 """``lsq-volterra`` and ``lsq-exact-recursion``: streaming least squares with any covariance spectrum, by
-the Volterra equation (d -> infinity) and by the exact finite-d expected recursion. Equations:
+the Volterra equation (d -> infinity) and by the exact finite-d expected recursion; both take heavy-ball
+momentum on fresh samples too (the recursion exactly, the Volterra equation as its fixed-beta limit). Equations:
 :mod:`hdbench_plugins.solvers.volterra` and docs/theory/one_pass.md section 5.
 """
 from __future__ import annotations
@@ -11,7 +12,8 @@ from hdbench_plugins.solvers.volterra import supports_linear_online, solve_volte
 
 class LsqVolterra(Predictor):
     name = "lsq-volterra"
-    description = "streaming least squares, any spectrum: Paquette et al.'s Volterra equation (d -> infinity)"
+    description = ("streaming least squares, any spectrum: Paquette et al.'s Volterra equation (d -> infinity; "
+                   "fixed-beta momentum at gamma/(1 - beta))")
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 400, "t_max": 4.0}]
 
@@ -24,9 +26,12 @@ class LsqVolterra(Predictor):
 
 class LsqExactRecursion(Predictor):
     name = "lsq-exact-recursion"
-    description = "streaming least squares, any spectrum and batch: the exact finite-d expected recursion"
+    description = "streaming least squares, SGD or heavy-ball momentum, any spectrum and batch: the exact finite-d recursion"
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "zero-one", "rho": 0.5}},
-                 "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0, "batch_size": 4}}, "d": 200, "t_max": 4.0}]
+                 "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0, "batch_size": 4}}, "d": 200, "t_max": 4.0},
+                {"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
+                 "dynamics": {"name": "momentum", "params": {"gamma": 0.1, "beta": 0.9, "batch_size": 2}},
+                 "d": 100, "t_max": 2.0}]
 
     def supports(self, s):
         return supports_linear_online(s, any_batch=True)

@@ -21,6 +21,26 @@ def one_pass(s, online=True):
     return YES
 
 
+def streaming_sgd(s):
+    """Online SGD, or heavy-ball ``momentum`` on fresh samples, with ``B/d <= MAX_BATCH_FRACTION``:
+    the dynamics whose d -> infinity limit is online SGD at :func:`sgd_gamma`."""
+    if s.dynamics == "momentum" and s.alpha is None:
+        B = s.dynamics_params["batch_size"]
+        if B / s.d > MAX_BATCH_FRACTION:
+            return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
+        return YES
+    return one_pass(s)
+
+
+def sgd_gamma(s) -> float:
+    """The learning rate of the plain SGD a dynamics becomes as d -> infinity: ``gamma``, and for
+    heavy-ball momentum at a fixed ``beta`` ``gamma / (1 - beta)`` (the velocity sums the gradients
+    with weights ``beta^k``: over the O(1/(1 - beta)) steps it remembers, e moves by O(1/d), so drift
+    and, the gradients being independent across steps, noise both scale by ``1/(1 - beta)``)."""
+    gamma = s.dynamics_params["gamma"]
+    return gamma / (1 - s.dynamics_params["beta"]) if s.dynamics == "momentum" else gamma
+
+
 def small_batches(s):
     """Multi-pass SGD with ``B/n <= MAX_BATCH_FRACTION`` (other dynamics pass)."""
     B = s.dynamics_params.get("batch_size", 1)

@@ -15,11 +15,18 @@ Convergent iff ``(gamma/2) tr(Sigma)/d < 1``; the limit is ``P = (sigma^2/2) / (
   (large ``lambda``) cost nothing; steps ``h = min(t_max/1000, 1/(4 gamma lambda_max))`` and ``h/2``,
   Richardson-extrapolated (at most ``MAX_STEPS`` points): within 2e-8 relative of the closed forms
   (tests/test_volterra.py).
-- ``lsq-exact-recursion``: the exact expected recursion at finite d for Gaussian data, batch B, step
-  ``g = gamma/d`` per sample:
-  ``rho_j <- rho_j + (-2 B g lambda_j + B (B + 1) g^2 lambda_j^2) rho_j + B g^2 lambda_j (sum_i lambda_i rho_i + sigma^2)``,
-  ``E e_j <- (1 - B g lambda_j) E e_j``. Its only gap to the simulation's seed means is Monte Carlo;
-  its gap to ``lsq-volterra`` is the pure finite-d effect.
+- ``lsq-exact-recursion``: the exact expected recursion at finite d for Gaussian data, batch B,
+  optax's heavy-ball momentum ``beta`` (0 for SGD): ``v <- beta v + G``, ``theta <- theta - eta v``
+  with ``eta = gamma B/d`` and ``G`` the batch-mean gradient. Per eigenvector ``j``, with
+  ``A = E e_j^2``, ``C = E e_j v_j``, ``V = E v_j^2`` (``A(0) = D0/d``, ``C(0) = V(0) = 0``) and, by
+  Isserlis, ``E G_j^2 = (1 + 1/B) lambda_j^2 A + (lambda_j/B) (sum_i lambda_i A_i + sigma^2)``:
+  ``V' = beta^2 V + 2 beta lambda_j C + E G_j^2``, ``C' = beta C + lambda_j A - eta V'``,
+  ``A' = A - 2 eta (beta C + lambda_j A) + eta^2 V'``; the means ``E v_j' = beta E v_j + lambda_j E e_j``,
+  ``E e_j' = E e_j - eta E v_j'``. At ``beta = 0`` this is ``A' = (1 - 2 eta lambda_j +
+  (1 + 1/B) eta^2 lambda_j^2) A + (eta^2 lambda_j/B) (sum_i lambda_i A_i + sigma^2)``. Its only gap
+  to the simulation's seed means is Monte Carlo; its gap to ``lsq-volterra`` is the pure finite-d
+  effect (for momentum, with ``lsq-volterra`` at ``sgd_gamma = gamma/(1 - beta)``: the fixed-beta
+  limit, ``hdbench_plugins.solvers.regime.sgd_gamma``).
 """
 from __future__ import annotations
 
@@ -27,7 +34,7 @@ import numpy as np
 
 from hdbench import YES, no
 from hdbench_plugins.common.spectra import spectrum
-from hdbench_plugins.solvers.regime import one_pass, unregularised
+from hdbench_plugins.solvers.regime import sgd_gamma, streaming_sgd, unregularised
 
 
 MAX_STEPS = 4000         # grid points of the fine solve; capped (stiff spectra): 5e-6 relative at d = 1e4, beta = 1 (measured)
@@ -39,13 +46,16 @@ def _spectrum_weights(s):
 
 
 def supports_linear_online(s, any_batch=False):
+    """Streaming least squares: online SGD or heavy-ball momentum on fresh samples (``any_batch``:
+    any ``B``, else ``B << d``)."""
     if s.model != "linear":
         return no(f"model '{s.model}' is not the linear (least-squares) model")
-    if s.dynamics != "online-sgd":
-        return no(f"dynamics '{s.dynamics}' is not online-sgd (streaming theory)")
+    if s.dynamics not in ("online-sgd", "momentum") or s.alpha is not None:
+        return no(f"dynamics '{s.dynamics}'{' on finite data' if s.alpha is not None else ''} is not online SGD "
+                  "or momentum on fresh samples (streaming theory)")
     if not unregularised(s):
         return unregularised(s)
-    return YES if any_batch else one_pass(s)
+    return YES if any_batch else streaming_sgd(s)
 
 
 def _interval_weights(a, h, m):
@@ -97,7 +107,7 @@ def _volterra_on_grid(n, t_max, gamma, sigma, D0, lam, w):
 def solve_volterra(s, times):
     """Product trapezoid at steps h and h/2, Richardson-extrapolated (error O(h^4) for smooth P)."""
     p = s.model_params
-    gamma, sigma = s.dynamics_params["gamma"], p["sigma"]
+    gamma, sigma = sgd_gamma(s), p["sigma"]
     D0 = p["q0"] - 2 * p["m0"] + 1
     lam, w = _spectrum_weights(s)
     times = np.asarray(times, float)
@@ -117,22 +127,33 @@ def solve_exact_recursion(s, times):
     p = s.model_params
     gamma, sigma, d = s.dynamics_params["gamma"], p["sigma"], s.d
     B = s.dynamics_params["batch_size"]
+    beta = s.dynamics_params["beta"] if s.dynamics == "momentum" else 0.0
     lam, w = _spectrum_weights(s)
-    g = gamma / d
-    D0 = p["q0"] - 2 * p["m0"] + 1
-    times = np.asarray(times, float)
-    steps = np.rint(times * d / B).astype(int)                          # the simulator's step count
-    rho = np.full(len(lam), D0 / d)                                     # per eigenvector (one of each value)
-    contract = 1 - 2 * B * g * lam + B * (B + 1) * g**2 * lam**2
+    eta = gamma * B / d
     mult = w * d                                                        # eigenvectors per value
-    out = {"risk": [], "D": []}
+    A = np.full(len(lam), (p["q0"] - 2 * p["m0"] + 1) / d)             # per eigenvector (one of each value)
+    C, V = np.zeros(len(lam)), np.zeros(len(lam))
+    e_mean, v_mean = np.ones(len(lam)), np.zeros(len(lam))             # E e_j / E e_j(0), E v_j / E e_j(0)
+    steps = np.rint(np.asarray(times, float) * d / B).astype(int)      # the simulator's step count
+    contract, noise = 1 - 2 * eta * lam + (1 + 1 / B) * eta**2 * lam**2, eta**2 * lam / B   # the SGD step of A
+    shrink = 1 - eta * lam                                              # ... and of E e
+    out = {"risk": [], "D": [], "m": []}
     done = 0
     for target in steps:
         for _ in range(target - done):
-            rho = contract * rho + B * g**2 * lam * (mult @ (lam * rho) + sigma**2)
+            if beta == 0:                                               # SGD: no velocity to carry
+                A = contract * A + noise * (mult @ (lam * A) + sigma**2)
+                e_mean = shrink * e_mean
+                continue
+            G2 = (1 + 1 / B) * lam**2 * A + lam / B * (mult @ (lam * A) + sigma**2)
+            V = beta**2 * V + 2 * beta * lam * C + G2
+            pull = beta * C + lam * A                                   # E e_j v_j' before the step
+            A, C = A - 2 * eta * pull + eta**2 * V, pull - eta * V
+            v_mean = beta * v_mean + lam * e_mean
+            e_mean = e_mean - eta * v_mean
         done = target
-        out["risk"].append(0.5 * (mult @ (lam * rho) + sigma**2))
-        out["D"].append(mult @ rho)
-    D = np.array(out["D"])
-    m = 1 + (p["m0"] - 1) * ((1 - B * g * lam)[None, :] ** steps[:, None] @ w)
+        out["risk"].append(0.5 * (mult @ (lam * A) + sigma**2))
+        out["D"].append(mult @ A)
+        out["m"].append(1 + (p["m0"] - 1) * (w @ e_mean))
+    D, m = np.array(out["D"]), np.array(out["m"])
     return {"risk": np.array(out["risk"]), "D": D, "m": m, "q": D + 2 * m - 1}
