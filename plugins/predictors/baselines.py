@@ -1,7 +1,8 @@
 """Baseline ``population-gf``: gradient flow on the population risk, ``dtheta/dt = -gamma grad R``.
 
 It omits every high-dimensional effect (the ``gamma^2`` SGD-noise correction, finite data), so any
-real theory should beat it at ``gamma = O(1)``; it ties as ``gamma -> 0`` on online data.
+real theory should beat it at ``gamma = O(1)``; it ties as ``gamma -> 0`` on online data. Heavy-ball
+momentum at fixed ``beta`` runs the flow at ``gamma/(1 - beta)`` (linear, GLM and committee models).
 Each model family contributes its flow to ``FLOWS`` (the same summary-statistic ODEs as the family's
 theory, without the corrector).
 
@@ -24,9 +25,10 @@ from hdbench_plugins.solvers.committee_ode import solve_committee, supports_comm
 from hdbench_plugins.solvers.dln_flow import population_flow as dln_flow
 from hdbench_plugins.solvers.glm_ode import solve_glm
 from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_multiclass
-from hdbench_plugins.solvers.regime import unregularised
+from hdbench_plugins.solvers.regime import sgd_gamma, unregularised
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
+MOMENTUM_FLOWS = ("linear", "glm", "committee")   # flows run at sgd_gamma: gamma/(1 - beta) for fixed-beta momentum
 
 
 class PopulationGF(Predictor):
@@ -36,8 +38,10 @@ class PopulationGF(Predictor):
     def supports(self, s):
         if s.model not in FLOWS:
             return no(f"no population-risk flow for model '{s.model}' (have: {', '.join(sorted(FLOWS))})")
-        if s.dynamics not in GRADIENT_DYNAMICS:
-            return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)})")
+        momentum = s.dynamics == "momentum" and s.model in MOMENTUM_FLOWS
+        if s.dynamics not in GRADIENT_DYNAMICS and not momentum:
+            return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)}; "
+                      f"momentum on {', '.join(MOMENTUM_FLOWS)})")
         if not unregularised(s):
             return unregularised(s)
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
@@ -50,7 +54,7 @@ def linear_flow(s, times):
     p = s.model_params
     m0, q0, sigma = p["m0"], p["q0"], p["sigma"]
     D0 = q0 - 2 * m0 + 1
-    gamma = s.dynamics_params["gamma"]
+    gamma = sgd_gamma(s)
     lam, counts = np.unique(spectrum(s.d, p), return_counts=True)
     frac = counts / counts.sum()
     decay = np.exp(-gamma * np.outer(np.asarray(times, float), lam))

@@ -41,7 +41,7 @@ from hdbench_plugins.common.glm import (activation, activation_prime, expectatio
 from hdbench_plugins.common.spectra import is_isotropic, spectrum
 from hdbench_plugins.solvers.modes import Modes, bin_modes, solve_modes
 from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
-from hdbench_plugins.solvers.regime import one_pass, unregularised
+from hdbench_plugins.solvers.regime import sgd_gamma, streaming_sgd, unregularised
 from hdbench_plugins.solvers.committee_ode import _integrals, noise_term, supports_committee
 
 
@@ -96,7 +96,7 @@ def teacher_student_modes(s, Q0, R0) -> Modes:
 def solve_glm_aniso(s, times, correction=True, bins=BINS):
     p = s.model_params
     modes = bin_modes(teacher_student_modes(s, np.array([[p["q0"]]]), np.array([[p["m0"]]])), bins)
-    states = solve_modes(modes, glm_coefficients(p, correction), s.dynamics_params["gamma"], s.d, times)
+    states = solve_modes(modes, glm_coefficients(p, correction), sgd_gamma(s), s.d, times)
     names = ("risk", "error_rate" if p["link"] == "sign" else "gen_error", "m", "q", "m_Sigma", "q_Sigma")
     out = {k: np.full(len(states), np.inf) for k in names}
     lam = modes.lam[0]
@@ -147,7 +147,7 @@ def solve_committee_aniso(s, times, correction=True, bins=BINS):
     # ReLU's noise term is a quasi-Monte Carlo sum of indicators: smooth only to ~1e-7, so a tighter
     # tolerance only buys rejected steps
     rtol = 1e-6 if act == "relu" else 1e-8
-    states = solve_modes(modes, committee_coefficients(p, correction), s.dynamics_params["gamma"], s.d, times, rtol=rtol)
+    states = solve_modes(modes, committee_coefficients(p, correction), sgd_gamma(s), s.d, times, rtol=rtol)
     v, A = np.full(K, p["v0"]), np.full(M, p["A"])
     TS = np.einsum("n,nab->ab", modes.lam[0], modes.T)
     gen = np.full(len(times), np.inf)
@@ -172,4 +172,4 @@ def supports_online_glm_any_spectrum(s):
         return no(f"model '{s.model}' is not glm or committee")
     if not unregularised(s):
         return unregularised(s)
-    return one_pass(s)
+    return streaming_sgd(s)

@@ -21,11 +21,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from hdbench import no
+from hdbench import YES, no
 from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps, pair_kernel
 from hdbench_plugins.common.quadrature import qmc_normal
 from hdbench_plugins.common.odeint import make_rk4, substeps
-from hdbench_plugins.solvers.regime import isotropic_data, one_pass
+from hdbench_plugins.solvers.regime import isotropic_data, sgd_gamma, streaming_sgd
 
 
 DT = 0.05          # maximal RK4 step: measured relative error of eg ~1e-8 against DT = 0.001
@@ -131,7 +131,7 @@ def _solver(act, K, M, trained, correction, n_sub):
 def solve_committee(s, times, correction=True):
     p = s.model_params
     K, M, act = p["K"], p["M"], p["activation"]
-    gamma = s.dynamics_params["gamma"]
+    gamma = sgd_gamma(s)                # momentum at fixed beta: SGD at gamma/(1 - beta)
     times = np.asarray(times, float)
     Q0, R0 = initial_overlaps(p)
     intervals = np.diff(times)
@@ -163,4 +163,4 @@ def supports_committee(s, online=True, isotropic=True):
         return no("random initialisation: the ODE needs the initial overlaps (use init = 'overlaps')")
     if isotropic and not isotropic_data(s):
         return isotropic_data(s)
-    return one_pass(s, online)
+    return streaming_sgd(s) if online else YES

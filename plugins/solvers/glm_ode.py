@@ -17,7 +17,7 @@ from scipy.integrate import solve_ivp
 from hdbench import no
 from hdbench_plugins.common.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
                                         population, teacher_variance)
-from hdbench_plugins.solvers.regime import isotropic_data, one_pass, unregularised
+from hdbench_plugins.solvers.regime import isotropic_data, sgd_gamma, streaming_sgd, unregularised
 
 
 def glm_rates(m, q, p, gamma, correction=True):
@@ -41,7 +41,7 @@ def glm_rates(m, q, p, gamma, correction=True):
 
 def solve_glm(scenario, times, correction=True):
     p = dict(scenario.model_params)
-    gamma = scenario.dynamics_params["gamma"]
+    gamma = sgd_gamma(scenario)         # momentum at fixed beta: SGD at gamma/(1 - beta)
     times = np.asarray(times, float)
 
     def rhs(_, y):
@@ -77,4 +77,4 @@ def supports_online_glm(s):
         return isotropic_data(s)
     if not unregularised(s):
         return unregularised(s)
-    return one_pass(s)
+    return streaming_sgd(s)
