@@ -285,14 +285,9 @@ def cmd_plot(args) -> int:
 def _check_folder(path) -> None:
     """An output folder that cannot be made or written is bad input, found before any work."""
     from pathlib import Path
-    path = Path(path)
-    if path.exists() and not path.is_dir():
+    if Path(path).exists() and not Path(path).is_dir():
         raise InputError(f"--out {path} is a file, expected a folder")
-    folder = path
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK):
-        raise InputError(f"--out {path}: cannot be written (check the folder and its permissions)")
+    _check_creatable(Path(path), path)
 
 
 def _check_writable(path) -> None:
@@ -301,11 +296,17 @@ def _check_writable(path) -> None:
     path = Path(path)
     if path.is_dir():
         raise InputError(f"--out {path} is a directory, expected a file name")
-    folder = path.parent
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError(f"--out {path}: cannot be written (check the folder and its permissions)")
+    _check_creatable(path.parent, path)
+
+
+def _check_creatable(folder, shown) -> None:
+    """The nearest existing ancestor of ``folder`` must be a writable folder (``shown``: the --out value)."""
     while not folder.exists():
         folder = folder.parent
-    if not folder.is_dir() or not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise InputError(f"--out {path}: cannot be written (check the folder and its permissions)")
+    if not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise InputError(f"--out {shown}: cannot be written (check the folder and its permissions)")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ def test_third_party_predictor_runs_and_is_ranked(third_party_site, tiny_suite, 
         args += ["--predictor", p]
     out = run_cli(*args, site=third_party_site)
     assert out.returncode == 0, out.stderr
+    # off a terminal, progress is one numbered line per item on stderr: 3 simulations + 3 x 5 predictions
+    items = re.findall(r"^\[\s*(\d+)/(\d+) \d+:\d\d:\d\d, eta \d+:\d\d:\d\d\] (.+): (.+)$", out.stderr, re.M)
+    assert [int(i) for i, *_ in items] == list(range(1, 19)) and {int(n) for _, n, *_ in items} == {18}
+    assert {"online g0.5 · simulation", "adam · toy-raises"} <= {label for _, _, label, _ in items}
+    assert "\x1b" not in out.stderr
     board = json.loads(out.stdout)
     rows = [r for r in board["Suite 'tiny': per scenario"] if r["scenario"] == "online g0.5"]
     status = {r["predictor"]: (r["status"], r["message"]) for r in rows}

@@ -1,5 +1,5 @@
-"""What ``hdbench run`` prints: under 100 lines for the quick suite on a 120-column terminal, with a
-progress bar (ETA, the item running) there and one plain line per item where stderr is not a terminal."""
+"""What ``hdbench run`` prints on a terminal: under 100 lines for the quick suite at 120 columns, and a
+progress bar with an ETA (off a terminal, one plain line per item: tests/test_plugins.py)."""
 import fcntl
 import os
 import pty
@@ -9,7 +9,6 @@ import subprocess
 import sys
 import termios
 
-from conftest import TINY_SUITE, run_cli
 
 ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
@@ -49,15 +48,3 @@ def test_the_quick_suite_fits_a_terminal(tmp_path):
     assert "eta" in ESCAPES.sub("", raw)                 # the progress bar showed an estimate
     assert "Suite 'quick': aggregate" in shown and "(--all: why)" not in shown
     assert "[d=100]" in shown and "[d=200]" in shown      # a sweep's tags stay in the labels
-
-
-def test_progress_is_a_plain_line_per_item_off_a_terminal(tmp_path):
-    suite = tmp_path / "tiny.toml"
-    suite.write_text(TINY_SUITE)
-    out = run_cli("run", "--suite", suite, "--db", tmp_path / "r.sqlite", "--predictor", "lsq-online-ode",
-                  "--predictor", "population-gf")
-    assert out.returncode == 0, out.stderr
-    items = re.findall(r"^\[\s*(\d+)/(\d+) \d+:\d\d:\d\d, eta \d+:\d\d:\d\d\] (.+): (.+)$", out.stderr, re.M)
-    assert [int(i) for i, *_ in items] == list(range(1, 10)) and {int(n) for _, n, *_ in items} == {9}
-    assert {label for _, _, label, _ in items} >= {"online g0.5 · simulation", "adam · population-gf"}
-    assert "\x1b" not in out.stderr and "eta" not in out.stdout
