@@ -28,6 +28,7 @@ from .store import Store
 
 BAND = 0.95      # the plots' simulation band: a Student-t interval for the seeds' count
 WRAPPED = {"scenario", "scenarios", "err/floor", "verdict", "d"}   # columns that may wrap
+LABEL_WIDTH = 26   # the terminal table's scenario names: longer ones continue on their n/a line
 
 
 def _scenario(spec):
@@ -222,14 +223,15 @@ def compact_table(rows):
         mine = [r for r in rows if r["scenario"] == name]
         shown = [r for r in mine if r["status"] != "n/a"]
         count = len(mine) - len(shown)
-        what = f"({count} n/a)" if count else ""
+        first, rest = _split_label(name)
+        what = " ".join(filter(None, [rest, f"({count} n/a)" if count else ""]))
         if not shown:
             body.append([name, "", f"{count} predictor{'s' if count > 1 else ''} n/a"] + [""] * 5)
             continue
         for i, r in enumerate(shown):
-            label = name if i == 0 else what if i == 1 else ""
+            label = first if i == 0 else what if i == 1 else ""
             if i == 0 and len(shown) == 1 and what:
-                label = f"{name}\n{what}"
+                label = f"{first}\n{what}"
             if r["status"] != "ok":
                 body.append([label, _rank_cell(r), r["predictor"], f"{r['status']}: {r['message']}"] + [""] * 4)
                 continue
@@ -238,6 +240,15 @@ def compact_table(rows):
                          _fmt(r["ratio"], ".2f"), r["worst_observable"], _fmt(r["z_max"], ".2g"), _fmt(solve, ".2g"),
                          _speedup_cell(r)])
     return head, body
+
+
+def _split_label(name: str, width: int = LABEL_WIDTH) -> tuple[str, str]:
+    """A long scenario name as two lines, split at the last space that keeps the first within
+    ``width`` (a sweep's tag and the n/a count share the second, which a scenario has anyway)."""
+    if len(name) <= width or " " not in name[1:width + 1]:
+        return name, ""
+    cut = name.rindex(" ", 0, width + 1)
+    return name[:cut], name[cut + 1:]
 
 
 def suite_table(rows):
