@@ -305,6 +305,42 @@ class StreamingLsqPredict:
         self.pred.predict(self.scenario, self.times)
 
 
+WARMUP_COSINE = {"name": "warmup_cosine_decay", "init_value": 0.0, "peak_value": 1.0, "warmup_steps": 1.0,
+                 "decay_steps": 8.0, "end_value": 0.1}
+SCHEDULED = {   # each schedule-following predictor on a scenario it supports (d = 1000, t = 8)
+    "lsq-online-ode": lambda: _lsq("online-sgd", 1.5, d=1000),
+    "lsq-exact-recursion": lambda: _lsq("online-sgd", 1.5, d=1000),
+    "lsq-gf-mp": lambda: _lsq("gd", 1.0, alpha=2.0, d=1000),
+    "lsq-homogenized-sgd": lambda: _lsq("sgd", 1.5, alpha=2.0, d=1000),
+    "glm-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic"}, 1.0, d=1000, t_max=8.0),
+    "glm-aniso-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic", "spectrum": "power-law", "beta": 1.0},
+                                     1.0, d=1000, t_max=8.0),
+    "saad-solla": lambda: _online("committee", {"K": 2, "M": 2}, 1.0, d=1000, t_max=8.0),
+    "population-gf": lambda: _online("committee", {"K": 2, "M": 2}, 1.0, d=1000, t_max=8.0),
+}
+
+
+class ScheduledPredict:
+    """Warm predict of every schedule-following theory at constant gamma and under warmup + cosine
+    decay, on the same scenario: what following gamma(t) costs (an ODE where a closed form or one
+    eigendecomposition did, a step size per step, a compiled solver per schedule)."""
+
+    params = [list(SCHEDULED), ["constant", "warmup-cosine"]]
+    param_names = ["predictor", "schedule"]
+    timeout = 300
+
+    def setup(self, name, schedule):
+        scenario = SCHEDULED[name]()
+        if schedule != "constant":
+            scenario = scenario.with_(dynamics_params={"schedule": WARMUP_COSINE})
+        self.scenario, self.pred = scenario, hdbench.registry().predictor(name)
+        self.times = scenario.times()
+        self.pred.predict(scenario, self.times)
+
+    def time_predict(self, name, schedule):
+        self.pred.predict(self.scenario, self.times)
+
+
 class PerModePredict:
     """Warm predict of the per-eigenvalue ODEs (modes.py) on a beta = 1 power law, t = 4: 10^3 and
     10^4 distinct eigenvalues, unbinned (bins = 0) and in 256 geometric bins. The cost is set by the

@@ -12,6 +12,7 @@ Flat public API (see docs/ for the guide):
 """
 from .contract import YES, Dynamics, Model, Predictor, Support, no
 from .params import Param
+from .schedule import Schedule
 from .errors import InputError, PluginError
 from .hookspecs import hookimpl
 from .registry import registry
@@ -24,6 +25,6 @@ from .runner import run_suite
 __version__ = "0.1.0"
 
 __all__ = ["YES", "Dynamics", "InputError", "Model", "Param", "PluginError", "Predictor",
-           "Scenario", "Simulation", "Suite", "Support", "builtin_suites", "hookimpl", "load_suite", "no", "registry",
+           "Scenario", "Schedule", "Simulation", "Suite", "Support", "builtin_suites", "hookimpl", "load_suite", "no", "registry",
            "run_suite", "score", "simulate", "__version__"]
 

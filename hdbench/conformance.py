@@ -15,6 +15,8 @@ that raises ``AssertionError`` with a message when the plugin breaks the contrac
   when it declines); ``predict`` on each of its ``examples`` and on the first supported candidate
   returns finite curves of the right length, named after the model's observables (or ``std(…)``,
   ``unc(…)``, ``limit(…)`` of them); and it supports at least one candidate, else it cannot be tested.
+  A predictor that declares ``schedules`` is also asked about each candidate under
+  :data:`CHECK_SCHEDULE`, and predicts on the first it supports.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import traceback
 
 import numpy as np
 
-from .contract import Support
+from .contract import Support, contract_gate
 from .errors import InputError
 from .scenario import Scenario
 
@@ -47,6 +49,17 @@ def candidate_scenarios(reg) -> list[Scenario]:
     return out
 
 
+# warmup then cosine decay within the candidates' t_max = 0.5: every piece of the curve is reached
+CHECK_SCHEDULE = {"name": "warmup_cosine_decay", "init_value": 0.0, "peak_value": 1.0, "warmup_steps": 0.1,
+                  "decay_steps": 0.4, "end_value": 0.2}
+
+
+def scheduled_scenarios(reg, scenarios) -> list[Scenario]:
+    """``scenarios`` whose dynamics take a ``schedule``, each under :data:`CHECK_SCHEDULE`."""
+    return [s.with_(reg, dynamics_params={"schedule": CHECK_SCHEDULE}) for s in scenarios
+            if "schedule" in reg.entry("dynamics", s.dynamics).cls.params and "schedule" not in s.dynamics_params]
+
+
 def example_scenarios(reg, name: str) -> list[Scenario]:
     """A predictor's own ``examples``, at 2 seeds and 4 times (3 would pass a curve of the wrong length 3)."""
     return [Scenario.from_dict({"seeds": 2, "n_times": 4, **spec}, reg)
@@ -61,7 +74,8 @@ def check_described(reg, kind: str, name: str) -> None:
             f"predictor '{name}' declares parameters; a theory's settings are class attributes"
         return
     params = cls.validate({})
-    assert set(params) == set(cls.params), f"{kind} '{name}': its defaults validate to {sorted(params)}"
+    unset = {"schedule"} if kind == "dynamics" else set()    # constant gamma: the scenario carries no schedule
+    assert set(params) == set(cls.params) - unset, f"{kind} '{name}': its defaults validate to {sorted(params)}"
 
 
 def check_simulates(reg, scenario: Scenario) -> None:
@@ -98,19 +112,25 @@ def check_batch_with_state(reg, name: str) -> None:
 
 def check_predictor(reg, name: str, scenarios, every_pair: bool = False) -> None:
     """``supports`` answers every scenario; ``predict`` runs on every example and on the first
-    supported scenario (``every_pair``: on the first of each (model, dynamics sampling) pair)."""
+    supported scenario, scheduled and not (``every_pair``: on the first of each (model, dynamics
+    sampling, scheduled) triple)."""
     pred = reg.predictor(name)
     examples = {s.hash for s in example_scenarios(reg, name)}
+    if pred.schedules:
+        scenarios = list(scenarios) + scheduled_scenarios(reg, scenarios)
     supported, seen = 0, set()
     for s in scenarios:
+        if not contract_gate(pred, s):
+            continue
         answer = pred.supports(s)
         assert isinstance(answer, Support), f"{name}.supports({s.label}) returned {answer!r}, not a Support"
         if not answer:
             assert answer.reason and "\n" not in answer.reason, f"{name} declines {s.label} without a one-line reason"
             continue
         supported += 1
-        pair = (s.model, reg.entry("dynamics", s.dynamics).cls.sampling)
-        first = not seen
+        scheduled = "schedule" in s.dynamics_params
+        pair = (s.model, reg.entry("dynamics", s.dynamics).cls.sampling, scheduled)
+        first = not any(seen_scheduled == scheduled for *_, seen_scheduled in seen)   # of its kind
         if s.hash not in examples and (pair in seen or (every_pair == first)):
             seen.add(pair)
             continue

@@ -134,7 +134,8 @@ class Dynamics(Configurable):
       ``alpha``) or ``"either"`` (online without ``alpha``, with-replacement batches with it).
     - ``dt(scenario)``: time advanced by one step (``B/d`` for stochastic dynamics, ``h`` for flows).
     - ``optimizer(scenario)``: the optax ``GradientTransformation`` applied to the gradient of the
-      weighted loss ``sum_j w_j loss(x_j, y_j)``.
+      weighted loss ``sum_j w_j loss(x_j, y_j)``; a dynamics that declares the ``schedule`` parameter
+      (``hdbench.schedule.SCHEDULE``) builds its step with ``learning_rate(scenario, scale)``.
     - ``batch(key, step, n, scenario)``: ``(idx, w)``, the sample indices used at this step and
       their weights (finite data). Multi-pass SGD draws ``B`` indices with weights ``1/B``; gradient
       descent uses all ``n`` with weights ``1/n``; SGF re-weights all samples with Gaussian noise.
@@ -148,6 +149,19 @@ class Dynamics(Configurable):
 
     kind = "dynamics"
     sampling: ClassVar[str] = "finite"
+
+    @classmethod
+    def validate(cls, params):
+        out = super().validate(params)
+        if out.get("schedule", 0) is None:     # constant gamma: the scenario keeps its pre-schedule hash
+            del out["schedule"]
+        return out
+
+    def learning_rate(self, scenario, scale: float):
+        """optax's ``learning_rate`` for a step of size ``scale`` at constant gamma: ``scale`` itself, or
+        under the scenario's ``schedule`` (:mod:`hdbench.schedule`) ``count -> scale f(count dt)``."""
+        schedule = scenario.dynamics_params.get("schedule")
+        return scale if schedule is None else schedule.optax(self.dt(scenario), scale)
 
     @abc.abstractmethod
     def dt(self, scenario) -> float:
@@ -217,10 +231,15 @@ class Predictor(Component):
       bound). Cache compiled solvers on ``self`` or the module, keyed by shape, not by scenario.
     - ``examples`` (optional): small scenario specs inside the regime, which the conformance tests
       add to their candidates (for theories whose regime default parameters do not reach).
+    - ``schedules``: True when ``predict`` follows a learning-rate schedule (``gamma(t) = gamma f(t)``,
+      :mod:`hdbench.schedule`, read with ``scenario.dynamics_params.get("schedule")``). A predictor
+      that leaves it False is not asked about a scheduled scenario (n/a), so a constant-gamma
+      theory never scores a scheduled run with its unscheduled curve.
     """
 
     kind = "predictor"
     examples: ClassVar[list] = []
+    schedules: ClassVar[bool] = False
 
     @abc.abstractmethod
     def supports(self, scenario) -> Support:
@@ -229,3 +248,11 @@ class Predictor(Component):
     @abc.abstractmethod
     def predict(self, scenario, times):
         ...
+
+
+def contract_gate(predictor, scenario) -> Support:
+    """What the contract declines before ``supports`` is asked: a scheduled scenario for a predictor
+    that does not declare ``schedules``."""
+    if "schedule" in scenario.dynamics_params and not predictor.schedules:
+        return no("learning-rate schedule: this theory takes a constant gamma only")
+    return YES

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, Callable
 
 from .errors import InputError
 
@@ -26,6 +26,7 @@ class Param:
     choices: tuple | None = None
     optional: bool = False          # None allowed
     doc: str = ""
+    parse: Callable | None = None   # a structured value: parse(where, name, value) validates and returns it
 
     def allowed(self) -> str:
         if self.choices is not None:
@@ -46,6 +47,8 @@ class Param:
             if self.optional:
                 return None
             raise bad
+        if self.parse is not None:
+            return self.parse(where, name, value)
         if self.type is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import YES, Support, no
+from .contract import YES, Support, contract_gate, no
 from .errors import InputError
 from .fingerprint import scorer_code, simulation_code
 from .registry import registry
@@ -72,7 +72,7 @@ def _predict(spec, predictor, timeout):
         scenario = Scenario.from_dict(spec)
         pred = registry().predictor(predictor)
         try:
-            support = as_support(pred.supports(scenario))
+            support = contract_gate(pred, scenario) and as_support(pred.supports(scenario))
         except (Exception, SystemExit) as exc:   # noqa: BLE001
             return {"status": "failed", "message": f"supports() raised {_one_line(exc)}"}
         if not support:

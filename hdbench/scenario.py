@@ -99,8 +99,8 @@ class Scenario:
         return None if self.alpha is None else int(round(self.alpha * self.d))
 
     def to_dict(self) -> dict:
-        out = {"model": {"name": self.model, "params": dict(self.model_items)},
-               "dynamics": {"name": self.dynamics, "params": dict(self.dynamics_items)},
+        out = {"model": {"name": self.model, "params": _plain(self.model_items)},
+               "dynamics": {"name": self.dynamics, "params": _plain(self.dynamics_items)},
                "d": self.d, "t_max": self.t_max, "n_times": self.n_times,
                "seeds": self.seeds, "seed": self.seed}
         if self.alpha is not None:
@@ -141,6 +141,11 @@ class Scenario:
 
     def steps_per_record(self, dt: float) -> int:
         return max(1, int(round(self.t_max / (self.n_times - 1) / dt)))
+
+
+def _plain(items) -> dict:
+    """Parameters as plain data (a structured value such as a schedule as its table)."""
+    return {k: v.to_dict() if hasattr(v, "to_dict") else v for k, v in items}
 
 
 def _component_spec(spec, key):

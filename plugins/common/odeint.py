@@ -12,26 +12,30 @@ def substeps(times, dt_max: float) -> int:
     return max(1, int(np.ceil(np.diff(np.asarray(times, float)).max(initial=0.0) / dt_max)))
 
 
-def make_rk4(rhs, n_sub: int):
+def make_rk4(rhs, n_sub: int, timed: bool = False):
     """``solve(state0, intervals, *args) -> states after each interval`` for ``d state/dt = rhs(state, *args)``
-    (``state`` any pytree)."""
+    (``state`` any pytree; ``timed``: ``rhs(state, t, *args)``, for a non-autonomous system, ``t`` from 0)."""
 
-    def step(state, h, args):
+    def step(state, t, h, args):
         def add(s, k, a):
             return jax.tree.map(lambda x, y: x + a * y, s, k)
-        k1 = rhs(state, *args)
-        k2 = rhs(add(state, k1, h / 2), *args)
-        k3 = rhs(add(state, k2, h / 2), *args)
-        k4 = rhs(add(state, k3, h), *args)
+
+        def f(s, at):
+            return rhs(s, at, *args) if timed else rhs(s, *args)
+        k1 = f(state, t)
+        k2 = f(add(state, k1, h / 2), t + h / 2)
+        k3 = f(add(state, k2, h / 2), t + h / 2)
+        k4 = f(add(state, k3, h), t + h)
         return jax.tree.map(lambda x, a, b, c, d: x + h / 6 * (a + 2 * b + 2 * c + d), state, k1, k2, k3, k4)
 
     @jax.jit
     def solve(state0, intervals, *args):
-        def interval(state, dt):
+        def interval(carry, dt):
+            state, t0 = carry
             h = dt / n_sub
-            state = jax.lax.fori_loop(0, n_sub, lambda _, s: step(s, h, args), state)
-            return state, state
+            state = jax.lax.fori_loop(0, n_sub, lambda i, s: step(s, t0 + i * h, h, args), state)
+            return (state, t0 + dt), state
 
-        return jax.lax.scan(interval, state0, intervals)[1]
+        return jax.lax.scan(interval, (state0, jax.numpy.zeros((), intervals.dtype)), intervals)[1]
 
     return solve

@@ -6,8 +6,11 @@
 | sgd-epochs    | finite | reshuffle once per epoch, sweep in batches of B       | B/d   |
 | sgf           | finite | Euler-Maruyama of SGF/SME, Gaussian re-weighting      | h     |
 | gd            | finite | full-batch gradient descent, step ``gamma h``         | h     |
-| momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)`` (no theory)   | B/d   |
+| momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)``               | B/d   |
 | adam          | either | ``optax.adam(gamma B/d^1.5)`` (no theory)             | B/d   |
+
+Every one takes a learning-rate ``schedule`` (:mod:`hdbench.schedule`): step ``k`` is scaled by
+``f(k dt)``, an optax schedule in the time ``t``.
 
 SGF: ``theta += -gamma h [gbar + (1/sqrt(h d n)) sum_i (xi_i - xibar) g_i]``, ``xi ~ N(0, I_n)``,
 whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (docs/conventions.md). ``either`` dynamics draw
@@ -22,6 +25,7 @@ import optax
 
 import hdbench
 from hdbench import Dynamics, InputError, Param
+from hdbench.schedule import SCHEDULE
 
 GAMMA = Param(0.5, float, low=0.0, low_open=True, doc="learning rate (per-sample step gamma/d)")
 BATCH = Param(1, int, low=1, doc="mini-batch size B")
@@ -45,14 +49,14 @@ class _PlainStep(Dynamics):
     when ``dt = B/d``, ``gamma h`` on the mean loss for the flows."""
 
     def optimizer(self, s):
-        return optax.sgd(s.dynamics_params["gamma"] * self.dt(s))
+        return optax.sgd(self.learning_rate(s, s.dynamics_params["gamma"] * self.dt(s)))
 
 
 class OnlineSGD(_PlainStep):
     name = "online-sgd"
     description = "one-pass SGD: a fresh mini-batch each step"
     sampling = "online"
-    params = {"gamma": GAMMA, "batch_size": BATCH}
+    params = {"gamma": GAMMA, "batch_size": BATCH, "schedule": SCHEDULE}
 
     def dt(self, s):
         return s.dynamics_params["batch_size"] / s.d
@@ -100,7 +104,7 @@ class GD(_PlainStep):
     name = "gd"
     description = "full-batch gradient descent with step gamma*h (-> gradient flow as h -> 0)"
     sampling = "finite"
-    params = {"gamma": GAMMA, "h": H}
+    params = {"gamma": GAMMA, "h": H, "schedule": SCHEDULE}
 
     def dt(self, s):
         return s.dynamics_params["h"]
@@ -129,12 +133,13 @@ class _Either(OnlineSGD):
 
 class Momentum(_Either):
     name = "momentum"
-    description = "SGD with heavy-ball momentum (optax.sgd momentum=beta); no theory yet"
+    description = "SGD with heavy-ball momentum (optax.sgd momentum=beta)"
     params = {"gamma": GAMMA, "batch_size": BATCH,
-              "beta": Param(0.9, float, low=0.0, high=0.999, doc="momentum")}
+              "beta": Param(0.9, float, low=0.0, high=0.999, doc="momentum"), "schedule": SCHEDULE}
 
     def optimizer(self, s):
-        return optax.sgd(s.dynamics_params["gamma"] * self.dt(s), momentum=s.dynamics_params["beta"])
+        return optax.sgd(self.learning_rate(s, s.dynamics_params["gamma"] * self.dt(s)),
+                         momentum=s.dynamics_params["beta"])
 
 
 class Adam(_Either):
@@ -142,11 +147,12 @@ class Adam(_Either):
     description = "optax.adam with learning rate gamma*B/d^1.5; no theory yet"
     params = {"gamma": Param(0.05, float, low=0.0, low_open=True, doc="learning rate scale"),
               "batch_size": BATCH,
-              "b1": Param(0.9, float, low=0.0, high=0.999), "b2": Param(0.999, float, low=0.0, high=0.99999)}
+              "b1": Param(0.9, float, low=0.0, high=0.999), "b2": Param(0.999, float, low=0.0, high=0.99999),
+              "schedule": SCHEDULE}
 
     def optimizer(self, s):
         p = s.dynamics_params
-        return optax.adam(p["gamma"] * p["batch_size"] / s.d**1.5, b1=p["b1"], b2=p["b2"])
+        return optax.adam(self.learning_rate(s, p["gamma"] * p["batch_size"] / s.d**1.5), b1=p["b1"], b2=p["b2"])
 
 
 @hdbench.hookimpl

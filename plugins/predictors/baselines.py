@@ -4,7 +4,8 @@ It omits every high-dimensional effect (the ``gamma^2`` SGD-noise correction, fi
 real theory should beat it at ``gamma = O(1)``; it ties as ``gamma -> 0`` on online data. Heavy-ball
 momentum at fixed ``beta`` runs the flow at ``gamma/(1 - beta)`` (linear, GLM and committee models).
 Each model family contributes its flow to ``FLOWS`` (the same summary-statistic ODEs as the family's
-theory, without the corrector).
+theory, without the corrector). Under a learning-rate schedule ``f`` every flow is the constant-gamma
+flow read on the clock ``tau(t) = int_0^t f`` (``regime.on_clock``).
 
 Linear model, any spectrum ``lambda_j``, ``e_j(t) = e_j(0) exp(-gamma lambda_j t)`` with
 ``E e_j(0)^2 = D0/d`` (``theta*`` uniform on the sphere):
@@ -25,7 +26,7 @@ from hdbench_plugins.solvers.committee_ode import solve_committee, supports_comm
 from hdbench_plugins.solvers.dln_flow import population_flow as dln_flow
 from hdbench_plugins.solvers.glm_ode import solve_glm
 from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_multiclass
-from hdbench_plugins.solvers.regime import sgd_gamma, unregularised
+from hdbench_plugins.solvers.regime import on_clock, sgd_gamma, unregularised
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
 MOMENTUM_FLOWS = ("linear", "glm", "committee")   # flows run at sgd_gamma: gamma/(1 - beta) for fixed-beta momentum
@@ -34,6 +35,7 @@ MOMENTUM_FLOWS = ("linear", "glm", "committee")   # flows run at sgd_gamma: gamm
 class PopulationGF(Predictor):
     name = "population-gf"
     description = "baseline: gradient flow on the population risk (no SGD-noise or finite-data terms)"
+    schedules = True
 
     def supports(self, s):
         if s.model not in FLOWS:
@@ -47,7 +49,7 @@ class PopulationGF(Predictor):
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
 
     def predict(self, s, times):
-        return FLOWS[s.model](s, times)
+        return on_clock(FLOWS[s.model], s, times)
 
 
 def linear_flow(s, times):

@@ -11,6 +11,7 @@ from hdbench_plugins.solvers.aniso_ode import solve_glm_aniso, solve_committee_a
 class GlmAnisoODE(Predictor):
     name = "glm-aniso-ode"
     description = "online SGD on GLMs and committee machines, any spectrum: per-eigenvalue ODE (Collins-Woodfin et al. 2023)"
+    schedules = True
     examples = [{"model": {"name": "glm", "params": {"spectrum": "power-law", "beta": 1.0}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 0.5}}, "d": 400, "t_max": 4.0}]
 

@@ -11,6 +11,7 @@ from hdbench_plugins.solvers.glm_ode import solve_glm, supports_online_glm
 class GlmODE(Predictor):
     name = "glm-ode"
     description = "online SGD on single-index GLMs: (m, q) ODE with the gamma^2 correction"
+    schedules = True
 
     def supports(self, s):
         return supports_online_glm(s)

@@ -1,7 +1,9 @@
 """Least-squares theories on isotropic data: ``lsq-online-ode`` (online SGD; heavy-ball momentum at
 fixed beta as online SGD at ``gamma/(1 - beta)``, its d -> infinity limit), ``lsq-gf-mp`` (gradient
-flow on n = alpha d samples) and ``lsq-homogenized-sgd`` (multi-pass SGD / SGF). Equations:
-:mod:`hdbench_plugins.solvers.least_squares` and docs/theory/multipass.md section 4.
+flow on n = alpha d samples) and ``lsq-homogenized-sgd`` (multi-pass SGD / SGF). All three follow a
+learning-rate schedule: ``gamma -> gamma f(t)`` in the ODEs, the flow read on the clock
+``tau(t) = int_0^t f``. Equations: :mod:`hdbench_plugins.solvers.least_squares` and
+docs/theory/multipass.md section 4.
 """
 from __future__ import annotations
 
@@ -12,13 +14,14 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import Predictor, no
-from hdbench_plugins.solvers.regime import sgd_gamma, small_batches, streaming_sgd
+from hdbench_plugins.solvers.regime import flow_clock, learning_rate, schedule_of, small_batches, streaming_sgd
 from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, supports_isotropic_linear
 
 
 class LsqOnlineODE(Predictor):
     name = "lsq-online-ode"
     description = "online SGD (or fixed-beta momentum) on least squares: (m, q) ODE with the gamma^2 correction"
+    schedules = True
 
     def supports(self, s):
         base = supports_isotropic_linear(s)
@@ -28,10 +31,11 @@ class LsqOnlineODE(Predictor):
 
     def predict(self, s, times):
         m0, q0, sigma, _ = overlaps(s.model_params)
-        gamma = sgd_gamma(s)
+        rate = learning_rate(s)
 
         def rhs(t, y):
             m, q = y
+            gamma = rate(t)
             return [gamma * (1 - m), -2 * gamma * (q - m) + gamma**2 * (q - 2 * m + 1 + sigma**2)]
 
         times = np.asarray(times, float)
@@ -47,6 +51,7 @@ class _FiniteDataLsq(Predictor):
 
     nodes = 256   # quadrature nodes of the MP law (converged to ~1e-12 at alpha = 2)
     dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs")
+    schedules = True
 
     def supports(self, s):
         base = supports_isotropic_linear(s)
@@ -64,31 +69,34 @@ class _FiniteDataLsq(Predictor):
         gamma, c = s.dynamics_params["gamma"], 1.0 / s.alpha
         lam, W, p0 = mp_quadrature(s.alpha, self.nodes)
         times = np.asarray(times, float)
-        w = self.solve_w(lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes]
-        decay = np.exp(-gamma * np.outer(times, lam))
+        w = self.solve_w(s, lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes]
+        decay = np.exp(-gamma * np.outer(flow_clock(s, times), lam))       # the mean follows gradient flow
         D = (w - 2 * sigma**2 * c * decay / lam + sigma**2 * c / lam) @ W + D0 * p0
         m = 1 + (m0 - 1) * (decay @ W + p0)
         train = 0.5 * (w * lam) @ W + 0.5 * sigma**2 * (1 - min(c, 1.0))
         return {"risk": 0.5 * (D + sigma**2), "D": D, "m": m, "q": D + 2 * m - 1, "train_risk": train}
 
     @abc.abstractmethod
-    def solve_w(self, lam, W, gamma, sigma, c, w0, times):
-        """``w(l_k, t_i)`` as an array [len(times), nodes]: each subclass is one theory of it."""
+    def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
+        """``w(l_k, t_i)`` as an array [len(times), nodes] (``gamma`` before the schedule of ``s``):
+        each subclass is one theory of it."""
 
 
 class LsqGradientFlowMP(_FiniteDataLsq):
     name = "lsq-gf-mp"
     description = "gradient flow on n = alpha d samples, Marchenko-Pastur integrals (oracle 2)"
 
-    def solve_w(self, lam, W, gamma, sigma, c, w0, times):
-        return w0 * np.exp(-2 * gamma * np.outer(times, lam))
+    def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
+        return w0 * np.exp(-2 * gamma * np.outer(flow_clock(s, times), lam))
 
 
 class LsqHomogenizedSGD(_FiniteDataLsq):
     name = "lsq-homogenized-sgd"
     description = "multi-pass SGD / SGF on least squares: homogenized SGD per MP eigenvalue (oracle 3)"
 
-    def solve_w(self, lam, W, gamma, sigma, c, w0, times):
+    def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
+        if schedule_of(s) is not None:
+            return self.solve_w_scheduled(s, lam, W, gamma, sigma, c, w0, times)
         # dw/dt = A w + b, A = -2 gamma diag(l) + gamma^2 l (W l)^T, b = gamma^2 sigma^2 (1 - c P(l>0)) l.
         # With S = diag(sqrt W), S A S^-1 = -2 gamma diag(l) + gamma^2 v v^T (v = sqrt(W) l) is symmetric.
         sq = np.sqrt(W)
@@ -102,6 +110,22 @@ class LsqHomogenizedSGD(_FiniteDataLsq):
         growth = np.where(np.abs(evals) > 1e-300, np.expm1(lt) / safe, times[:, None])
         u = np.exp(lt) * u0 + growth * f
         return (u @ V.T) / sq
+
+    @staticmethod
+    def solve_w_scheduled(s, lam, W, gamma, sigma, c, w0, times):
+        # gamma -> gamma f(t): dw/dt = f(-2 gamma l w) + f^2 gamma^2 l [(W l)^T w + sigma^2 (1 - c P(l>0))],
+        # no longer autonomous, so integrated (DOP853) instead of one eigh
+        f = schedule_of(s)
+        drift, noise = -2 * gamma * lam, gamma**2 * lam
+        floor = sigma**2 * (1 - min(c, 1.0))
+
+        def rhs(t, w):
+            ft = f(t)
+            return ft * drift * w + ft * ft * noise * (W @ (lam * w) + floor)
+
+        sol = solve_ivp(rhs, (0.0, float(times[-1])), w0, t_eval=times, method="DOP853", rtol=1e-10,
+                        atol=1e-12 * float(np.abs(w0).max()))
+        return sol.y.T
 
 
 @hdbench.hookimpl

@@ -11,6 +11,7 @@ from hdbench_plugins.solvers.committee_ode import solve_committee, supports_comm
 class SaadSolla(Predictor):
     name = "saad-solla"
     description = "online SGD on committee machines: Saad-Solla/Goldt ODEs for Q, R, v (erf, linear, relu)"
+    schedules = True
 
     def supports(self, s):
         return supports_committee(s)

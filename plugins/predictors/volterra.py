@@ -27,6 +27,7 @@ class LsqVolterra(Predictor):
 class LsqExactRecursion(Predictor):
     name = "lsq-exact-recursion"
     description = "streaming least squares, SGD or heavy-ball momentum, any spectrum and batch: the exact finite-d recursion"
+    schedules = True
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "zero-one", "rho": 0.5}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0, "batch_size": 4}}, "d": 200, "t_max": 4.0},
                 {"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},

@@ -10,7 +10,8 @@ pre-activations ``[[Q, R], [R^T, T]]``, ``c_u = A`` (teacher units) or ``-v_j`` 
 ``I2, I3, I4, J2`` in closed form for erf (Saad-Solla) and linear ``g``; the ``I4`` terms are one
 broadcast tensor expression over the symmetric triangles (no Python loops over units). ``population-gf`` drops the ``gamma^2``
 term. Integrated with RK4 in JAX, float64, ``lax.scan`` over output times (step <= ``DT`` = 0.05), compiled
-once per (K, M, activation, number of times) with ``gamma``, ``sigma``, ``A`` as traced arguments.
+once per (K, M, activation, number of times) with ``gamma``, ``sigma``, ``A`` as traced arguments;
+under a learning-rate schedule ``gamma`` is ``gamma f(t)``, ``f`` compiled in (one solver per schedule).
 ReLU: ``I3`` and ``J2`` in closed form (Stein's lemma), the ``gamma^2`` noise term by quasi-Monte Carlo.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from hdbench import YES, no
 from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps, pair_kernel
 from hdbench_plugins.common.quadrature import qmc_normal
 from hdbench_plugins.common.odeint import make_rk4, substeps
-from hdbench_plugins.solvers.regime import isotropic_data, sgd_gamma, streaming_sgd
+from hdbench_plugins.solvers.regime import isotropic_data, schedule_of, sgd_gamma, streaming_sgd
 
 
 DT = 0.05          # maximal RK4 step: measured relative error of eg ~1e-8 against DT = 0.001
@@ -121,11 +122,18 @@ def rates(state, gamma, sigma, A, act, K, M, trained, correction):
 
 
 @functools.lru_cache(maxsize=32)
-def _solver(act, K, M, trained, correction, n_sub):
-    """Jitted RK4 for one shape; cached so that a warm call never recompiles."""
-    def rhs(state, gamma, sigma, A):
-        return rates(state, gamma, sigma, A, act, K, M, trained, correction)
-    return make_rk4(rhs, n_sub)
+def _solver(act, K, M, trained, correction, n_sub, schedule=None):
+    """Jitted RK4 for one shape (and learning-rate schedule: ``gamma f(t)``); cached so that a warm
+    call never recompiles."""
+    if schedule is None:
+        def rhs(state, gamma, sigma, A):
+            return rates(state, gamma, sigma, A, act, K, M, trained, correction)
+        return make_rk4(rhs, n_sub)
+    f = schedule.optax(1.0, 1.0)         # f(t) traced in float64
+
+    def timed_rhs(state, t, gamma, sigma, A):
+        return rates(state, gamma * f(t), sigma, A, act, K, M, trained, correction)
+    return make_rk4(timed_rhs, n_sub, timed=True)
 
 
 def solve_committee(s, times, correction=True):
@@ -136,7 +144,7 @@ def solve_committee(s, times, correction=True):
     Q0, R0 = initial_overlaps(p)
     intervals = np.diff(times)
     with jax.enable_x64(True):
-        solve = _solver(act, K, M, p["train_second_layer"], correction, substeps(times, DT))
+        solve = _solver(act, K, M, p["train_second_layer"], correction, substeps(times, DT), schedule_of(s))
         state0 = (jnp.asarray(Q0), jnp.asarray(R0), jnp.full((K,), p["v0"], dtype=jnp.float64))
         Q, R, v = solve(state0, jnp.asarray(intervals), gamma, p["sigma"], p["A"])
         Q = np.concatenate([Q0[None], np.asarray(Q)])

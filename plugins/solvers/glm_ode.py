@@ -7,7 +7,7 @@ is this ODE without it. Expectations by the model's own nested Gauss-Legendre qu
 kinks; float64), with exactly the model's link/activation/loss functions. Regression noise enters
 ``E[g^2]`` as ``sigma^2 E[f'(lambda)^2]``; for the sign link the noisy teacher variable
 ``t = lambda* + sigma eps`` is integrated and ``lambda*`` replaced by ``E[lambda* | lambda, t]``.
-Integrated by RK45 (rtol 1e-9).
+Integrated by RK45 (rtol 1e-9); under a learning-rate schedule ``gamma`` is ``gamma f(t)``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from scipy.integrate import solve_ivp
 from hdbench import no
 from hdbench_plugins.common.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
                                         population, teacher_variance)
-from hdbench_plugins.solvers.regime import isotropic_data, sgd_gamma, streaming_sgd, unregularised
+from hdbench_plugins.solvers.regime import isotropic_data, learning_rate, streaming_sgd, unregularised
 
 
 def glm_rates(m, q, p, gamma, correction=True):
@@ -41,11 +41,11 @@ def glm_rates(m, q, p, gamma, correction=True):
 
 def solve_glm(scenario, times, correction=True):
     p = dict(scenario.model_params)
-    gamma = sgd_gamma(scenario)         # momentum at fixed beta: SGD at gamma/(1 - beta)
+    rate = learning_rate(scenario)      # momentum at fixed beta: SGD at gamma/(1 - beta); times f(t) under a schedule
     times = np.asarray(times, float)
 
-    def rhs(_, y):
-        return glm_rates(y[0], max(y[1], 0.0), p, gamma, correction)
+    def rhs(t, y):
+        return glm_rates(y[0], max(y[1], 0.0), p, rate(t), correction)
 
     sol = solve_ivp(rhs, (0.0, float(times[-1])), [p["m0"], p["q0"]], t_eval=times, method="RK45",
                     rtol=1e-9, atol=1e-11, events=_blow_up)

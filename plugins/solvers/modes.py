@@ -94,9 +94,11 @@ def aggregates(lam, P, X, T):
     return {"P": _weighted(lam, P), "X": _weighted(lam, X), "T": _weighted(lam, T), "P1": P.sum(0), "X1": X.sum(0)}
 
 
-def solve_modes(modes: Modes, coefficients: Coefficients, gamma: float, d: int, times, blow_up=1e8, rtol=RTOL):
+def solve_modes(modes: Modes, coefficients: Coefficients, gamma, d: int, times, blow_up=1e8, rtol=RTOL):
     """Integrate the per-mode ODEs; returns the state at ``times`` as a list of
-    ``(P [n, r, r], X [n, r, a])`` (``None`` after the state blows up: the theory diverged)."""
+    ``(P [n, r, r], X [n, r, a])`` (``None`` after the state blows up: the theory diverged).
+    ``gamma``: a float, or a function of ``t`` (a learning-rate schedule)."""
+    rate = gamma if callable(gamma) else (lambda t: gamma)
     lam, count, T = modes.lam, modes.count, modes.T
     n, r, a = modes.X0.shape
     diag_T = np.einsum("nbb->nb", T)
@@ -104,7 +106,8 @@ def solve_modes(modes: Modes, coefficients: Coefficients, gamma: float, d: int, 
     def unpack(y):
         return y[:n * r * r].reshape(n, r, r), y[n * r * r:].reshape(n, r, a)
 
-    def rhs(_, y):
+    def rhs(t, y):
+        gamma = rate(t)
         P, X = unpack(y)
         c = coefficients(aggregates(lam, P, X, T))
         A = _per_mode(lam, c["H"])

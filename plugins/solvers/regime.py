@@ -1,6 +1,10 @@
 """Regime checks shared by the theories: which dynamics a limit describes, and the small-batch
-condition under which it does (``B << d`` for one-pass, ``B << n`` for multi-pass SGD)."""
+condition under which it does (``B << d`` for one-pass, ``B << n`` for multi-pass SGD); and the
+learning rate in time under a schedule (``gamma(t)``, and the clock of a noise-free flow)."""
 from __future__ import annotations
+
+import numpy as np
+from scipy.integrate import quad
 
 from hdbench import YES, no
 from hdbench_plugins.common.spectra import is_isotropic
@@ -39,6 +43,41 @@ def sgd_gamma(s) -> float:
     and, the gradients being independent across steps, noise both scale by ``1/(1 - beta)``)."""
     gamma = s.dynamics_params["gamma"]
     return gamma / (1 - s.dynamics_params["beta"]) if s.dynamics == "momentum" else gamma
+
+
+def schedule_of(s):
+    """The scenario's learning-rate schedule ``f`` (:class:`hdbench.Schedule`: ``gamma(t) = gamma f(t)``), or None."""
+    return s.dynamics_params.get("schedule")
+
+
+def learning_rate(s):
+    """``gamma(t)`` of the SGD a dynamics becomes as d -> infinity, as a function of ``t``:
+    :func:`sgd_gamma` times the schedule's ``f(t)`` (a schedule moves over O(1) times, momentum's
+    memory lasts O(1/d), so fixed-beta momentum follows the schedule at ``gamma f(t)/(1 - beta)``)."""
+    gamma, schedule = sgd_gamma(s), schedule_of(s)
+    return (lambda t: gamma) if schedule is None else (lambda t: gamma * schedule(t))
+
+
+def flow_clock(s, times):
+    """``tau(t) = int_0^t f``: a gradient flow ``dtheta/dt = -gamma f(t) grad L`` (no noise term) is
+    the flow at constant ``gamma`` read at ``tau(t)`` instead of ``t``; ``times`` itself without a schedule."""
+    times = np.asarray(times, float)
+    schedule = schedule_of(s)
+    if schedule is None:
+        return times
+    pieces = [quad(schedule, a, b, limit=200, epsabs=1e-13, epsrel=1e-12)[0] for a, b in zip(times[:-1], times[1:])]
+    return np.concatenate([[0.0], np.cumsum(pieces)]) + quad(schedule, 0.0, times[0], epsabs=1e-13)[0]
+
+
+def on_clock(flow, s, times):
+    """A noise-free flow under ``s``'s schedule: ``flow`` (a solver at constant gamma, of any increasing
+    times) run on ``s`` without its schedule at the distinct values of :func:`flow_clock` (a schedule
+    at 0 stops the clock), read back on ``times``."""
+    if schedule_of(s) is None:
+        return flow(s, times)
+    taus, back = np.unique(flow_clock(s, times), return_inverse=True)
+    curves = flow(s.with_(dynamics_params={"schedule": None}), taus)
+    return {k: np.asarray(v)[back] for k, v in curves.items()}
 
 
 def small_batches(s):

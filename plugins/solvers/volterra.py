@@ -26,7 +26,9 @@ Convergent iff ``(gamma/2) tr(Sigma)/d < 1``; the limit is ``P = (sigma^2/2) / (
   (1 + 1/B) eta^2 lambda_j^2) A + (eta^2 lambda_j/B) (sum_i lambda_i A_i + sigma^2)``. Its only gap
   to the simulation's seed means is Monte Carlo; its gap to ``lsq-volterra`` is the pure finite-d
   effect (for momentum, with ``lsq-volterra`` at ``sgd_gamma = gamma/(1 - beta)``: the fixed-beta
-  limit, ``hdbench_plugins.solvers.regime.sgd_gamma``).
+  limit, ``hdbench_plugins.solvers.regime.sgd_gamma``). Under a learning-rate schedule step ``k`` has
+  ``eta = (gamma B/d) f(k B/d)``, as in the simulation (the Volterra kernel would no longer be a
+  convolution: ``lsq-volterra`` takes constant gamma only).
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ import numpy as np
 
 from hdbench import YES, no
 from hdbench_plugins.common.spectra import spectrum
-from hdbench_plugins.solvers.regime import sgd_gamma, streaming_sgd, unregularised
+from hdbench_plugins.solvers.regime import schedule_of, sgd_gamma, streaming_sgd, unregularised
 
 
 MAX_STEPS = 4000         # grid points of the fine solve; capped (stiff spectra): 5e-6 relative at d = 1e4, beta = 1 (measured)
@@ -129,19 +131,22 @@ def solve_exact_recursion(s, times):
     B = s.dynamics_params["batch_size"]
     beta = s.dynamics_params["beta"] if s.dynamics == "momentum" else 0.0
     lam, w = _spectrum_weights(s)
-    eta = gamma * B / d
+    eta0 = gamma * B / d
     mult = w * d                                                        # eigenvectors per value
     A = np.full(len(lam), (p["q0"] - 2 * p["m0"] + 1) / d)             # per eigenvector (one of each value)
     C, V = np.zeros(len(lam)), np.zeros(len(lam))
     e_mean, v_mean = np.ones(len(lam)), np.zeros(len(lam))             # E e_j / E e_j(0), E v_j / E e_j(0)
     steps = np.rint(np.asarray(times, float) * d / B).astype(int)      # the simulator's step count
-    contract, noise = 1 - 2 * eta * lam + (1 + 1 / B) * eta**2 * lam**2, eta**2 * lam / B   # the SGD step of A
-    shrink = 1 - eta * lam                                              # ... and of E e
+    schedule = schedule_of(s)                                           # step k's size: eta0 f(k B/d)
+    etas = (eta0 * (np.ones(steps[-1]) if schedule is None else schedule(np.arange(steps[-1]) * B / d))).tolist()
     out = {"risk": [], "D": [], "m": []}
-    done = 0
+    done, step_of = 0, None
     for target in steps:
-        for _ in range(target - done):
+        for eta in etas[done:target]:
             if beta == 0:                                               # SGD: no velocity to carry
+                if step_of != eta:                                      # the step's coefficients, once per step size
+                    step_of, contract, noise = eta, 1 - 2 * eta * lam + (1 + 1 / B) * eta**2 * lam**2, eta**2 * lam / B
+                    shrink = 1 - eta * lam
                 A = contract * A + noise * (mult @ (lam * A) + sigma**2)
                 e_mean = shrink * e_mean
                 continue
