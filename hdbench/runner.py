@@ -134,7 +134,12 @@ def _prepare_worker(compile_cache: str | None) -> None:
 
 
 def compile_cache_dir(db) -> str | None:
-    """Where a store keeps JAX's compiled programs: beside it, ``<db stem>.jax-cache`` (None in memory)."""
+    """Where a store keeps JAX's compiled programs: beside it, ``<db stem>.jax-cache`` (None in memory),
+    or the folder ``HDBENCH_COMPILE_CACHE`` names, shared by every store (programs are keyed by their
+    own content, so stores never mix results through it)."""
+    shared = os.environ.get("HDBENCH_COMPILE_CACHE")
+    if shared:
+        return shared
     if str(db) == ":memory:":
         return None
     db = Path(db)

@@ -1,7 +1,26 @@
+import os
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
 import pytest
 
 import hdbench
 from hdbench.score import z_threshold as _z_threshold
+
+
+def pytest_configure(config):
+    """One JAX compilation cache for every store this session makes (``HDBENCH_COMPILE_CACHE``,
+    inherited by the CLI subprocesses): the tiny suites' simulations compile once, not once per test.
+    Fresh per session (all xdist workers share the controller's run id), so a session starts cold."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or os.environ.setdefault("HDBENCH_TEST_RUN", uuid.uuid4().hex)
+    os.environ["HDBENCH_COMPILE_CACHE"] = str(Path(tempfile.gettempdir()) / f"hdbench-test-jax-cache-{run}")
+
+
+def pytest_unconfigure(config):
+    if not hasattr(config, "workerinput"):          # the controller (or a run without xdist) cleans up
+        shutil.rmtree(os.environ.get("HDBENCH_COMPILE_CACHE", ""), ignore_errors=True)
 
 
 def lsq(dynamics, gamma=0.5, alpha=None, sigma=0.5, d=400, seeds=32, t_max=8.0, n_times=41, **dyn):

@@ -100,7 +100,8 @@ def _rows(db, suite="faults"):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("workers", ["1", "2"])
+# one worker process restarted after each fault (slow: 80-100 s); two workers take the same faults through the pool
+@pytest.mark.parametrize("workers", [pytest.param("1", marks=pytest.mark.slow), "2"])
 def test_no_plugin_fault_takes_the_run_down(fault_site, fault_suite, tmp_path, workers):
     clean_db, db = tmp_path / "clean.sqlite", tmp_path / "faults.sqlite"
     clean = run_cli("run", "--suite", fault_suite, "--db", clean_db, "--workers", workers,
@@ -160,7 +161,8 @@ KILL_PREDICTORS = ["lsq-online-ode", "lsq-homogenized-sgd", "population-gf", "fa
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("mode,sig,after", [("1", signal.SIGKILL, 1), ("2", signal.SIGKILL, 3),
+@pytest.mark.parametrize("mode,sig,after", [("1", signal.SIGKILL, 1),
+                                            pytest.param("2", signal.SIGKILL, 3, marks=pytest.mark.slow),
                                             ("1", signal.SIGINT, 2), ("dask", signal.SIGKILL, 2)])
 def test_a_killed_run_resumes_with_nothing_lost_or_redone(fault_site, tiny_suite, tmp_path, monkeypatch,
                                                           mode, sig, after):

@@ -1,5 +1,6 @@
 """Runner: cache, local processes and Dask give the serial results, CLI exit codes (kills: test_faults)."""
 import json
+import os
 
 import numpy as np
 import pytest
@@ -57,21 +58,29 @@ def test_local_processes_and_dask_equal_serial(tiny_suite, tmp_path):
                 np.testing.assert_allclose(got[key][1], err, rtol=1e-5)
 
 
-def test_leaderboard_formats_and_plot(tiny_suite, tmp_path):
+def _cli(capsys, *args):
+    """``hdbench ARGS`` in this process (the subprocess path and its exit codes: test_cli_input.py)."""
+    from hdbench.cli import main
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out
+
+
+def test_leaderboard_formats_and_plot(tiny_suite, tmp_path, capsys):
     db = tmp_path / "r.sqlite"
     hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
     for fmt, marker in (("markdown", "| lsq-online-ode |"), ("csv", "lsq-online-ode,"), ("table", "lsq-online-ode")):
-        out = run_cli("leaderboard", "--db", db, "--format", fmt)
-        assert out.returncode == 0 and marker in out.stdout.replace("  ", " "), out.stdout
-    out = run_cli("leaderboard", "--db", db, "--format", "json")
-    board = json.loads(out.stdout)
+        code, out = _cli(capsys, "leaderboard", "--db", db, "--format", fmt)
+        assert code == 0 and marker in out.replace("  ", " "), out
+    code, out = _cli(capsys, "leaderboard", "--db", db, "--format", "json")
+    board = json.loads(out)
     assert any(r.get("status") == "n/a" for r in board["Suite 'tiny': per scenario"])
     png = tmp_path / "p.png"
-    out = run_cli("plot", "online g0.5", "--db", db, "--out", png)
-    assert out.returncode == 0, out.stderr
+    assert _cli(capsys, "plot", "online g0.5", "--db", db, "--out", png)[0] == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = tmp_path / "p.svg"
-    assert run_cli("plot", "online g0.5", "--db", db, "--out", svg).returncode == 0 and b"<svg" in svg.read_bytes()[:500]
+    assert _cli(capsys, "plot", "online g0.5", "--db", db, "--out", svg)[0] == 0 and b"<svg" in svg.read_bytes()[:500]
     assert run_cli("plot", "nope", "--db", db).returncode == 2
 
 
@@ -102,11 +111,13 @@ def test_a_predict_is_repeated_for_its_warm_time_only_when_the_first_call_is_sho
     assert cells["slow"].startswith(">=") and not cells["fast"].startswith(">=")
 
 
-def test_a_second_run_reads_compiled_simulations_from_the_stores_cache(tiny_suite, tmp_path):
+def test_a_second_run_reads_compiled_simulations_from_the_stores_cache(tiny_suite, tmp_path, monkeypatch):
     """JAX's persistent compilation cache lives beside the store: a run on a fresh store in the same
     place (another process, or a resumed run) reads the simulations' programs back instead of
-    compiling them again."""
+    compiling them again. (``HDBENCH_COMPILE_CACHE`` moves it: the test session's shared one.)"""
     from hdbench.runner import compile_cache_dir
+    assert compile_cache_dir(tmp_path / "x.sqlite") == os.environ["HDBENCH_COMPILE_CACHE"]
+    monkeypatch.delenv("HDBENCH_COMPILE_CACHE")      # this test's store starts cold, beside itself
     db = tmp_path / "results.sqlite"
     hdbench.run_suite(tiny_suite, predictors=["population-gf"], db=db)
     cache = compile_cache_dir(db)
