@@ -14,7 +14,7 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import Predictor, no
-from hdbench_plugins.solvers.regime import flow_clock, learning_rate, schedule_of, small_batches, streaming_sgd
+from hdbench_plugins.solvers.regime import flow_clock, learning_rate, schedule_of, sgd_gamma, small_batches, streaming_sgd
 from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, supports_isotropic_linear
 
 
@@ -50,7 +50,7 @@ class _FiniteDataLsq(Predictor):
     """Shared regime and observables of the Marchenko-Pastur theories (finite data, isotropic)."""
 
     nodes = 256   # quadrature nodes of the MP law (converged to ~1e-12 at alpha = 2)
-    dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs")
+    dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs", "momentum")   # momentum: SGD at sgd_gamma
     schedules = True
 
     def supports(self, s):
@@ -66,7 +66,7 @@ class _FiniteDataLsq(Predictor):
     def predict(self, s, times):
         p = s.model_params
         m0, q0, sigma, D0 = overlaps(p)
-        gamma, c = s.dynamics_params["gamma"], 1.0 / s.alpha
+        gamma, c = sgd_gamma(s), 1.0 / s.alpha
         lam, W, p0 = mp_quadrature(s.alpha, self.nodes)
         times = np.asarray(times, float)
         w = self.solve_w(s, lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes]

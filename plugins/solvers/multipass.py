@@ -27,18 +27,18 @@ import numpy as np
 
 from hdbench import no
 from hdbench_plugins.solvers.least_squares import mp_quadrature
-from hdbench_plugins.solvers.regime import isotropic_data, small_batches
+from hdbench_plugins.solvers.regime import isotropic_data, sgd_gamma, small_batches
 
 
 STEPS = 1000
 
 
-MULTIPASS_DYNAMICS = ("gd", "sgf", "sgd", "sgd-epochs")
+MULTIPASS_DYNAMICS = ("gd", "sgf", "sgd", "sgd-epochs", "momentum")   # momentum: SGD at sgd_gamma
 
 
 def dmft_units(s):
     """``(s_scale, tau, lam)``: ``s = s_scale * t``, the temperature and the DMFT ridge."""
-    gamma, alpha = s.dynamics_params["gamma"], s.alpha
+    gamma, alpha = sgd_gamma(s), s.alpha
     tau = 0.0 if s.dynamics == "gd" else gamma
     return gamma / alpha, tau, alpha * s.model_params.get("ridge", 0.0)
 

@@ -40,7 +40,9 @@ def sgd_gamma(s) -> float:
     """The learning rate of the plain SGD a dynamics becomes as d -> infinity: ``gamma``, and for
     heavy-ball momentum at a fixed ``beta`` ``gamma / (1 - beta)`` (the velocity sums the gradients
     with weights ``beta^k``: over the O(1/(1 - beta)) steps it remembers, e moves by O(1/d), so drift
-    and, the gradients being independent across steps, noise both scale by ``1/(1 - beta)``)."""
+    and, the gradients being independent across steps, noise both scale by ``1/(1 - beta)``; on finite
+    data the batches are drawn with replacement, so the same holds for multi-pass SGD: each sample's
+    kick is spread over O(1/d) of time)."""
     gamma = s.dynamics_params["gamma"]
     return gamma / (1 - s.dynamics_params["beta"]) if s.dynamics == "momentum" else gamma
 
@@ -81,9 +83,9 @@ def on_clock(flow, s, times):
 
 
 def small_batches(s):
-    """Multi-pass SGD with ``B/n <= MAX_BATCH_FRACTION`` (other dynamics pass)."""
+    """Multi-pass SGD (or momentum on finite data) with ``B/n <= MAX_BATCH_FRACTION`` (other dynamics pass)."""
     B = s.dynamics_params.get("batch_size", 1)
-    if s.dynamics.startswith("sgd") and B / s.n > MAX_BATCH_FRACTION:
+    if (s.dynamics.startswith("sgd") or s.dynamics == "momentum") and B / s.n > MAX_BATCH_FRACTION:
         return no(f"batch_size/n = {B / s.n:.3g} > {MAX_BATCH_FRACTION} leaves the B << n regime")
     return YES
 
