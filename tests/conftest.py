@@ -189,6 +189,15 @@ def tiny_suite(tmp_path):
     return path
 
 
+def cli(capsys, *args):
+    """``hdbench ARGS`` in this process: ``(exit code, stdout)`` (no interpreter and JAX start-up per
+    call; the subprocess path and its exit codes are test_cli_input's)."""
+    from hdbench.cli import main
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr().out
+
+
 def run_cli(*args, env=None, site=None, timeout=300, cwd=None):
     import os
     import subprocess

@@ -14,7 +14,7 @@ import shutil
 import pytest
 
 import hdbench
-from conftest import TINY_SUITE, run_cli
+from conftest import TINY_SUITE, cli, run_cli
 from hdbench.report import TIDY_HEAD
 
 PREDICTORS = ["lsq-online-ode", "lsq-exact-recursion", "lsq-homogenized-sgd", "population-gf"]
@@ -30,10 +30,10 @@ def store(tmp_path_factory):
     return db
 
 
-def _export(db):
-    out = run_cli("leaderboard", "--db", db, "--format", "json")
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+def _export(capsys, db):
+    code, out = cli(capsys, "leaderboard", "--db", db, "--format", "json")
+    assert code == 0
+    return json.loads(out)
 
 
 def _value(cell):
@@ -48,10 +48,10 @@ def _value(cell):
         return cell
 
 
-def test_csv_is_one_tidy_table_that_reads_back_to_the_json_export(store):
-    out = run_cli("leaderboard", "--db", store, "--format", "csv")
-    assert out.returncode == 0 and "\r" not in out.stdout, out.stderr
-    lines = list(csv.reader(io.StringIO(out.stdout)))
+def test_csv_is_one_tidy_table_that_reads_back_to_the_json_export(store, capsys):
+    code, text = cli(capsys, "leaderboard", "--db", store, "--format", "csv")
+    assert code == 0 and "\r" not in text
+    lines = list(csv.reader(io.StringIO(text)))
     assert lines[0] == TIDY_HEAD and all(len(line) == len(TIDY_HEAD) for line in lines)
     back = {}
     for view, scenario, h, predictor, status, message, observable, quantity, value in lines[1:]:
@@ -60,7 +60,7 @@ def test_csv_is_one_tidy_table_that_reads_back_to_the_json_export(store):
             (row.setdefault("observables", {}).setdefault(observable, {}) if observable else row)[quantity] = _value(value)
     views = {"per scenario": "scenarios", "aggregate": "aggregate", "d = infinity": "finite-size"}
     count = 0
-    for title, rows in _export(store).items():
+    for title, rows in _export(capsys, store).items():
         view = next(v for k, v in views.items() if k in title)
         for r in rows:
             got = back[(view, r.get("scenario", r.get("family", "")), r.get("predictor", ""))]
@@ -71,10 +71,10 @@ def test_csv_is_one_tidy_table_that_reads_back_to_the_json_export(store):
     assert count > 100
 
 
-def test_markdown_and_table_show_the_json_exports_ranks_and_ratios(store):
-    rows = [r for r in _export(store)["Suite 'tiny': per scenario"] if r["status"] == "ok"]
-    md = run_cli("leaderboard", "--db", store, "--format", "markdown", "--view", "scenarios", "--all").stdout
-    table = run_cli("leaderboard", "--db", store, "--format", "table", "--view", "scenarios", "--all").stdout
+def test_markdown_and_table_show_the_json_exports_ranks_and_ratios(store, capsys):
+    rows = [r for r in _export(capsys, store)["Suite 'tiny': per scenario"] if r["status"] == "ok"]
+    md = cli(capsys, "leaderboard", "--db", store, "--format", "markdown", "--view", "scenarios", "--all")[1]
+    table = cli(capsys, "leaderboard", "--db", store, "--format", "table", "--view", "scenarios", "--all")[1]
     for r in rows:
         rank = f"{r['rank']}{'=' if r.get('tied') else ''}"
         name = r["predictor"] + ("" if r["complete"] else f" (partial: no {', '.join(r['missing'])})")
@@ -83,11 +83,10 @@ def test_markdown_and_table_show_the_json_exports_ranks_and_ratios(store):
         assert re.search(rf"{re.escape(rank)}\s+{re.escape(r['predictor'])}\b.*\s{r['ratio']:.2f}\s", table), r["predictor"]
 
 
-def test_the_report_holds_the_json_export(store, tmp_path):
-    out = run_cli("report", "--db", store, "--out", tmp_path / "site")
-    assert out.returncode == 0, out.stderr
+def test_the_report_holds_the_json_export(store, capsys, tmp_path):
+    assert cli(capsys, "report", "--db", store, "--out", tmp_path / "site")[0] == 0
     site = tmp_path / "site"
-    export = _export(store)
+    export = _export(capsys, store)
     assert json.loads((site / "leaderboard.json").read_text()) == export
     data = json.loads(re.fullmatch(r"window\.HDBENCH = (.*);\n", (site / "data.js").read_text(), re.S).group(1))
     assert data["export"] == export
@@ -128,13 +127,13 @@ def _column(browser, table, col):
         f"return Array.from(document.querySelectorAll('#{table} tbody tr')).map(r => r.cells[{col}].textContent)")
 
 
-def test_the_report_in_a_real_browser(store, tmp_path):
+def test_the_report_in_a_real_browser(store, capsys, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
     site = tmp_path / "site"
-    assert run_cli("report", "--db", store, "--out", site).returncode == 0
-    export = _export(store)
+    assert cli(capsys, "report", "--db", store, "--out", site)[0] == 0
+    export = _export(capsys, store)
     browser = _browser()
     try:
         _open(browser, (site / "index.html").as_uri())

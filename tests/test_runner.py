@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import hdbench
-from conftest import run_cli
+from conftest import cli, run_cli
 from hdbench.report import scenario_rows, suite_rows
 from hdbench.store import Store
 
@@ -58,29 +58,20 @@ def test_local_processes_and_dask_equal_serial(tiny_suite, tmp_path):
                 np.testing.assert_allclose(got[key][1], err, rtol=1e-5)
 
 
-def _cli(capsys, *args):
-    """``hdbench ARGS`` in this process (the subprocess path and its exit codes: test_cli_input.py)."""
-    from hdbench.cli import main
-    capsys.readouterr()
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out
-
-
 def test_leaderboard_formats_and_plot(tiny_suite, tmp_path, capsys):
     db = tmp_path / "r.sqlite"
     hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
     for fmt, marker in (("markdown", "| lsq-online-ode |"), ("csv", "lsq-online-ode,"), ("table", "lsq-online-ode")):
-        code, out = _cli(capsys, "leaderboard", "--db", db, "--format", fmt)
+        code, out = cli(capsys, "leaderboard", "--db", db, "--format", fmt)
         assert code == 0 and marker in out.replace("  ", " "), out
-    code, out = _cli(capsys, "leaderboard", "--db", db, "--format", "json")
+    code, out = cli(capsys, "leaderboard", "--db", db, "--format", "json")
     board = json.loads(out)
     assert any(r.get("status") == "n/a" for r in board["Suite 'tiny': per scenario"])
     png = tmp_path / "p.png"
-    assert _cli(capsys, "plot", "online g0.5", "--db", db, "--out", png)[0] == 0
+    assert cli(capsys, "plot", "online g0.5", "--db", db, "--out", png)[0] == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = tmp_path / "p.svg"
-    assert _cli(capsys, "plot", "online g0.5", "--db", db, "--out", svg)[0] == 0 and b"<svg" in svg.read_bytes()[:500]
+    assert cli(capsys, "plot", "online g0.5", "--db", db, "--out", svg)[0] == 0 and b"<svg" in svg.read_bytes()[:500]
     assert run_cli("plot", "nope", "--db", db).returncode == 2
 
 
