@@ -129,21 +129,22 @@ class Schedule:
     def to_dict(self) -> dict:
         return {"name": self.name, **self.arguments}
 
-    def optax(self, dt: float, scale: float):
-        """The optax schedule over step counts: ``count -> scale f(count dt)`` (traced by JAX)."""
+    def traced(self):
+        """``f`` as a JAX-traceable function of the time ``t``."""
         import jax.numpy as jnp
-        f = SCHEDULES[self.name][0]
-        return lambda count: scale * f(count * dt, jnp, **self.arguments)
+        f, arguments = SCHEDULES[self.name][0], self.arguments
+        return lambda t: f(t, jnp, **arguments)
+
+    def optax(self, dt: float, scale: float):
+        """The optax schedule over step counts: ``count -> scale f(count dt)``."""
+        f = self.traced()
+        return lambda count: scale * f(count * dt)
 
     def __call__(self, t):
         """``f(t)`` in float64 NumPy (``t`` a float or an array), for the theories."""
         import numpy as np
         out = SCHEDULES[self.name][0](np.asarray(t, np.float64), np, **self.arguments)
         return float(out) if np.ndim(out) == 0 else out
-
-    def label(self) -> str:
-        return f"{self.name}(" + ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                            for k, v in self.items) + ")"
 
 
 def optax_factory(name: str):

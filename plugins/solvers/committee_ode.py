@@ -129,7 +129,7 @@ def _solver(act, K, M, trained, correction, n_sub, schedule=None):
         def rhs(state, gamma, sigma, A):
             return rates(state, gamma, sigma, A, act, K, M, trained, correction)
         return make_rk4(rhs, n_sub)
-    f = schedule.optax(1.0, 1.0)         # f(t) traced in float64
+    f = schedule.traced()
 
     def timed_rhs(state, t, gamma, sigma, A):
         return rates(state, gamma * f(t), sigma, A, act, K, M, trained, correction)
