@@ -341,6 +341,36 @@ class ScheduledPredict:
         self.pred.predict(self.scenario, self.times)
 
 
+ADAPTIVE = {   # each AdaGrad-Norm theory on a scenario it supports (d = 1000, t = 8)
+    "lsq-online-ode": lambda: _online("linear", {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}, 1.0,
+                                      d=1000, t_max=8.0),
+    "glm-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic"}, 2.0, d=1000, t_max=8.0),
+    "glm-aniso-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic", "spectrum": "zero-one", "rho": 0.5},
+                                     2.0, d=1000, t_max=8.0),
+}
+
+
+class AdaptivePredict:
+    """Warm predict of every AdaGrad-Norm theory, under online SGD at the same gamma and under
+    AdaGrad-Norm (b = 0.5): what the accumulator G costs (one more state, a state-dependent rate)."""
+
+    params = [list(ADAPTIVE), ["online-sgd", "adagrad-norm"]]
+    param_names = ["predictor", "dynamics"]
+    timeout = 300
+
+    def setup(self, name, dynamics):
+        scenario = ADAPTIVE[name]()
+        if dynamics == "adagrad-norm":
+            gamma = scenario.dynamics_params["gamma"]
+            scenario = scenario.with_(dynamics={"name": "adagrad-norm", "params": {"gamma": gamma, "b": 0.5}})
+        self.scenario, self.pred = scenario, hdbench.registry().predictor(name)
+        self.times = scenario.times()
+        self.pred.predict(scenario, self.times)
+
+    def time_predict(self, name, dynamics):
+        self.pred.predict(self.scenario, self.times)
+
+
 class PerModePredict:
     """Warm predict of the per-eigenvalue ODEs (modes.py) on a beta = 1 power law, t = 4: 10^3 and
     10^4 distinct eigenvalues, unbinned (bins = 0) and in 256 geometric bins. The cost is set by the

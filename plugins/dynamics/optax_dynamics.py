@@ -7,6 +7,7 @@
 | sgf           | finite | Euler-Maruyama of SGF/SME, Gaussian re-weighting      | h     |
 | gd            | finite | full-batch gradient descent, step ``gamma h``         | h     |
 | momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)``               | B/d   |
+| adagrad-norm  | either | AdaGrad-Norm: ``gamma B/d / sqrt(b^2 + G)``, below    | B/d   |
 | adam          | either | ``optax.adam(gamma B/d^1.5)`` (no theory)             | B/d   |
 
 Every one takes a learning-rate ``schedule`` (:mod:`hdbench.schedule`): step ``k`` is scaled by
@@ -16,6 +17,12 @@ SGF: ``theta += -gamma h [gbar + (1/sqrt(h d n)) sum_i (xi_i - xibar) g_i]``, ``
 whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (docs/conventions.md). ``either`` dynamics draw
 fresh samples without ``alpha`` and with-replacement batches with it. Adam's step scales as
 ``d^-1.5`` because its per-coordinate steps are O(lr) while coordinates are O(d^-1/2).
+
+AdaGrad-Norm (one scalar rate for all coordinates) on the batch-mean gradient ``g_k``:
+``G_k = G_{k-1} + (B/d)^2 |g_k|^2``, ``theta -= (gamma B/d) f(k dt) g_k / sqrt(b^2 + G_k)``: Ward, Wu &
+Bottou's AdaGrad-Norm with learning rate ``gamma`` and ``b_0 = b d/B``. A per-sample gradient has
+``|grad loss|^2 ~ d``, so ``G(t) -> int_0^t E|grad loss|^2/d ds`` is O(1) and the per-sample step stays
+``O(1/d)``: AdaGrad-Norm needs no ``d``-dependent tuning (``docs/conventions.md``).
 """
 from __future__ import annotations
 
@@ -142,6 +149,34 @@ class Momentum(_Either):
                          momentum=s.dynamics_params["beta"])
 
 
+def scale_by_adagrad_norm(b: float, weight: float) -> optax.GradientTransformation:
+    """Scale the gradient by ``1/sqrt(b^2 + G)``, ``G += weight |g|^2`` (one scalar for the whole tree)."""
+
+    def init(params):
+        del params
+        return jnp.zeros([], jnp.float32)
+
+    def update(updates, G, params=None):
+        del params
+        G = G + weight * optax.tree.norm(updates, squared=True)
+        return jax.tree.map(lambda g: g * jax.lax.rsqrt(b * b + G), updates), G
+
+    return optax.GradientTransformation(init, update)
+
+
+class AdaGradNorm(_Either):
+    name = "adagrad-norm"
+    description = "AdaGrad-Norm: one adaptive rate gamma/sqrt(b^2 + G), G the accumulated |grad|^2/d per unit t"
+    params = {"gamma": GAMMA, "batch_size": BATCH,
+              "b": Param(1.0, float, low=0.0, low_open=True, doc="initial rate gamma/b (optax b0 = b d/B)"),
+              "schedule": SCHEDULE}
+
+    def optimizer(self, s):
+        p = s.dynamics_params
+        return optax.chain(scale_by_adagrad_norm(p["b"], self.dt(s) ** 2),
+                           optax.sgd(self.learning_rate(s, p["gamma"] * self.dt(s))))
+
+
 class Adam(_Either):
     name = "adam"
     description = "optax.adam with learning rate gamma*B/d^1.5; no theory yet"
@@ -157,4 +192,4 @@ class Adam(_Either):
 
 @hdbench.hookimpl
 def hdbench_dynamics():
-    return [OnlineSGD, SGD, SGDEpochs, GD, SGF, Momentum, Adam]
+    return [OnlineSGD, SGD, SGDEpochs, GD, SGF, Momentum, AdaGradNorm, Adam]

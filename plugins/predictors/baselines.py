@@ -2,7 +2,8 @@
 
 It omits every high-dimensional effect (the ``gamma^2`` SGD-noise correction, finite data), so any
 real theory should beat it at ``gamma = O(1)``; it ties as ``gamma -> 0`` on online data. Heavy-ball
-momentum at fixed ``beta`` runs the flow at ``gamma/(1 - beta)`` (linear, GLM and committee models).
+momentum at fixed ``beta`` runs the flow at ``gamma/(1 - beta)``, AdaGrad-Norm at its starting rate
+``gamma/b`` (a flow has no per-sample gradient noise to accumulate) (linear, GLM and committee models).
 Each model family contributes its flow to ``FLOWS`` (the same summary-statistic ODEs as the family's
 theory, without the corrector). Under a learning-rate schedule ``f`` every flow is the constant-gamma
 flow read on the clock ``tau(t) = int_0^t f`` (``regime.on_clock``).
@@ -29,7 +30,8 @@ from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_mu
 from hdbench_plugins.solvers.regime import on_clock, sgd_gamma, unregularised
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
-MOMENTUM_FLOWS = ("linear", "glm", "committee")   # flows run at sgd_gamma: gamma/(1 - beta) for fixed-beta momentum
+RATE_DYNAMICS = ("momentum", "adagrad-norm")      # flows run at sgd_gamma: gamma/(1 - beta), gamma/b
+MOMENTUM_FLOWS = ("linear", "glm", "committee")   # the flows that read sgd_gamma
 
 
 class PopulationGF(Predictor):
@@ -40,10 +42,10 @@ class PopulationGF(Predictor):
     def supports(self, s):
         if s.model not in FLOWS:
             return no(f"no population-risk flow for model '{s.model}' (have: {', '.join(sorted(FLOWS))})")
-        momentum = s.dynamics == "momentum" and s.model in MOMENTUM_FLOWS
-        if s.dynamics not in GRADIENT_DYNAMICS and not momentum:
+        rated = s.dynamics in RATE_DYNAMICS and s.model in MOMENTUM_FLOWS
+        if s.dynamics not in GRADIENT_DYNAMICS and not rated:
             return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)}; "
-                      f"momentum on {', '.join(MOMENTUM_FLOWS)})")
+                      f"{' and '.join(RATE_DYNAMICS)} on {', '.join(MOMENTUM_FLOWS)})")
         if not unregularised(s):
             return unregularised(s)
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)

@@ -1,6 +1,7 @@
-"""Least-squares theories on isotropic data: ``lsq-online-ode`` (online SGD; heavy-ball momentum at
-fixed beta as online SGD at ``gamma/(1 - beta)``, its d -> infinity limit), ``lsq-gf-mp`` (gradient
-flow on n = alpha d samples) and ``lsq-homogenized-sgd`` (multi-pass SGD / SGF). All three follow a
+"""Least-squares theories: ``lsq-online-ode`` (online SGD on any spectrum; heavy-ball momentum at
+fixed beta as online SGD at ``gamma/(1 - beta)``, its d -> infinity limit; AdaGrad-Norm with its
+accumulator), and on isotropic data ``lsq-gf-mp`` (gradient flow on n = alpha d samples) and
+``lsq-homogenized-sgd`` (multi-pass SGD / SGF). All three follow a
 learning-rate schedule: ``gamma -> gamma f(t)`` in the ODEs, the flow read on the clock
 ``tau(t) = int_0^t f``. Equations: :mod:`hdbench_plugins.solvers.least_squares` and
 docs/theory/multipass.md section 4.
@@ -14,36 +15,28 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import Predictor, no
-from hdbench_plugins.solvers.regime import flow_clock, learning_rate, schedule_of, sgd_gamma, small_batches, streaming_sgd
-from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, supports_isotropic_linear
+from hdbench_plugins.solvers.regime import (flow_clock, schedule_of, sgd_gamma, small_batches, streaming_sgd,
+                                           unregularised)
+from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, solve_online, supports_isotropic_linear
 
 
 class LsqOnlineODE(Predictor):
     name = "lsq-online-ode"
-    description = "online SGD (or fixed-beta momentum) on least squares: (m, q) ODE with the gamma^2 correction"
+    description = ("online SGD, fixed-beta momentum or AdaGrad-Norm on least squares, any spectrum: "
+                   "per-eigenvalue ODE with the gamma^2 noise term (the High Line)")
     schedules = True
+    examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
+                 "dynamics": {"name": "adagrad-norm", "params": {"gamma": 1.0, "b": 0.5}}, "d": 400, "t_max": 4.0}]
 
     def supports(self, s):
-        base = supports_isotropic_linear(s)
-        if not base:
-            return base
-        return streaming_sgd(s)
+        if s.model != "linear":
+            return no(f"model '{s.model}' is not the linear (least-squares) model")
+        if not unregularised(s):
+            return unregularised(s)
+        return streaming_sgd(s, adaptive=True)
 
     def predict(self, s, times):
-        m0, q0, sigma, _ = overlaps(s.model_params)
-        rate = learning_rate(s)
-
-        def rhs(t, y):
-            m, q = y
-            gamma = rate(t)
-            return [gamma * (1 - m), -2 * gamma * (q - m) + gamma**2 * (q - 2 * m + 1 + sigma**2)]
-
-        times = np.asarray(times, float)
-        sol = solve_ivp(rhs, (0.0, float(times[-1])), [m0, q0], t_eval=times, method="RK45",
-                        rtol=1e-10, atol=1e-12)
-        m, q = sol.y
-        D = q - 2 * m + 1
-        return {"m": m, "q": q, "D": D, "risk": 0.5 * (D + sigma**2)}
+        return solve_online(s, times)
 
 
 class _FiniteDataLsq(Predictor):

@@ -26,7 +26,7 @@ covariance of all K + M pre-activations, and ``E[psi (l, l*)^T]`` is Saad-Solla'
 noise ``E[psi psi^T]`` their ``I4`` term plus ``sigma^2 v_i v_k J2`` (saad_solla.py's closed forms,
 float64). On isotropic data this is exactly ``saad-solla`` (a test). A trained second layer is not
 supported (its rate is not a per-mode quantity). Under a learning-rate schedule ``gamma`` is
-``gamma f(t)`` throughout.
+``gamma f(t)`` throughout; under AdaGrad-Norm (GLMs) ``gamma f(t)/sqrt(b^2 + G)``, ``dG/dt = tr(Sigma)/d E[g^2]``.
 """
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ from hdbench_plugins.common.glm import (activation, activation_prime, expectatio
 from hdbench_plugins.common.spectra import is_isotropic, spectrum
 from hdbench_plugins.solvers.modes import Modes, bin_modes, solve_modes
 from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
-from hdbench_plugins.solvers.regime import learning_rate, streaming_sgd, unregularised
+from hdbench_plugins.solvers.regime import streaming_sgd, unregularised
 from hdbench_plugins.solvers.committee_ode import _integrals, noise_term, supports_committee
 
 
@@ -97,7 +97,7 @@ def teacher_student_modes(s, Q0, R0) -> Modes:
 def solve_glm_aniso(s, times, correction=True, bins=BINS):
     p = s.model_params
     modes = bin_modes(teacher_student_modes(s, np.array([[p["q0"]]]), np.array([[p["m0"]]])), bins)
-    states = solve_modes(modes, glm_coefficients(p, correction), learning_rate(s), s.d, times)
+    states = solve_modes(modes, glm_coefficients(p, correction), s, times)
     names = ("risk", "error_rate" if p["link"] == "sign" else "gen_error", "m", "q", "m_Sigma", "q_Sigma")
     out = {k: np.full(len(states), np.inf) for k in names}
     lam = modes.lam[0]
@@ -148,7 +148,7 @@ def solve_committee_aniso(s, times, correction=True, bins=BINS):
     # ReLU's noise term is a quasi-Monte Carlo sum of indicators: smooth only to ~1e-7, so a tighter
     # tolerance only buys rejected steps
     rtol = 1e-6 if act == "relu" else 1e-8
-    states = solve_modes(modes, committee_coefficients(p, correction), learning_rate(s), s.d, times, rtol=rtol)
+    states = solve_modes(modes, committee_coefficients(p, correction), s, times, rtol=rtol)
     v, A = np.full(K, p["v0"]), np.full(M, p["A"])
     TS = np.einsum("n,nab->ab", modes.lam[0], modes.T)
     gen = np.full(len(times), np.inf)
@@ -173,4 +173,4 @@ def supports_online_glm_any_spectrum(s):
         return no(f"model '{s.model}' is not glm or committee")
     if not unregularised(s):
         return unregularised(s)
-    return streaming_sgd(s)
+    return streaming_sgd(s, adaptive=True)

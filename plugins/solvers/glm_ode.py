@@ -7,7 +7,8 @@ is this ODE without it. Expectations by the model's own nested Gauss-Legendre qu
 kinks; float64), with exactly the model's link/activation/loss functions. Regression noise enters
 ``E[g^2]`` as ``sigma^2 E[f'(lambda)^2]``; for the sign link the noisy teacher variable
 ``t = lambda* + sigma eps`` is integrated and ``lambda*`` replaced by ``E[lambda* | lambda, t]``.
-Integrated by RK45 (rtol 1e-9); under a learning-rate schedule ``gamma`` is ``gamma f(t)``.
+Integrated by RK45 (rtol 1e-9); under a learning-rate schedule ``gamma`` is ``gamma f(t)``; under
+AdaGrad-Norm ``gamma f(t)/sqrt(b^2 + G)`` with ``dG/dt = E[g^2]`` (``E|grad loss|^2/d`` on isotropic data).
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from scipy.integrate import solve_ivp
 from hdbench import no
 from hdbench_plugins.common.glm import (activation, activation_prime, expectation_nodes, label, loss_grad,
                                         population, teacher_variance)
-from hdbench_plugins.solvers.regime import isotropic_data, learning_rate, streaming_sgd, unregularised
+from hdbench_plugins.solvers.regime import adaptive_ode, isotropic_data, streaming_sgd, unregularised
 
 
 def glm_rates(m, q, p, gamma, correction=True):
-    """(dm/dt, dq/dt) of online SGD (``correction``) or population gradient flow."""
+    """``(dm/dt, dq/dt), E[g^2]`` of online SGD (``correction``), or of population gradient flow
+    (``E[g^2]`` then 0: the flow has no per-sample gradients)."""
     lam, t, w = expectation_nodes(m, q, p, np)
     var_t = teacher_variance(p)
     fprime = activation_prime(p["activation"], lam, np)
@@ -33,28 +35,31 @@ def glm_rates(m, q, p, gamma, correction=True):
         lam_star = t
     dm = -gamma * np.sum(w * g * lam_star)
     dq = -2 * gamma * np.sum(w * g * lam)
+    g2 = 0.0
     if correction:
         noise = p["sigma"] ** 2 * np.sum(w * fprime**2) if p["link"] != "sign" else 0.0
-        dq += gamma**2 * (np.sum(w * g * g) + noise)
-    return dm, dq
+        g2 = np.sum(w * g * g) + noise
+        dq += gamma**2 * g2
+    return (dm, dq), g2
 
 
 def solve_glm(scenario, times, correction=True):
     p = dict(scenario.model_params)
-    rate = learning_rate(scenario)      # momentum at fixed beta: SGD at gamma/(1 - beta); times f(t) under a schedule
     times = np.asarray(times, float)
 
-    def rhs(t, y):
-        return glm_rates(y[0], max(y[1], 0.0), p, rate(t), correction)
+    def step(t, y, gamma):
+        return glm_rates(y[0], max(y[1], 0.0), p, gamma, correction)
 
-    sol = solve_ivp(rhs, (0.0, float(times[-1])), [p["m0"], p["q0"]], t_eval=times, method="RK45",
+    # momentum at fixed beta: SGD at gamma/(1 - beta); times f(t) under a schedule; AdaGrad-Norm's accumulator
+    rhs, y0 = adaptive_ode(scenario, step, [p["m0"], p["q0"]])
+    sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45",
                     rtol=1e-9, atol=1e-11, events=_blow_up)
     # The theory itself may diverge in finite time (e.g. gamma too large): +inf from there on, so
     # the scorer compares it only where the simulation is finite too.
     reached = sol.y.shape[1]
     m = np.full(len(times), np.inf)
     q = np.full(len(times), np.inf)
-    m[:reached], q[:reached] = sol.y
+    m[:reached], q[:reached] = sol.y[:2]
     out = {"m": m, "q": q}
     pops = [population(mi, qi, p, np) for mi, qi in zip(m[:reached], q[:reached])]
     for key in pops[0]:
@@ -77,4 +82,4 @@ def supports_online_glm(s):
         return isotropic_data(s)
     if not unregularised(s):
         return unregularised(s)
-    return streaming_sgd(s)
+    return streaming_sgd(s, adaptive=True)

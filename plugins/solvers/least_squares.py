@@ -3,11 +3,17 @@
 All three share the conventions: per-sample step ``gamma/d``, ``t = samples/d``, ``|theta*| = 1``,
 ``theta0`` with overlaps ``m0, q0`` (``D0 = q0 - 2 m0 + 1``), label noise ``sigma``.
 
-- ``lsq-online-ode``: online SGD. The summary-statistic ODE (oracle 4 specialised to the square loss,
-  ``g = lambda - lambda* - sigma eps``): ``dm/dt = gamma (1 - m)``,
-  ``dq/dt = -2 gamma (q - m) + gamma^2 (q - 2m + 1 + sigma^2)``; then ``D = q - 2m + 1`` obeys
-  oracle 1, ``dD/dt = (gamma^2 - 2 gamma) D + gamma^2 sigma^2``. Integrated numerically
-  (RK45, rtol 1e-10) so the closed form stays an independent check.
+- ``lsq-online-ode``: online SGD on ``x ~ N(0, Sigma)``, eigenvalues ``lam_j`` (distinct values with
+  fractions ``f_j`` of the d directions). Per group, ``D_j`` = the part of ``|theta - theta*|^2`` and
+  ``M_j`` = the part of ``<theta - theta*, theta*>`` along its eigenvectors:
+  ``dM_j/dt = -gamma lam_j M_j``,
+  ``dD_j/dt = -2 gamma lam_j D_j + gamma^2 f_j lam_j (sum_k lam_k D_k + sigma^2)``,
+  from ``D_j(0) = f_j D0``, ``M_j(0) = f_j (m0 - 1)`` (``theta*`` uniform on the sphere); risk
+  ``(sum lam_j D_j + sigma^2)/2``, ``m = 1 + sum M_j``, ``D = sum D_j``, ``q = D + 2m - 1``. On
+  isotropic data it is oracle 1, ``dD/dt = (gamma^2 - 2 gamma) D + gamma^2 sigma^2`` (integrated
+  numerically, RK45 rtol 1e-10, so the closed form stays an independent check); on any spectrum it
+  is homogenized SGD / the High Line ODE (Collins-Woodfin et al. 2024). AdaGrad-Norm adds its
+  accumulator, ``dG/dt = E|grad loss|^2/d = 2 risk tr(Sigma)/d`` (``regime.adaptive_ode``).
 - ``lsq-gf-mp``: gradient flow on n = alpha d samples (oracle 2), integrals over the
   Marchenko-Pastur law of ``X^T X / n`` (ratio ``c = 1/alpha``).
 - ``lsq-homogenized-sgd``: multi-pass SGD = SGF for a linear model (oracle 3): per MP eigenvalue
@@ -27,8 +33,11 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import roots_chebyu
 
+from scipy.integrate import solve_ivp
+
 from hdbench import no
-from hdbench_plugins.solvers.regime import isotropic_data, unregularised
+from hdbench_plugins.common.spectra import spectrum
+from hdbench_plugins.solvers.regime import adaptive_ode, isotropic_data, unregularised
 
 
 def mp_quadrature(alpha: float, nodes: int = 256):
@@ -59,3 +68,24 @@ def supports_isotropic_linear(s):
     return unregularised(s)
 
 
+
+
+def solve_online(s, times):
+    """``lsq-online-ode``'s per-eigenvalue ODE (module docstring), under ``s``'s learning rate."""
+    m0, q0, sigma, D0 = overlaps(s.model_params)
+    lam_all = spectrum(s.d, s.model_params)
+    lam, counts = np.unique(lam_all, return_counts=True)
+    frac, mean_lam, k = counts / counts.sum(), float(lam_all.mean()), len(counts)
+
+    def step(t, y, gamma):
+        D, M = y[:k], y[k:]
+        two_risk = lam @ D + sigma**2
+        dD = -2 * gamma * lam * D + gamma**2 * frac * lam * two_risk
+        return np.concatenate([dD, -gamma * lam * M]), two_risk * mean_lam
+
+    rhs, y0 = adaptive_ode(s, step, np.concatenate([frac * D0, frac * (m0 - 1)]))
+    times = np.asarray(times, float)
+    sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45", rtol=1e-10,
+                    atol=1e-12 / k)
+    D, m = sol.y[:k].sum(0), 1 + sol.y[k:2 * k].sum(0)
+    return {"m": m, "q": D + 2 * m - 1, "D": D, "risk": 0.5 * (lam @ sol.y[:k] + sigma**2)}

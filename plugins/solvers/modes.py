@@ -31,6 +31,8 @@ from typing import Callable
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from hdbench_plugins.solvers.regime import adaptive_ode
+
 RTOL = 1e-8
 
 
@@ -94,20 +96,20 @@ def aggregates(lam, P, X, T):
     return {"P": _weighted(lam, P), "X": _weighted(lam, X), "T": _weighted(lam, T), "P1": P.sum(0), "X1": X.sum(0)}
 
 
-def solve_modes(modes: Modes, coefficients: Coefficients, gamma, d: int, times, blow_up=1e8, rtol=RTOL):
-    """Integrate the per-mode ODEs; returns the state at ``times`` as a list of
-    ``(P [n, r, r], X [n, r, a])`` (``None`` after the state blows up: the theory diverged).
-    ``gamma``: a float, or a function of ``t`` (a learning-rate schedule)."""
-    rate = gamma if callable(gamma) else (lambda t: gamma)
-    lam, count, T = modes.lam, modes.count, modes.T
+def solve_modes(modes: Modes, coefficients: Coefficients, s, times, blow_up=1e8, rtol=RTOL):
+    """Integrate the per-mode ODEs of scenario ``s`` (its learning rate: schedule, fixed-beta momentum,
+    AdaGrad-Norm by ``regime.adaptive_ode`` with ``E|grad loss|^2/d = sum_j tr(noise_j)/d``); returns
+    the state at ``times`` as a list of ``(P [n, r, r], X [n, r, a])`` (``None`` after the state
+    blows up: the theory diverged)."""
+    lam, count, T, d = modes.lam, modes.count, modes.T, s.d
     n, r, a = modes.X0.shape
     diag_T = np.einsum("nbb->nb", T)
+    size = n * r * r + n * r * a
 
     def unpack(y):
-        return y[:n * r * r].reshape(n, r, r), y[n * r * r:].reshape(n, r, a)
+        return y[:n * r * r].reshape(n, r, r), y[n * r * r:size].reshape(n, r, a)
 
-    def rhs(t, y):
-        gamma = rate(t)
+    def step(t, y, gamma):
         P, X = unpack(y)
         c = coefficients(aggregates(lam, P, X, T))
         A = _per_mode(lam, c["H"])
@@ -117,19 +119,19 @@ def solve_modes(modes: Modes, coefficients: Coefficients, gamma, d: int, times, 
         AP = A @ P
         GX = G @ np.swapaxes(X, 1, 2)
         dP = -gamma * (AP + np.swapaxes(AP, 1, 2) + GX + np.swapaxes(GX, 1, 2))
-        noise = _per_mode(lam * count, c["N"]) * d
+        noise = _per_mode(lam * count, c["N"]) * d     # E[g g^T sum_(modes of j) x_j^2]
         if c.get("Nmean") is not None:
             noise = noise + _per_mode(diag_T.T, c["Nmean"])
         dP += (gamma**2 / d) * noise
         dX = -gamma * (A @ X + G @ T)
-        return np.concatenate([dP.ravel(), dX.ravel()])
+        return np.concatenate([dP.ravel(), dX.ravel()]), np.einsum("nii->", noise) / d
 
     def diverged(_, y):
-        return blow_up - np.abs(y).max()
+        return blow_up - np.abs(y[:size]).max()
 
     diverged.terminal = True
     times = np.asarray(times, float)
-    y0 = np.concatenate([modes.P0.ravel(), modes.X0.ravel()])
+    rhs, y0 = adaptive_ode(s, step, np.concatenate([modes.P0.ravel(), modes.X0.ravel()]))
     sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45", rtol=rtol,
                     atol=rtol * 1e-3 / max(n, 1), events=diverged)
     states = [unpack(sol.y[:, i]) for i in range(sol.y.shape[1])]

@@ -89,7 +89,7 @@ def solve_multiclass(s, times, correction=True, bins=BINS):
     C = n_classes(d, p)
     probs = class_probs(p, C)
     modes = bin_modes(multiclass_modes(s), bins)
-    states = solve_modes(modes, multiclass_coefficients(p, C, correction), s.dynamics_params["gamma"], d, times)
+    states = solve_modes(modes, multiclass_coefficients(p, C, correction), s, times)
     names = ["risk", "error_rate", "q", "overlap_clean", "overlap_noisy"]
     names += [f"risk_class_{c}" for c in range(C)] if C <= MAX_PER_CLASS else []
     out = {k: np.full(len(times), np.inf) for k in names}

@@ -25,10 +25,13 @@ def one_pass(s, online=True):
     return YES
 
 
-def streaming_sgd(s):
+def streaming_sgd(s, adaptive=False):
     """Online SGD, or heavy-ball ``momentum`` on fresh samples, with ``B/d <= MAX_BATCH_FRACTION``:
-    the dynamics whose d -> infinity limit is online SGD at :func:`sgd_gamma`."""
-    if s.dynamics == "momentum" and s.alpha is None:
+    the dynamics whose d -> infinity limit is online SGD at :func:`sgd_gamma`; with ``adaptive``
+    also ``adagrad-norm`` on fresh samples, for a theory that integrates :func:`adaptive_ode`."""
+    if s.dynamics == "adagrad-norm" and s.alpha is None and not adaptive:
+        return no("dynamics 'adagrad-norm': this theory has no adaptive learning rate")
+    if s.dynamics in ("momentum", "adagrad-norm") and s.alpha is None:
         B = s.dynamics_params["batch_size"]
         if B / s.d > MAX_BATCH_FRACTION:
             return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
@@ -44,7 +47,29 @@ def sgd_gamma(s) -> float:
     data the batches are drawn with replacement, so the same holds for multi-pass SGD: each sample's
     kick is spread over O(1/d) of time)."""
     gamma = s.dynamics_params["gamma"]
+    if s.dynamics == "adagrad-norm":
+        return gamma / s.dynamics_params["b"]    # its starting rate; the accumulator: adaptive_ode
     return gamma / (1 - s.dynamics_params["beta"]) if s.dynamics == "momentum" else gamma
+
+
+def adaptive_ode(s, step, y0):
+    """A theory's ODE under ``s``'s learning rate. ``step(t, y, gamma) -> (dy/dt, g2)`` is the theory at
+    rate ``gamma``, ``g2 = E|grad loss|^2 / d`` its mean squared per-sample gradient (0 for a noise-free
+    flow). Returns ``(rhs, y0)``. For ``adagrad-norm`` the state gains the accumulator ``G`` (last
+    entry, ``G(0) = 0``): ``gamma(t) = gamma f(t) / sqrt(b^2 + G)``, ``dG/dt = g2`` (the limit of
+    ``G_k = sum (B/d)^2 |g_k|^2``: ``d/B`` steps per unit t of ``(B/d)^2 (d/B) E|grad loss|^2``).
+    Otherwise the state is unchanged and ``gamma(t)`` is :func:`learning_rate`."""
+    rate = learning_rate(s)
+    y0 = np.asarray(y0, float)
+    if s.dynamics != "adagrad-norm":
+        return (lambda t, y: step(t, y, rate(t))[0]), y0
+    inverse_b = 1.0 / s.dynamics_params["b"]
+
+    def rhs(t, y):
+        dy, g2 = step(t, y[:-1], rate(t) / np.sqrt(1.0 + max(y[-1], 0.0) * inverse_b**2))
+        return np.append(dy, g2)
+
+    return rhs, np.append(y0, 0.0)
 
 
 def schedule_of(s):
@@ -54,7 +79,7 @@ def schedule_of(s):
 
 def learning_rate(s):
     """``gamma(t)`` of the SGD a dynamics becomes as d -> infinity, as a function of ``t``:
-    :func:`sgd_gamma` times the schedule's ``f(t)`` (a schedule moves over O(1) times, momentum's
+    :func:`sgd_gamma` times the schedule's ``f(t)`` (for ``adagrad-norm`` before its accumulator) (a schedule moves over O(1) times, momentum's
     memory lasts O(1/d), so fixed-beta momentum follows the schedule at ``gamma f(t)/(1 - beta)``)."""
     gamma, schedule = sgd_gamma(s), schedule_of(s)
     return (lambda t: gamma) if schedule is None else (lambda t: gamma * schedule(t))

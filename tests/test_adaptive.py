@@ -1,0 +1,100 @@
+"""AdaGrad-Norm (``adagrad-norm``): the optax step is Ward et al.'s AdaGrad-Norm with ``b0 = b d/B`` in
+our units, and its d -> infinity limit is SGD at ``gamma(t) = gamma f(t)/sqrt(b^2 + G)``,
+``dG/dt = E|grad loss|^2/d`` (the High Line; ``regime.adaptive_ode``) in every theory that integrates
+the accumulator. Tolerances: the Bonferroni z threshold of the simulation's standard errors."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import hdbench
+from conftest import max_z, z_threshold
+
+LOGISTIC = {"link": "sign", "loss": "logistic"}
+# starting rates gamma/b at (lsq) or past (logistic) where constant-rate SGD would be stable
+CASES = {
+    "lsq-isotropic": ("lsq-online-ode", {"name": "linear", "params": {"sigma": 0.5}}, 1.0),
+    "lsq-power-law": ("lsq-online-ode", {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law",
+                                                                      "beta": 1.0}}, 1.0),
+    "logistic": ("glm-ode", {"name": "glm", "params": LOGISTIC}, 2.0),
+    "logistic-zero-one": ("glm-aniso-ode", {"name": "glm", "params": {**LOGISTIC, "spectrum": "zero-one",
+                                                                       "rho": 0.5}}, 2.0),
+}
+
+
+def adagrad(model, gamma, b=0.5, d=500, **extra):
+    return hdbench.Scenario.from_dict({"model": model, "d": d, "t_max": 8.0, "seeds": 16, "n_times": 21,
+                                       "dynamics": {"name": "adagrad-norm",
+                                                    "params": {"gamma": gamma, "b": b, **extra}}})
+
+
+def test_the_step_is_adagrad_norm_with_b0_scaled_by_d_over_B(registry):
+    d, B, gamma, b = 200, 4, 0.7, 0.3
+    s = hdbench.Scenario.from_dict({"model": "linear", "d": d, "t_max": 1.0, "dynamics": {
+        "name": "adagrad-norm", "params": {"gamma": gamma, "b": b, "batch_size": B}}})
+    opt = registry.dynamics("adagrad-norm").optimizer(s)
+    theta = jnp.zeros(d)
+    state = opt.init(theta)
+    total = 0.0
+    for k in range(3):
+        g = jax.random.normal(jax.random.PRNGKey(k), (d,))
+        total += float(jnp.sum(g * g))
+        update, state = opt.update(g, state, theta)
+        # Ward, Wu & Bottou: eta g / sqrt(b0^2 + sum |g|^2), eta = gamma, b0 = b d/B
+        expected = -gamma * np.asarray(g) / np.sqrt((b * d / B) ** 2 + total)
+        np.testing.assert_allclose(np.asarray(update), expected, rtol=2e-5)
+
+
+def test_a_schedule_multiplies_the_adaptive_step(registry):
+    sched = {"name": "exponential_decay", "init_value": 1.0, "transition_steps": 1.0, "decay_rate": 0.5}
+    base = hdbench.Scenario.from_dict({"model": "linear", "d": 100, "t_max": 2.0, "dynamics": {
+        "name": "adagrad-norm", "params": {"gamma": 0.5}}})
+    dyn = registry.dynamics("adagrad-norm")
+    plain, scheduled = dyn.optimizer(base), dyn.optimizer(base.with_(dynamics_params={"schedule": sched}))
+    g = jnp.ones(100)
+    sp, ss = plain.init(g), scheduled.init(g)
+    for k in range(150):
+        up, sp = plain.update(g, sp, g)
+        us, ss = scheduled.update(g, ss, g)
+    t = 149 / 100
+    np.testing.assert_allclose(np.asarray(us), np.asarray(up) * 0.5**t, rtol=1e-5)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_high_line_ode_matches_adagrad_norm_and_beats_the_flow_and_a_fixed_rate(registry, case):
+    name, model, gamma = CASES[case]
+    s = adagrad(model, gamma)
+    theory, baseline = registry.predictor(name), registry.predictor("population-gf")
+    assert theory.supports(s) and baseline.supports(s)
+    sim = hdbench.simulate(s)
+    curves = theory.predict(s, sim.times)
+    threshold = z_threshold(s.n_times, s.seeds)
+    assert max_z(sim, curves) < threshold
+    assert hdbench.score(sim, curves)["ratio"] * 10 < hdbench.score(sim, baseline.predict(s, sim.times))["ratio"]
+    # the same theory at the starting rate gamma/b held fixed (no accumulator) is far off
+    fixed = s.with_(dynamics={"name": "online-sgd", "params": {"gamma": gamma / 0.5}})
+    assert max_z(sim, theory.predict(fixed, sim.times)) > 3 * threshold
+
+
+def test_theories_without_the_accumulator_decline_adagrad_norm(registry):
+    online = adagrad({"name": "linear", "params": {"sigma": 0.5}}, 1.0, d=100)
+    for name in ("lsq-volterra", "lsq-exact-recursion", "dmft-sgd"):
+        assert not registry.predictor(name).supports(online), name
+    committee = adagrad({"name": "committee", "params": {"K": 2, "M": 2}}, 1.0, d=100)
+    assert not registry.predictor("saad-solla").supports(committee)
+    assert "adaptive" in registry.predictor("saad-solla").supports(committee).reason
+    finite = online.with_(alpha=2.0)
+    for name in ("lsq-online-ode", "lsq-homogenized-sgd", "glm-ode"):
+        assert not registry.predictor(name).supports(finite), name
+
+
+def test_isotropic_glm_and_per_mode_odes_agree_under_adagrad_norm(registry):
+    s = adagrad({"name": "glm", "params": LOGISTIC}, 2.0, d=1000)
+    t = np.linspace(0, 8, 9)
+    iso, modes = registry.predictor("glm-ode").predict(s, t), registry.predictor("glm-aniso-ode").predict(s, t)
+    np.testing.assert_allclose(modes["risk"], iso["risk"], rtol=1e-5)
+    square = adagrad({"name": "glm", "params": {"link": "linear", "loss": "square", "sigma": 0.5}}, 1.0, d=1000)
+    lsq = square.with_(model={"name": "linear", "params": {"sigma": 0.5}})
+    np.testing.assert_allclose(registry.predictor("glm-ode").predict(square, t)["m"],
+                               registry.predictor("lsq-online-ode").predict(lsq, t)["m"], rtol=1e-6)
