@@ -5,7 +5,6 @@ the accumulator. Tolerances: the Bonferroni z threshold of the simulation's stan
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 import hdbench
