@@ -19,6 +19,7 @@ CASES = {
     "logistic": ("glm-ode", {"name": "glm", "params": LOGISTIC}, 2.0),
     "logistic-zero-one": ("glm-aniso-ode", {"name": "glm", "params": {**LOGISTIC, "spectrum": "zero-one",
                                                                        "rho": 0.5}}, 2.0),
+    "committee": ("saad-solla", {"name": "committee", "params": {"K": 2, "M": 2, "r0": 0.1}}, 1.0),
 }
 
 
@@ -80,9 +81,9 @@ def test_theories_without_the_accumulator_decline_adagrad_norm(registry):
     online = adagrad({"name": "linear", "params": {"sigma": 0.5}}, 1.0, d=100)
     for name in ("lsq-volterra", "lsq-exact-recursion", "dmft-sgd"):
         assert not registry.predictor(name).supports(online), name
-    committee = adagrad({"name": "committee", "params": {"K": 2, "M": 2}}, 1.0, d=100)
-    assert not registry.predictor("saad-solla").supports(committee)
-    assert "adaptive" in registry.predictor("saad-solla").supports(committee).reason
+    mixture = adagrad({"name": "gmm-multiclass", "params": {}}, 1.0, d=100)
+    assert not registry.predictor("multiclass-ode").supports(mixture)
+    assert registry.predictor("lsq-volterra").supports(online).reason
     finite = online.with_(alpha=2.0)
     for name in ("lsq-online-ode", "lsq-homogenized-sgd", "glm-ode"):
         assert not registry.predictor(name).supports(finite), name

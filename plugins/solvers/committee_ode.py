@@ -11,7 +11,8 @@ pre-activations ``[[Q, R], [R^T, T]]``, ``c_u = A`` (teacher units) or ``-v_j`` 
 broadcast tensor expression over the symmetric triangles (no Python loops over units). ``population-gf`` drops the ``gamma^2``
 term. Integrated with RK4 in JAX, float64, ``lax.scan`` over output times (step <= ``DT`` = 0.05), compiled
 once per (K, M, activation, number of times) with ``gamma``, ``sigma``, ``A`` as traced arguments;
-under a learning-rate schedule ``gamma`` is ``gamma f(t)``, ``f`` compiled in (one solver per schedule).
+under a learning-rate schedule ``gamma`` is ``gamma f(t)``, ``f`` compiled in (one solver per schedule);
+under AdaGrad-Norm ``gamma f(t)/sqrt(b^2 + G)`` with ``dG/dt = E|grad_W loss|^2/d`` (the trace of the noise term).
 ReLU: ``I3`` and ``J2`` in closed form (Stein's lemma), the ``gamma^2`` noise term by quasi-Monte Carlo.
 """
 from __future__ import annotations
@@ -121,32 +122,48 @@ def rates(state, gamma, sigma, A, act, K, M, trained, correction):
     return dQ, dR, dv
 
 
+def mean_square_gradient(state, sigma, A, act, K, M):
+    """``E|grad_W loss|^2 / d = sum_i v_i^2 (sum_{u,u'} c_u c_u' I4(i, i, u, u') + sigma^2 J2(i, i))``:
+    the trace of the noise term (a second layer's O(1) gradient is O(1/d) of it)."""
+    Q, R, v = state
+    C = jnp.block([[Q, R], [R.T, jnp.eye(M)]])
+    c = jnp.concatenate([-v, jnp.full((M,), A)])
+    _, J2 = _integrals(act, C, K)
+    return jnp.sum(v * v * (jnp.diagonal(noise_term(act, C, c, K)) + sigma**2 * jnp.diagonal(J2)))
+
+
 @functools.lru_cache(maxsize=32)
 def _solver(act, K, M, trained, correction, n_sub, schedule=None):
-    """Jitted RK4 for one shape (and learning-rate schedule: ``gamma f(t)``); cached so that a warm
-    call never recompiles."""
-    if schedule is None:
-        def rhs(state, gamma, sigma, A):
-            return rates(state, gamma, sigma, A, act, K, M, trained, correction)
-        return make_rk4(rhs, n_sub)
-    f = schedule.traced()
+    """Jitted RK4 for one shape and learning-rate schedule, on the state ``(Q, R, v, G)``: rate
+    ``gamma f(t) / sqrt(1 + G / b^2)`` with AdaGrad-Norm's accumulator ``dG/dt = E|grad loss|^2/d``
+    (``inverse_b2 = 0`` for a fixed rate, so one program serves both); cached so that a warm call
+    never recompiles."""
+    f = (lambda t: 1.0) if schedule is None else schedule.traced()
 
-    def timed_rhs(state, t, gamma, sigma, A):
-        return rates(state, gamma * f(t), sigma, A, act, K, M, trained, correction)
-    return make_rk4(timed_rhs, n_sub, timed=True)
+    def rhs(state, t, gamma, sigma, A, inverse_b2):
+        Q, R, v, G = state
+        rate = gamma * f(t) / jnp.sqrt(1.0 + jnp.maximum(G, 0.0) * inverse_b2)
+        dQ, dR, dv = rates((Q, R, v), rate, sigma, A, act, K, M, trained, correction)
+        if not correction:          # a flow has no per-sample noise to accumulate
+            return dQ, dR, dv, jnp.zeros_like(G)
+        dG = jax.lax.cond(inverse_b2 > 0, lambda: mean_square_gradient((Q, R, v), sigma, A, act, K, M),
+                          lambda: jnp.zeros_like(G))
+        return dQ, dR, dv, dG
+    return make_rk4(rhs, n_sub, timed=True)
 
 
 def solve_committee(s, times, correction=True):
     p = s.model_params
     K, M, act = p["K"], p["M"], p["activation"]
-    gamma = sgd_gamma(s)                # momentum at fixed beta: SGD at gamma/(1 - beta)
+    gamma = sgd_gamma(s)                # momentum at fixed beta: SGD at gamma/(1 - beta); AdaGrad-Norm: gamma/b
+    inverse_b2 = s.dynamics_params["b"] ** -2 if s.dynamics == "adagrad-norm" else 0.0
     times = np.asarray(times, float)
     Q0, R0 = initial_overlaps(p)
     intervals = np.diff(times)
     with jax.enable_x64(True):
         solve = _solver(act, K, M, p["train_second_layer"], correction, substeps(times, DT), schedule_of(s))
-        state0 = (jnp.asarray(Q0), jnp.asarray(R0), jnp.full((K,), p["v0"], dtype=jnp.float64))
-        Q, R, v = solve(state0, jnp.asarray(intervals), gamma, p["sigma"], p["A"])
+        state0 = (jnp.asarray(Q0), jnp.asarray(R0), jnp.full((K,), p["v0"], dtype=jnp.float64), jnp.zeros(()))
+        Q, R, v, _ = solve(state0, jnp.asarray(intervals), gamma, p["sigma"], p["A"], inverse_b2)
         Q = np.concatenate([Q0[None], np.asarray(Q)])
         R = np.concatenate([R0[None], np.asarray(R)])
         v = np.concatenate([np.full((1, K), p["v0"]), np.asarray(v)])
@@ -171,4 +188,4 @@ def supports_committee(s, online=True, isotropic=True):
         return no("random initialisation: the ODE needs the initial overlaps (use init = 'overlaps')")
     if isotropic and not isotropic_data(s):
         return isotropic_data(s)
-    return streaming_sgd(s) if online else YES
+    return streaming_sgd(s, adaptive=True) if online else YES
