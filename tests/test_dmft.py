@@ -186,6 +186,7 @@ def test_each_dynamics_is_best_predicted_by_its_own_clock():
                 assert sc["error"] - scores[own]["error"] > floor, (dynamics, clock, sc["error"], floor)
 
 
+@pytest.mark.slow      # three d = 1000 simulations; the DMFT's accuracy on each clock is tested by default
 def test_dmft_sgd_approaches_the_online_ode_as_alpha_grows(registry):
     """At time t each sample has been used t/alpha times on average, so multi-pass SGD differs from
     one-pass SGD (glm-ode) at first order in 1/alpha: the gap at alpha = 32 is half that at 16, up to

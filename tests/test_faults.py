@@ -163,7 +163,8 @@ KILL_PREDICTORS = ["lsq-online-ode", "lsq-homogenized-sgd", "population-gf", "fa
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 @pytest.mark.parametrize("mode,sig,after", [("1", signal.SIGKILL, 1),
                                             pytest.param("2", signal.SIGKILL, 3, marks=pytest.mark.slow),
-                                            ("1", signal.SIGINT, 2), ("dask", signal.SIGKILL, 2)])
+                                            pytest.param("1", signal.SIGINT, 2, marks=pytest.mark.slow),
+                                            ("dask", signal.SIGKILL, 2)])
 def test_a_killed_run_resumes_with_nothing_lost_or_redone(fault_site, tiny_suite, tmp_path, monkeypatch,
                                                           mode, sig, after):
     db, gate = tmp_path / "r.sqlite", tmp_path / "gate"

@@ -41,7 +41,7 @@ def test_expectations_match_monte_carlo():
         assert np.all(np.abs(ex[key] - mean) < 5 * se + 1e-12), key
 
 
-@pytest.mark.parametrize("gamma", [1.0, 4.0])
+@pytest.mark.parametrize("gamma", [pytest.param(1.0, marks=pytest.mark.slow), 4.0])   # 4: the corrector matters most
 def test_effective_dynamics_within_noise(registry, gamma):
     s = gmm(gamma=gamma, v0=[1.0, -0.8], m0=[0.0, 0.0])
     sim = hdbench.simulate(s)
@@ -205,6 +205,7 @@ def test_xor_effective_dynamics_within_noise(registry):
     assert max_z(sim, pop, names) > z_threshold(s.n_times, s.seeds)        # no corrector: R decays to 0
 
 
+@pytest.mark.slow      # 256 runs of BGJ's Fig. 3 setting; the SDE's noise covariance is checked by default (autodiff test)
 def test_diffusive_sde_matches_random_initialisations(registry):
     """bgj-diffusive from BGJ's random start (binary, d = 250): the fraction reaching the optimum,
     every other mean and the spreads of v and m within the joint noise (the seeds', and the SDE's

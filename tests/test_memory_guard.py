@@ -20,7 +20,8 @@ def spec(model, dynamics, d=500, alpha=4.0, seeds=8):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize("model,dynamics", [("linear", "sgd"), ("linear", "gd"), ("dln", "gd")])
+@pytest.mark.parametrize("model,dynamics", [("linear", "sgd"), pytest.param("linear", "gd", marks=pytest.mark.slow),
+                                            pytest.param("dln", "gd", marks=pytest.mark.slow)])
 def test_a_simulation_stays_within_its_guard(model, dynamics):
     got = measure(spec(model, dynamics))
     data = 8 * 2000 * 500 * 4
