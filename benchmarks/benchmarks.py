@@ -371,6 +371,28 @@ class AdaptivePredict:
         self.pred.predict(self.scenario, self.times)
 
 
+class AdaptedMomentumPredict:
+    """Warm predict of the momentum theories on streaming least squares (power law, d = 1000, t = 8):
+    fixed beta = 0.9 against dimension-adapted kappa = 0.5 (the second-order system's three moments
+    per eigenvalue; the exact recursion's step count is the same)."""
+
+    params = [["lsq-online-ode", "lsq-exact-recursion"], ["beta=0.9", "kappa=0.5"]]
+    param_names = ["predictor", "momentum"]
+    timeout = 300
+
+    def setup(self, name, momentum):
+        key, value = momentum.split("=")
+        self.scenario = hdbench.Scenario.from_dict({
+            "model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
+            "dynamics": {"name": "momentum", "params": {"gamma": 0.1 if key == "beta" else 1.0, key: float(value)}},
+            "d": 1000, "t_max": 8.0, "seeds": 16})
+        self.pred, self.times = hdbench.registry().predictor(name), self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, name, momentum):
+        self.pred.predict(self.scenario, self.times)
+
+
 class PerModePredict:
     """Warm predict of the per-eigenvalue ODEs (modes.py) on a beta = 1 power law, t = 4: 10^3 and
     10^4 distinct eigenvalues, unbinned (bins = 0) and in 256 geometric bins. The cost is set by the

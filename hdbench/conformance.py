@@ -74,7 +74,8 @@ def check_described(reg, kind: str, name: str) -> None:
             f"predictor '{name}' declares parameters; a theory's settings are class attributes"
         return
     params = cls.validate({})
-    unset = {"schedule"} if kind == "dynamics" else set()    # constant gamma: the scenario carries no schedule
+    # a dynamics' unset optional parameters (no schedule, fixed-beta momentum) are left out of the scenario
+    unset = {k for k, p in cls.params.items() if p.default is None} if kind == "dynamics" else set()
     assert set(params) == set(cls.params) - unset, f"{kind} '{name}': its defaults validate to {sorted(params)}"
 
 

@@ -153,9 +153,9 @@ class Dynamics(Configurable):
     @classmethod
     def validate(cls, params):
         out = super().validate(params)
-        if out.get("schedule", 0) is None:     # constant gamma: the scenario keeps its pre-schedule hash
-            del out["schedule"]
-        return out
+        # an unset optional parameter (no schedule, fixed-beta momentum) is not part of the scenario:
+        # scenarios keep the hash they had before the parameter existed
+        return {k: v for k, v in out.items() if v is not None}
 
     def learning_rate(self, scenario, scale: float):
         """optax's ``learning_rate`` for a step of size ``scale`` at constant gamma: ``scale`` itself, or

@@ -3,6 +3,7 @@
 theory covers, and multi-pass SGD on finite data (batches drawn with replacement); least squares also
 has the exact finite-d recursion (tests/test_volterra.py). Tolerances: the Bonferroni z threshold of
 the simulation's standard errors."""
+import numpy as np
 import pytest
 
 import hdbench
@@ -53,3 +54,43 @@ def test_momentum_on_finite_data_is_declined_by_the_streaming_theories(registry)
                                     "dynamics": {"name": "momentum", "params": {"gamma": 0.5}}})
     for name in ("glm-ode", "glm-aniso-ode", "lsq-online-ode", "lsq-volterra", "lsq-exact-recursion"):
         assert not registry.predictor(name).supports(s), name
+
+
+# -- dimension-adapted momentum: beta = 1 - kappa B/d, a velocity that remembers 1/kappa units of t --
+def adapted(kappa, gamma, d, spectrum=None, **extra):
+    params = {"sigma": 0.5, **({"spectrum": spectrum, "beta": 1.0} if spectrum else {})}
+    return hdbench.Scenario.from_dict({"model": {"name": "linear", "params": params}, "d": d, "t_max": 8.0,
+                                       "seeds": 16, "n_times": 21, "dynamics": {
+                                           "name": "momentum", "params": {"gamma": gamma, "kappa": kappa, **extra}}})
+
+
+@pytest.mark.parametrize("kappa,gamma,spectrum", [(1.0, 0.5, None), (0.5, 1.0, "power-law")])
+def test_dimension_adapted_momentum_is_the_second_order_limit(registry, kappa, gamma, spectrum):
+    s = adapted(kappa, gamma, 500, spectrum)
+    sim = hdbench.simulate(s)
+    threshold = z_threshold(s.n_times, s.seeds)
+    baseline = hdbench.score(sim, registry.predictor("population-gf").predict(s, sim.times))["ratio"]
+    for name in ("lsq-online-ode", "lsq-exact-recursion"):     # the d -> infinity limit, and exact at this d
+        curves = registry.predictor(name).predict(s, sim.times)
+        assert max_z(sim, curves) < threshold, name
+        assert hdbench.score(sim, curves)["ratio"] * 10 < baseline, name
+    # read as fixed-beta momentum (SGD at the same gamma, no velocity) it is far off
+    sgd = s.with_(dynamics={"name": "online-sgd", "params": {"gamma": gamma}})
+    assert max_z(sim, registry.predictor("lsq-online-ode").predict(sgd, sim.times)) > 3 * threshold
+
+
+def test_a_fast_velocity_is_sgd_and_theories_without_a_velocity_decline(registry):
+    ode, t = registry.predictor("lsq-online-ode"), np.linspace(0, 4, 9)
+    sgd = ode.predict(adapted(1.0, 1.0, 10**6).with_(dynamics={"name": "online-sgd", "params": {"gamma": 1.0}}), t)
+    gaps = [np.max(np.abs(ode.predict(adapted(kappa, 1.0, 10**6), t)["risk"] - sgd["risk"])) for kappa in (100, 400)]
+    assert gaps[1] < 1e-3 and 3 < gaps[0] / gaps[1] < 5, gaps      # O(1/kappa)
+    s = adapted(1.0, 0.5, 200)
+    for name in ("lsq-volterra", "glm-ode", "saad-solla", "lsq-homogenized-sgd", "dmft-sgd"):
+        assert not registry.predictor(name).supports(s), name
+    assert "kappa" in registry.predictor("lsq-volterra").supports(s).reason
+    assert not registry.predictor("lsq-homogenized-sgd").supports(s.with_(alpha=2.0))
+    with pytest.raises(hdbench.InputError, match="kappa"):
+        adapted(50.0, 0.5, 100, batch_size=2)
+    plain = hdbench.Scenario.from_dict({"model": "linear", "d": 100, "t_max": 1.0,
+                                        "dynamics": {"name": "momentum", "params": {"gamma": 0.1}}})
+    assert "kappa" not in plain.dynamics_params      # fixed beta keeps its pre-kappa hash

@@ -6,7 +6,7 @@
 | sgd-epochs    | finite | reshuffle once per epoch, sweep in batches of B       | B/d   |
 | sgf           | finite | Euler-Maruyama of SGF/SME, Gaussian re-weighting      | h     |
 | gd            | finite | full-batch gradient descent, step ``gamma h``         | h     |
-| momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)``               | B/d   |
+| momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)``; or ``kappa`` | B/d   |
 | adagrad-norm  | either | AdaGrad-Norm: ``gamma B/d / sqrt(b^2 + G)``, below    | B/d   |
 | adam          | either | ``optax.adam(gamma B/d^1.5)`` (no theory)             | B/d   |
 
@@ -17,6 +17,9 @@ SGF: ``theta += -gamma h [gbar + (1/sqrt(h d n)) sum_i (xi_i - xibar) g_i]``, ``
 whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (docs/conventions.md). ``either`` dynamics draw
 fresh samples without ``alpha`` and with-replacement batches with it. Adam's step scales as
 ``d^-1.5`` because its per-coordinate steps are O(lr) while coordinates are O(d^-1/2).
+
+Momentum with ``kappa`` is dimension-adapted: ``beta = 1 - kappa B/d``, learning rate
+``gamma kappa B^2/d^2`` (the velocity remembers ``1/kappa`` units of t; :mod:`hdbench_plugins.common.momentum`).
 
 AdaGrad-Norm (one scalar rate for all coordinates) on the batch-mean gradient ``g_k``:
 ``G_k = G_{k-1} + (B/d)^2 |g_k|^2``, ``theta -= (gamma B/d) f(k dt) g_k / sqrt(b^2 + G_k)``: Ward, Wu &
@@ -33,6 +36,7 @@ import optax
 import hdbench
 from hdbench import Dynamics, InputError, Param
 from hdbench.schedule import SCHEDULE
+from hdbench_plugins.common.momentum import heavy_ball
 
 GAMMA = Param(0.5, float, low=0.0, low_open=True, doc="learning rate (per-sample step gamma/d)")
 BATCH = Param(1, int, low=1, doc="mini-batch size B")
@@ -140,13 +144,24 @@ class _Either(OnlineSGD):
 
 class Momentum(_Either):
     name = "momentum"
-    description = "SGD with heavy-ball momentum (optax.sgd momentum=beta)"
+    description = "SGD with heavy-ball momentum (optax.sgd momentum=beta, or dimension-adapted beta = 1 - kappa B/d)"
     params = {"gamma": GAMMA, "batch_size": BATCH,
-              "beta": Param(0.9, float, low=0.0, high=0.999, doc="momentum"), "schedule": SCHEDULE}
+              "beta": Param(0.9, float, low=0.0, high=0.999, doc="momentum (fixed as d grows)"),
+              "kappa": Param(None, float, low=0.0, low_open=True, optional=True,
+                             doc="dimension-adapted: beta = 1 - kappa B/d, step gamma kappa B^2/d^2 (replaces beta)"),
+              "schedule": SCHEDULE}
+
+    @staticmethod
+    def check_scenario(s):
+        _check_batch(s)
+        p = s.dynamics_params
+        if p.get("kappa") is not None and p["kappa"] * p["batch_size"] >= s.d:
+            raise InputError(f"dynamics 'momentum': kappa = {p['kappa']:g} with batch_size = {p['batch_size']} is not "
+                             f"allowed at d = {s.d} (need kappa B < d: beta = 1 - kappa B/d > 0)")
 
     def optimizer(self, s):
-        return optax.sgd(self.learning_rate(s, s.dynamics_params["gamma"] * self.dt(s)),
-                         momentum=s.dynamics_params["beta"])
+        eta, beta = heavy_ball(s.d, s.dynamics_params)
+        return optax.sgd(self.learning_rate(s, eta), momentum=beta)
 
 
 def scale_by_adagrad_norm(b: float, weight: float) -> optax.GradientTransformation:

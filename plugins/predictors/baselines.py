@@ -4,6 +4,8 @@ It omits every high-dimensional effect (the ``gamma^2`` SGD-noise correction, fi
 real theory should beat it at ``gamma = O(1)``; it ties as ``gamma -> 0`` on online data. Heavy-ball
 momentum at fixed ``beta`` runs the flow at ``gamma/(1 - beta)``, AdaGrad-Norm at its starting rate
 ``gamma/b`` (a flow has no per-sample gradient noise to accumulate) (linear, GLM and committee models).
+Dimension-adapted momentum (``kappa``) on online least squares: the second-order flow
+``e' = -gamma w``, ``w' = kappa (grad R - w)`` (``lsq-online-ode``'s system without its noise term).
 Each model family contributes its flow to ``FLOWS`` (the same summary-statistic ODEs as the family's
 theory, without the corrector). Under a learning-rate schedule ``f`` every flow is the constant-gamma
 flow read on the clock ``tau(t) = int_0^t f`` (``regime.on_clock``).
@@ -27,7 +29,8 @@ from hdbench_plugins.solvers.committee_ode import solve_committee, supports_comm
 from hdbench_plugins.solvers.dln_flow import population_flow as dln_flow
 from hdbench_plugins.solvers.glm_ode import solve_glm
 from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_multiclass
-from hdbench_plugins.solvers.regime import on_clock, sgd_gamma, unregularised
+from hdbench_plugins.solvers.least_squares import solve_online
+from hdbench_plugins.solvers.regime import adapted_momentum, on_clock, sgd_gamma, unregularised
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
 RATE_DYNAMICS = ("momentum", "adagrad-norm")      # flows run at sgd_gamma: gamma/(1 - beta), gamma/b
@@ -48,9 +51,13 @@ class PopulationGF(Predictor):
                       f"{' and '.join(RATE_DYNAMICS)} on {', '.join(MOMENTUM_FLOWS)})")
         if not unregularised(s):
             return unregularised(s)
+        if adapted_momentum(s) and (s.model != "linear" or s.alpha is not None):
+            return no("dimension-adapted momentum (kappa): a second-order flow only for online least squares here")
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
 
     def predict(self, s, times):
+        if adapted_momentum(s):     # second order (no clock change): the velocity's ODE without the SGD noise
+            return solve_online(s, times, correction=False)
         return on_clock(FLOWS[s.model], s, times)
 
 

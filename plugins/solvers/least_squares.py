@@ -14,6 +14,12 @@ All three share the conventions: per-sample step ``gamma/d``, ``t = samples/d``,
   numerically, RK45 rtol 1e-10, so the closed form stays an independent check); on any spectrum it
   is homogenized SGD / the High Line ODE (Collins-Woodfin et al. 2024). AdaGrad-Norm adds its
   accumulator, ``dG/dt = E|grad loss|^2/d = 2 risk tr(Sigma)/d`` (``regime.adaptive_ode``).
+  Dimension-adapted momentum (``kappa``: ``dtheta/dt = -gamma w``, ``dw/dt = kappa (G - w)``) carries,
+  per group, ``C_j`` (e against w) and ``V_j`` (w against w) and the mean ``W_j``:
+  ``D_j' = -2 gamma C_j``, ``C_j' = -gamma V_j + kappa (lam_j D_j - C_j)``,
+  ``V_j' = 2 kappa (lam_j C_j - V_j) + kappa^2 f_j lam_j (sum_k lam_k D_k + sigma^2)``,
+  ``M_j' = -gamma W_j``, ``W_j' = kappa (lam_j M_j - W_j)``, from ``C = V = W = 0``; as
+  ``kappa -> infinity`` it is the SGD system above.
 - ``lsq-gf-mp``: gradient flow on n = alpha d samples (oracle 2), integrals over the
   Marchenko-Pastur law of ``X^T X / n`` (ratio ``c = 1/alpha``).
 - ``lsq-homogenized-sgd``: multi-pass SGD = SGF for a linear model (oracle 3): per MP eigenvalue
@@ -37,7 +43,7 @@ from scipy.integrate import solve_ivp
 
 from hdbench import no
 from hdbench_plugins.common.spectra import spectrum
-from hdbench_plugins.solvers.regime import adaptive_ode, isotropic_data, unregularised
+from hdbench_plugins.solvers.regime import adaptive_ode, adapted_momentum, isotropic_data, unregularised
 
 
 def mp_quadrature(alpha: float, nodes: int = 256):
@@ -70,20 +76,33 @@ def supports_isotropic_linear(s):
 
 
 
-def solve_online(s, times):
-    """``lsq-online-ode``'s per-eigenvalue ODE (module docstring), under ``s``'s learning rate."""
+def solve_online(s, times, correction=True):
+    """``lsq-online-ode``'s per-eigenvalue ODE (module docstring), under ``s``'s learning rate; for
+    dimension-adapted momentum the second-order system with the velocity's moments. ``correction``
+    False drops the SGD noise (``population-gf``'s flow)."""
     m0, q0, sigma, D0 = overlaps(s.model_params)
     lam_all = spectrum(s.d, s.model_params)
     lam, counts = np.unique(lam_all, return_counts=True)
     frac, mean_lam, k = counts / counts.sum(), float(lam_all.mean()), len(counts)
+    noise = frac * lam if correction else 0.0 * lam
+    kappa = s.dynamics_params.get("kappa") if adapted_momentum(s) else None
 
-    def step(t, y, gamma):
+    def sgd(t, y, gamma):
         D, M = y[:k], y[k:]
         two_risk = lam @ D + sigma**2
-        dD = -2 * gamma * lam * D + gamma**2 * frac * lam * two_risk
+        dD = -2 * gamma * lam * D + gamma**2 * noise * two_risk
         return np.concatenate([dD, -gamma * lam * M]), two_risk * mean_lam
 
-    rhs, y0 = adaptive_ode(s, step, np.concatenate([frac * D0, frac * (m0 - 1)]))
+    def heavy_ball(t, y, gamma):
+        # e' = -gamma w, w' = kappa (G - w): moments D = E e^2, C = E e w, V = E w^2 and the means M, W
+        D, M, C, V, W = y.reshape(5, k)
+        two_risk = lam @ D + sigma**2
+        return np.concatenate([-2 * gamma * C, -gamma * W, -gamma * V + kappa * (lam * D - C),
+                               2 * kappa * (lam * C - V) + kappa**2 * noise * two_risk,
+                               kappa * (lam * M - W)]), two_risk * mean_lam
+
+    start = np.concatenate([frac * D0, frac * (m0 - 1)] + ([np.zeros(3 * k)] if kappa is not None else []))
+    rhs, y0 = adaptive_ode(s, sgd if kappa is None else heavy_ball, start)
     times = np.asarray(times, float)
     sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45", rtol=1e-10,
                     atol=1e-12 / k)

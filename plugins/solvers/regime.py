@@ -25,12 +25,20 @@ def one_pass(s, online=True):
     return YES
 
 
-def streaming_sgd(s, adaptive=False):
+def adapted_momentum(s) -> bool:
+    """Dimension-adapted heavy ball (``momentum`` with ``kappa``): its limit is second order, not SGD."""
+    return s.dynamics == "momentum" and s.dynamics_params.get("kappa") is not None
+
+
+def streaming_sgd(s, adaptive=False, second_order=False):
     """Online SGD, or heavy-ball ``momentum`` on fresh samples, with ``B/d <= MAX_BATCH_FRACTION``:
     the dynamics whose d -> infinity limit is online SGD at :func:`sgd_gamma`; with ``adaptive``
-    also ``adagrad-norm`` on fresh samples, for a theory that integrates :func:`adaptive_ode`."""
+    also ``adagrad-norm`` on fresh samples, for a theory that integrates :func:`adaptive_ode`; with
+    ``second_order`` also dimension-adapted momentum, for a theory that carries the velocity."""
     if s.dynamics == "adagrad-norm" and s.alpha is None and not adaptive:
         return no("dynamics 'adagrad-norm': this theory has no adaptive learning rate")
+    if adapted_momentum(s) and not second_order:
+        return no("dimension-adapted momentum (kappa): this theory has no velocity (its limit is not SGD)")
     if s.dynamics in ("momentum", "adagrad-norm") and s.alpha is None:
         B = s.dynamics_params["batch_size"]
         if B / s.d > MAX_BATCH_FRACTION:
@@ -47,6 +55,8 @@ def sgd_gamma(s) -> float:
     data the batches are drawn with replacement, so the same holds for multi-pass SGD: each sample's
     kick is spread over O(1/d) of time)."""
     gamma = s.dynamics_params["gamma"]
+    if adapted_momentum(s):
+        return gamma    # the kappa -> infinity rate; the velocity is the theory's (regime.adapted_momentum)
     if s.dynamics == "adagrad-norm":
         return gamma / s.dynamics_params["b"]    # its starting rate; the accumulator: adaptive_ode
     return gamma / (1 - s.dynamics_params["beta"]) if s.dynamics == "momentum" else gamma
@@ -109,6 +119,8 @@ def on_clock(flow, s, times):
 
 def small_batches(s):
     """Multi-pass SGD (or momentum on finite data) with ``B/n <= MAX_BATCH_FRACTION`` (other dynamics pass)."""
+    if adapted_momentum(s):
+        return no("dimension-adapted momentum (kappa) on finite data: no theory here")
     B = s.dynamics_params.get("batch_size", 1)
     if (s.dynamics.startswith("sgd") or s.dynamics == "momentum") and B / s.n > MAX_BATCH_FRACTION:
         return no(f"batch_size/n = {B / s.n:.3g} > {MAX_BATCH_FRACTION} leaves the B << n regime")

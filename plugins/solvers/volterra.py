@@ -36,6 +36,7 @@ import numpy as np
 
 from hdbench import YES, no
 from hdbench_plugins.common.spectra import spectrum
+from hdbench_plugins.common.momentum import heavy_ball
 from hdbench_plugins.solvers.regime import schedule_of, sgd_gamma, streaming_sgd, unregularised
 
 
@@ -127,11 +128,9 @@ def solve_volterra(s, times):
 
 def solve_exact_recursion(s, times):
     p = s.model_params
-    gamma, sigma, d = s.dynamics_params["gamma"], p["sigma"], s.d
-    B = s.dynamics_params["batch_size"]
-    beta = s.dynamics_params["beta"] if s.dynamics == "momentum" else 0.0
+    sigma, d, B = p["sigma"], s.d, s.dynamics_params["batch_size"]
+    eta0, beta = heavy_ball(d, s.dynamics_params) if s.dynamics == "momentum" else (s.dynamics_params["gamma"] * B / d, 0.0)
     lam, w = _spectrum_weights(s)
-    eta0 = gamma * B / d
     mult = w * d                                                        # eigenvectors per value
     A = np.full(len(lam), (p["q0"] - 2 * p["m0"] + 1) / d)             # per eigenvector (one of each value)
     C, V = np.zeros(len(lam)), np.zeros(len(lam))
