@@ -94,3 +94,24 @@ def test_a_fast_velocity_is_sgd_and_theories_without_a_velocity_decline(registry
     plain = hdbench.Scenario.from_dict({"model": "linear", "d": 100, "t_max": 1.0,
                                         "dynamics": {"name": "momentum", "params": {"gamma": 0.1}}})
     assert "kappa" not in plain.dynamics_params      # fixed beta keeps its pre-kappa hash
+
+
+def test_dimension_adapted_momentum_on_a_glm_carries_the_velocity_overlaps(registry):
+    s = hdbench.Scenario.from_dict({"model": CASES["glm-ode"]["model"], "d": 500, "t_max": 8.0, "seeds": 16,
+                                    "n_times": 21, "dynamics": {"name": "momentum", "params": {"gamma": 1.0, "kappa": 1.0}}})
+    sim = hdbench.simulate(s)
+    ode, threshold = registry.predictor("glm-ode"), z_threshold(s.n_times, s.seeds)
+    curves = ode.predict(s, sim.times)
+    assert max_z(sim, curves) < threshold
+    flow = registry.predictor("population-gf").predict(s, sim.times)
+    assert hdbench.score(sim, curves)["ratio"] * 10 < hdbench.score(sim, flow)["ratio"]
+    sgd = s.with_(dynamics={"name": "online-sgd", "params": {"gamma": 1.0}})
+    assert max_z(sim, ode.predict(sgd, sim.times)) > 3 * threshold
+    assert not registry.predictor("glm-aniso-ode").supports(s)
+    # with the square loss and a linear teacher, the overlaps' ODE is the least-squares moments' sum
+    square = s.with_(model={"name": "glm", "params": {"link": "linear", "loss": "square", "sigma": 0.5}})
+    linear = s.with_(model={"name": "linear", "params": {"sigma": 0.5}})
+    t = np.linspace(0, 8, 9)
+    a, b = ode.predict(square, t), registry.predictor("lsq-online-ode").predict(linear, t)
+    for key in ("m", "q"):
+        np.testing.assert_allclose(a[key], b[key], rtol=1e-6, atol=1e-9, err_msg=key)

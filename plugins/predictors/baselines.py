@@ -51,13 +51,15 @@ class PopulationGF(Predictor):
                       f"{' and '.join(RATE_DYNAMICS)} on {', '.join(MOMENTUM_FLOWS)})")
         if not unregularised(s):
             return unregularised(s)
-        if adapted_momentum(s) and (s.model != "linear" or s.alpha is not None):
-            return no("dimension-adapted momentum (kappa): a second-order flow only for online least squares here")
+        if adapted_momentum(s) and (s.model not in ("linear", "glm") or s.alpha is not None
+                                    or (s.model == "glm" and not is_isotropic(s.model_params))):
+            return no("dimension-adapted momentum (kappa): a second-order flow only for online least squares "
+                      "and isotropic GLMs here")
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
 
     def predict(self, s, times):
         if adapted_momentum(s):     # second order (no clock change): the velocity's ODE without the SGD noise
-            return solve_online(s, times, correction=False)
+            return solve_online(s, times, correction=False) if s.model == "linear" else solve_glm(s, times, correction=False)
         return on_clock(FLOWS[s.model], s, times)
 
 
