@@ -89,8 +89,9 @@ def schedule_of(s):
 
 def learning_rate(s):
     """``gamma(t)`` of the SGD a dynamics becomes as d -> infinity, as a function of ``t``:
-    :func:`sgd_gamma` times the schedule's ``f(t)`` (for ``adagrad-norm`` before its accumulator) (a schedule moves over O(1) times, momentum's
-    memory lasts O(1/d), so fixed-beta momentum follows the schedule at ``gamma f(t)/(1 - beta)``)."""
+    :func:`sgd_gamma` times the schedule's ``f(t)`` (a schedule moves over O(1) times, momentum's
+    memory lasts O(1/d), so fixed-beta momentum follows the schedule at ``gamma f(t)/(1 - beta)``);
+    for ``adagrad-norm``, the rate before :func:`adaptive_ode` divides it by ``sqrt(1 + G/b^2)``."""
     gamma, schedule = sgd_gamma(s), schedule_of(s)
     return (lambda t: gamma) if schedule is None else (lambda t: gamma * schedule(t))
 
