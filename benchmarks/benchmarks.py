@@ -371,6 +371,24 @@ class AdaptivePredict:
         self.pred.predict(self.scenario, self.times)
 
 
+class SignPredict:
+    """Warm predict of lsq-online-ode on the beta = 1 power law (d = 1000, t = 8) under online SGD and
+    under signSGD (a drift that divides by sqrt(2 risk): a stiffer ODE as the risk falls)."""
+
+    params = [["online-sgd", "sign-sgd"]]
+    param_names = ["dynamics"]
+    timeout = 300
+
+    def setup(self, dynamics):
+        self.scenario = _online("linear", {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}, 0.5, d=1000,
+                                t_max=8.0).with_(dynamics={"name": dynamics, "params": {"gamma": 0.5}})
+        self.pred, self.times = hdbench.registry().predictor("lsq-online-ode"), self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, dynamics):
+        self.pred.predict(self.scenario, self.times)
+
+
 class AdaptedMomentumPredict:
     """Warm predict of the momentum theories on streaming least squares (power law, d = 1000, t = 8):
     fixed beta = 0.9 against dimension-adapted kappa = 0.5 (the second-order system's three moments

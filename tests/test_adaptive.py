@@ -1,7 +1,8 @@
-"""AdaGrad-Norm (``adagrad-norm``): the optax step is Ward et al.'s AdaGrad-Norm with ``b0 = b d/B`` in
+"""Adaptive methods. AdaGrad-Norm (``adagrad-norm``): the optax step is Ward et al.'s AdaGrad-Norm with ``b0 = b d/B`` in
 our units, and its d -> infinity limit is SGD at ``gamma(t) = gamma f(t)/sqrt(b^2 + G)``,
 ``dG/dt = E|grad loss|^2/d`` (the High Line; ``regime.adaptive_ode``) in every theory that integrates
-the accumulator. Tolerances: the Bonferroni z threshold of the simulation's standard errors."""
+the accumulator. signSGD (``sign-sgd``, B = 1): a per-coordinate drift ``(2/pi) sqrt(lam_j) e_j/sqrt(2 risk)``
+and unit noise (``lsq-online-ode``). Tolerances: the Bonferroni z threshold of the simulation's standard errors."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -98,3 +99,41 @@ def test_isotropic_glm_and_per_mode_odes_agree_under_adagrad_norm(registry):
     lsq = square.with_(model={"name": "linear", "params": {"sigma": 0.5}})
     np.testing.assert_allclose(registry.predictor("glm-ode").predict(square, t)["m"],
                                registry.predictor("lsq-online-ode").predict(lsq, t)["m"], rtol=1e-6)
+
+
+# -- signSGD: every coordinate moves by gamma B/d times the sign of its gradient -----------------------
+def test_the_sign_step_moves_every_coordinate_by_gamma_b_over_d(registry):
+    s = hdbench.Scenario.from_dict({"model": "linear", "d": 50, "t_max": 1.0, "dynamics": {
+        "name": "sign-sgd", "params": {"gamma": 0.8, "batch_size": 2}}})
+    opt = registry.dynamics("sign-sgd").optimizer(s)
+    g = jax.random.normal(jax.random.PRNGKey(0), (50,))
+    update, _ = opt.update(g, opt.init(g), g)
+    np.testing.assert_allclose(np.asarray(update), -0.8 * 2 / 50 * np.sign(np.asarray(g)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("spectrum", [{}, {"spectrum": "power-law", "beta": 1.0}])
+def test_the_sign_drift_ode_matches_sign_sgd(registry, spectrum):
+    s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5, **spectrum}}, "d": 500,
+                                    "t_max": 8.0, "seeds": 16, "n_times": 21,
+                                    "dynamics": {"name": "sign-sgd", "params": {"gamma": 0.5}}})
+    sim = hdbench.simulate(s)
+    ode, threshold = registry.predictor("lsq-online-ode"), z_threshold(s.n_times, s.seeds)
+    curves = ode.predict(s, sim.times)
+    assert max_z(sim, curves) < threshold
+    flow = registry.predictor("population-gf").predict(s, sim.times)     # the drift without the sign noise
+    assert hdbench.score(sim, curves)["ratio"] * 10 < hdbench.score(sim, flow)["ratio"]
+    sgd = s.with_(dynamics={"name": "online-sgd", "params": {"gamma": 0.5}})
+    assert max_z(sim, ode.predict(sgd, sim.times)) > 3 * threshold
+
+
+def test_sign_sgd_is_declined_where_the_limit_is_not_derived(registry):
+    s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5}}, "d": 200, "t_max": 1.0,
+                                    "dynamics": {"name": "sign-sgd", "params": {"gamma": 0.5, "batch_size": 2}}})
+    assert "B = 1" in registry.predictor("lsq-online-ode").supports(s).reason
+    assert not registry.predictor("population-gf").supports(s)
+    one = s.with_(dynamics_params={"batch_size": 1})
+    for name in ("lsq-volterra", "lsq-exact-recursion"):
+        assert not registry.predictor(name).supports(one), name
+    glm = one.with_(model={"name": "glm", "params": LOGISTIC})
+    for name in ("glm-ode", "glm-aniso-ode", "population-gf"):
+        assert not registry.predictor(name).supports(glm), name

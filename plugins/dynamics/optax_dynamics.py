@@ -8,6 +8,7 @@
 | gd            | finite | full-batch gradient descent, step ``gamma h``         | h     |
 | momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)``; or ``kappa`` | B/d   |
 | adagrad-norm  | either | AdaGrad-Norm: ``gamma B/d / sqrt(b^2 + G)``, below    | B/d   |
+| sign-sgd      | either | ``optax.sign_sgd(gamma B/d)``                         | B/d   |
 | adam          | either | ``optax.adam(gamma B/d^1.5)`` (no theory)             | B/d   |
 
 Every one takes a learning-rate ``schedule`` (:mod:`hdbench.schedule`): step ``k`` is scaled by
@@ -20,6 +21,9 @@ fresh samples without ``alpha`` and with-replacement batches with it. Adam's ste
 
 Momentum with ``kappa`` is dimension-adapted: ``beta = 1 - kappa B/d``, learning rate
 ``gamma kappa B^2/d^2`` (the velocity remembers ``1/kappa`` units of t; :mod:`hdbench_plugins.common.momentum`).
+
+signSGD moves every coordinate by ``gamma B/d``: a step of norm ``gamma B/sqrt(d)``, as SGD's per-sample
+step, so ``t`` is the same clock (the limit: ``docs/theory/one_pass.md`` section 8).
 
 AdaGrad-Norm (one scalar rate for all coordinates) on the batch-mean gradient ``g_k``:
 ``G_k = G_{k-1} + (B/d)^2 |g_k|^2``, ``theta -= (gamma B/d) f(k dt) g_k / sqrt(b^2 + G_k)``: Ward, Wu &
@@ -192,6 +196,15 @@ class AdaGradNorm(_Either):
                            optax.sgd(self.learning_rate(s, p["gamma"] * self.dt(s))))
 
 
+class SignSGD(_Either):
+    name = "sign-sgd"
+    description = "signSGD: optax.sign_sgd(gamma B/d), each coordinate moves by the step size times the gradient's sign"
+    params = {"gamma": GAMMA, "batch_size": BATCH, "schedule": SCHEDULE}
+
+    def optimizer(self, s):
+        return optax.sign_sgd(self.learning_rate(s, s.dynamics_params["gamma"] * self.dt(s)))
+
+
 class Adam(_Either):
     name = "adam"
     description = "optax.adam with learning rate gamma*B/d^1.5; no theory yet"
@@ -207,4 +220,4 @@ class Adam(_Either):
 
 @hdbench.hookimpl
 def hdbench_dynamics():
-    return [OnlineSGD, SGD, SGDEpochs, GD, SGF, Momentum, AdaGradNorm, Adam]
+    return [OnlineSGD, SGD, SGDEpochs, GD, SGF, Momentum, AdaGradNorm, SignSGD, Adam]

@@ -5,7 +5,8 @@ real theory should beat it at ``gamma = O(1)``; it ties as ``gamma -> 0`` on onl
 momentum at fixed ``beta`` runs the flow at ``gamma/(1 - beta)``, AdaGrad-Norm at its starting rate
 ``gamma/b`` (a flow has no per-sample gradient noise to accumulate) (linear, GLM and committee models).
 Dimension-adapted momentum (``kappa``) on online least squares: the second-order flow
-``e' = -gamma w``, ``w' = kappa (grad R - w)`` (``lsq-online-ode``'s system without its noise term).
+``e' = -gamma w``, ``w' = kappa (grad R - w)`` (``lsq-online-ode``'s system without its noise term);
+signSGD on online least squares: ``lsq-online-ode``'s sign-gradient drift without its ``gamma^2`` term.
 Each model family contributes its flow to ``FLOWS`` (the same summary-statistic ODEs as the family's
 theory, without the corrector). Under a learning-rate schedule ``f`` every flow is the constant-gamma
 flow read on the clock ``tau(t) = int_0^t f`` (``regime.on_clock``).
@@ -46,7 +47,7 @@ class PopulationGF(Predictor):
         if s.model not in FLOWS:
             return no(f"no population-risk flow for model '{s.model}' (have: {', '.join(sorted(FLOWS))})")
         rated = s.dynamics in RATE_DYNAMICS and s.model in MOMENTUM_FLOWS
-        if s.dynamics not in GRADIENT_DYNAMICS and not rated:
+        if s.dynamics not in GRADIENT_DYNAMICS + ("sign-sgd",) and not rated:
             return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)}; "
                       f"{' and '.join(RATE_DYNAMICS)} on {', '.join(MOMENTUM_FLOWS)})")
         if not unregularised(s):
@@ -55,11 +56,15 @@ class PopulationGF(Predictor):
                                     or (s.model == "glm" and not is_isotropic(s.model_params))):
             return no("dimension-adapted momentum (kappa): a second-order flow only for online least squares "
                       "and isotropic GLMs here")
+        if s.dynamics == "sign-sgd" and (s.model != "linear" or s.alpha is not None
+                                         or s.dynamics_params["batch_size"] != 1):
+            return no("dynamics 'sign-sgd': a flow only for online least squares at B = 1 here")
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
 
     def predict(self, s, times):
-        if adapted_momentum(s):     # second order (no clock change): the velocity's ODE without the SGD noise
-            return solve_online(s, times, correction=False) if s.model == "linear" else solve_glm(s, times, correction=False)
+        if adapted_momentum(s) or s.dynamics == "sign-sgd":     # not SGD's flow on another clock: the theory's
+            flow = solve_online if s.model == "linear" else solve_glm   # own ODE without its noise term
+            return flow(s, times, correction=False)
         return on_clock(FLOWS[s.model], s, times)
 
 

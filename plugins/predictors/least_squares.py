@@ -22,8 +22,8 @@ from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, solve
 
 class LsqOnlineODE(Predictor):
     name = "lsq-online-ode"
-    description = ("online SGD, momentum (fixed or dimension-adapted beta) or AdaGrad-Norm on least squares, "
-                   "any spectrum: per-eigenvalue ODE with the SGD-noise term")
+    description = ("online SGD, momentum (fixed or dimension-adapted beta), AdaGrad-Norm or signSGD on least "
+                   "squares, any spectrum: per-eigenvalue ODE with the SGD-noise term")
     schedules = True
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
                  "dynamics": {"name": "adagrad-norm", "params": {"gamma": 1.0, "b": 0.5}}, "d": 400, "t_max": 4.0}]
@@ -33,7 +33,7 @@ class LsqOnlineODE(Predictor):
             return no(f"model '{s.model}' is not the linear (least-squares) model")
         if not unregularised(s):
             return unregularised(s)
-        return streaming_sgd(s, adaptive=True, second_order=True)
+        return streaming_sgd(s, adaptive=True, second_order=True, sign=True)
 
     def predict(self, s, times):
         return solve_online(s, times)

@@ -30,15 +30,22 @@ def adapted_momentum(s) -> bool:
     return s.dynamics == "momentum" and s.dynamics_params.get("kappa") is not None
 
 
-def streaming_sgd(s, adaptive=False, second_order=False):
+def streaming_sgd(s, adaptive=False, second_order=False, sign=False):
     """Online SGD, or heavy-ball ``momentum`` on fresh samples, with ``B/d <= MAX_BATCH_FRACTION``:
     the dynamics whose d -> infinity limit is online SGD at :func:`sgd_gamma`; with ``adaptive``
     also ``adagrad-norm`` on fresh samples, for a theory that integrates :func:`adaptive_ode`; with
-    ``second_order`` also dimension-adapted momentum, for a theory that carries the velocity."""
+    ``second_order`` also dimension-adapted momentum, for a theory that carries the velocity; with
+    ``sign`` also ``sign-sgd`` at B = 1."""
     if s.dynamics == "adagrad-norm" and s.alpha is None and not adaptive:
         return no("dynamics 'adagrad-norm': this theory has no adaptive learning rate")
     if adapted_momentum(s) and not second_order:
         return no("dimension-adapted momentum (kappa): this theory has no velocity (its limit is not SGD)")
+    if s.dynamics == "sign-sgd" and s.alpha is None:
+        if not sign:
+            return no("dynamics 'sign-sgd': this theory has no sign-of-gradient step")
+        B = s.dynamics_params["batch_size"]
+        return YES if B == 1 else no(f"batch_size = {B}: the sign of a batch mean has a B-dependent drift; "
+                                     "the signSGD limit here is for B = 1")
     if s.dynamics in ("momentum", "adagrad-norm") and s.alpha is None:
         B = s.dynamics_params["batch_size"]
         if B / s.d > MAX_BATCH_FRACTION:
