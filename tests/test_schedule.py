@@ -48,7 +48,8 @@ def test_a_schedule_is_optax_s_curve_read_in_t(name):
 
 @pytest.mark.parametrize("dynamics,params,alpha", [
     ("online-sgd", {"batch_size": 2}, None), ("sgd", {}, 2.0), ("sgd-epochs", {}, 2.0), ("gd", {"h": 0.05}, 2.0),
-    ("sgf", {"h": 0.05}, 2.0), ("momentum", {"beta": 0.0}, None), ("adam", {}, None)])
+    ("sgf", {"h": 0.05}, 2.0), ("momentum", {"beta": 0.0}, None), ("momentum", {"kappa": 2.0}, None),
+    ("adagrad-norm", {}, None), ("sign-sgd", {}, None), ("adam", {}, None)])
 def test_every_dynamics_steps_by_gamma_dt_f_of_k_dt(dynamics, params, alpha):
     spec = {"model": "linear", "dynamics": {"name": dynamics, "params": {**params, "schedule": WARMUP_COSINE}},
             "d": 20, "t_max": 6.0}

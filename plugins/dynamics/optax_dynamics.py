@@ -9,15 +9,17 @@
 | momentum      | either | ``optax.sgd(gamma B/d, momentum=beta)``; or ``kappa`` | B/d   |
 | adagrad-norm  | either | AdaGrad-Norm: ``gamma B/d / sqrt(b^2 + G)``, below    | B/d   |
 | sign-sgd      | either | ``optax.sign_sgd(gamma B/d)``                         | B/d   |
-| adam          | either | ``optax.adam(gamma B/d^1.5)`` (no theory)             | B/d   |
+| adam          | either | ``optax.adam(gamma B/d)``                             | B/d   |
 
 Every one takes a learning-rate ``schedule`` (:mod:`hdbench.schedule`): step ``k`` is scaled by
 ``f(k dt)``, an optax schedule in the time ``t``.
 
 SGF: ``theta += -gamma h [gbar + (1/sqrt(h d n)) sum_i (xi_i - xibar) g_i]``, ``xi ~ N(0, I_n)``,
 whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (docs/conventions.md). ``either`` dynamics draw
-fresh samples without ``alpha`` and with-replacement batches with it. Adam's step scales as
-``d^-1.5`` because its per-coordinate steps are O(lr) while coordinates are O(d^-1/2).
+fresh samples without ``alpha`` and with-replacement batches with it. Adam, like signSGD, moves
+every coordinate by O(lr) (``m/sqrt(v)`` is O(1) per coordinate), so its learning rate is ``gamma B/d``:
+a step of norm O(gamma B/sqrt(d)), SGD's (at ``gamma B/d^1.5`` the drift per unit t would be
+O(d^-1/2): no limit; docs/conventions.md).
 
 Momentum with ``kappa`` is dimension-adapted: ``beta = 1 - kappa B/d``, learning rate
 ``gamma kappa B^2/d^2`` (the velocity remembers ``1/kappa`` units of t; :mod:`hdbench_plugins.common.momentum`).
@@ -207,15 +209,15 @@ class SignSGD(_Either):
 
 class Adam(_Either):
     name = "adam"
-    description = "optax.adam with learning rate gamma*B/d^1.5; no theory yet"
-    params = {"gamma": Param(0.05, float, low=0.0, low_open=True, doc="learning rate scale"),
+    description = "optax.adam with learning rate gamma*B/d (per-coordinate steps, as sign-sgd)"
+    params = {"gamma": Param(0.5, float, low=0.0, low_open=True, doc="learning rate: per-coordinate step gamma B/d"),
               "batch_size": BATCH,
               "b1": Param(0.9, float, low=0.0, high=0.999), "b2": Param(0.999, float, low=0.0, high=0.99999),
               "schedule": SCHEDULE}
 
     def optimizer(self, s):
         p = s.dynamics_params
-        return optax.adam(self.learning_rate(s, p["gamma"] * p["batch_size"] / s.d**1.5), b1=p["b1"], b2=p["b2"])
+        return optax.adam(self.learning_rate(s, p["gamma"] * self.dt(s)), b1=p["b1"], b2=p["b2"])
 
 
 @hdbench.hookimpl
