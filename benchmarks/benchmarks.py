@@ -373,9 +373,10 @@ class AdaptivePredict:
 
 class SignPredict:
     """Warm predict of lsq-online-ode on the beta = 1 power law (d = 1000, t = 8) under online SGD and
-    under signSGD (a drift that divides by sqrt(2 risk): a stiffer ODE as the risk falls)."""
+    under signSGD and Adam (a drift that divides by sqrt(2 risk): a stiffer ODE as the risk falls;
+    Adam's constants are cached after the warm-up, see AdamConstants)."""
 
-    params = [["online-sgd", "sign-sgd"]]
+    params = [["online-sgd", "sign-sgd", "adam"]]
     param_names = ["dynamics"]
     timeout = 300
 
@@ -387,6 +388,20 @@ class SignPredict:
 
     def time_predict(self, dynamics):
         self.pred.predict(self.scenario, self.times)
+
+
+class AdamConstants:
+    """Adam's drift and noise constants (coordinate_steps.adam_constants), uncached: the Monte Carlo a
+    first Adam prediction pays, at optax's default (0.9, 0.999) and at b2 = 0.99."""
+
+    params = [[0.99, 0.999]]
+    param_names = ["b2"]
+    timeout = 120
+
+    def time_monte_carlo(self, b2):
+        from hdbench_plugins.solvers.coordinate_steps import adam_constants
+        adam_constants.cache_clear()
+        adam_constants(0.9, b2, 1)
 
 
 class AdaptedMomentumPredict:

@@ -1,15 +1,18 @@
 """Adaptive methods. AdaGrad-Norm (``adagrad-norm``): the optax step is Ward et al.'s AdaGrad-Norm with ``b0 = b d/B`` in
 our units, and its d -> infinity limit is SGD at ``gamma(t) = gamma f(t)/sqrt(b^2 + G)``,
 ``dG/dt = E|grad loss|^2/d`` (the High Line; ``regime.adaptive_ode``) in every theory that integrates
-the accumulator. signSGD (``sign-sgd``, B = 1): a per-coordinate drift ``(2/pi) sqrt(lam_j) e_j/sqrt(2 risk)``
-and unit noise (``lsq-online-ode``). Tolerances: the Bonferroni z threshold of the simulation's standard errors."""
+the accumulator. signSGD and Adam (``sign-sgd``, ``adam``): a per-coordinate drift ``c sqrt(lam_j) e_j/sqrt(2 risk)``
+and the step's long-run variance ``n`` as noise (``lsq-online-ode``; ``solvers.coordinate_steps``). Tolerances: the
+Bonferroni z threshold of the simulation's standard errors, and the Monte Carlo's own standard errors."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from scipy.signal import lfilter
 
 import hdbench
 from conftest import max_z, z_threshold
+from hdbench_plugins.solvers.coordinate_steps import adam_constants, sign_constants
 
 LOGISTIC = {"link": "sign", "loss": "logistic"}
 # starting rates gamma/b at (lsq) or past (logistic) where constant-rate SGD would be stable
@@ -114,29 +117,87 @@ def test_the_first_step_moves_every_coordinate_by_gamma_b_over_d(registry, name)
     np.testing.assert_allclose(np.asarray(update), -0.8 * 2 / 50 * np.sign(np.asarray(g)), rtol=1e-5)
 
 
-@pytest.mark.parametrize("spectrum", [{}, {"spectrum": "power-law", "beta": 1.0}])
-def test_the_sign_drift_ode_matches_sign_sgd(registry, spectrum):
+POWER_LAW = {"spectrum": "power-law", "beta": 1.0}
+COORDINATEWISE = {   # in-regime: B << d, Adam's memory 1/(1 - b2) steps << d
+    "sign-sgd": ("sign-sgd", {"gamma": 0.5}, {}),
+    "sign-sgd-power-law": ("sign-sgd", {"gamma": 0.5}, POWER_LAW),
+    "sign-sgd-B4": ("sign-sgd", {"gamma": 0.25, "batch_size": 4}, {}),
+    "adam": ("adam", {"gamma": 0.5, "b2": 0.99}, {}),
+    "adam-power-law-B2": ("adam", {"gamma": 0.5, "b1": 0.5, "b2": 0.95, "batch_size": 2}, POWER_LAW),
+}
+
+
+@pytest.mark.parametrize("case", sorted(COORDINATEWISE))
+def test_the_per_coordinate_ode_matches_sign_sgd_and_adam(registry, case):
+    name, params, spectrum = COORDINATEWISE[case]
     s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5, **spectrum}}, "d": 500,
                                     "t_max": 8.0, "seeds": 16, "n_times": 21,
-                                    "dynamics": {"name": "sign-sgd", "params": {"gamma": 0.5}}})
+                                    "dynamics": {"name": name, "params": params}})
     sim = hdbench.simulate(s)
     ode, threshold = registry.predictor("lsq-online-ode"), z_threshold(s.n_times, s.seeds)
     curves = ode.predict(s, sim.times)
     assert max_z(sim, curves) < threshold
-    flow = registry.predictor("population-gf").predict(s, sim.times)     # the drift without the sign noise
+    flow = registry.predictor("population-gf").predict(s, sim.times)     # the drift without the step's noise
     assert hdbench.score(sim, curves)["ratio"] * 10 < hdbench.score(sim, flow)["ratio"]
-    sgd = s.with_(dynamics={"name": "online-sgd", "params": {"gamma": 0.5}})
+    sgd = s.with_(dynamics={"name": "online-sgd", "params": {"gamma": params["gamma"]}})
     assert max_z(sim, ode.predict(sgd, sim.times)) > 3 * threshold
 
 
-def test_sign_sgd_is_declined_where_the_limit_is_not_derived(registry):
-    s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5}}, "d": 200, "t_max": 1.0,
-                                    "dynamics": {"name": "sign-sgd", "params": {"gamma": 0.5, "batch_size": 2}}})
-    assert "B = 1" in registry.predictor("lsq-online-ode").supports(s).reason
-    assert not registry.predictor("population-gf").supports(s)
-    one = s.with_(dynamics_params={"batch_size": 1})
-    for name in ("lsq-volterra", "lsq-exact-recursion"):
-        assert not registry.predictor(name).supports(one), name
-    glm = one.with_(model={"name": "glm", "params": LOGISTIC})
-    for name in ("glm-ode", "glm-aniso-ode", "population-gf"):
-        assert not registry.predictor(name).supports(glm), name
+def steps(b1, b2, w):
+    """Adam's ``m/sqrt(v)`` along each row of gradients ``w`` (v from its stationary mean 1)."""
+    rows = len(w)
+    m = lfilter([1 - b1], [1, -b1], w, axis=1, zi=np.zeros((rows, 1)))[0]
+    v = lfilter([1 - b2], [1, -b2], w * w, axis=1, zi=np.full((rows, 1), b2))[0]
+    return m / np.sqrt(v)
+
+
+@pytest.mark.parametrize("b1, b2, batch", [(0.9, 0.99, 1), (0.5, 0.95, 2)])
+def test_adams_drift_constant_matches_a_finite_difference(b1, b2, batch):
+    """The pathwise derivative ``c = dE[u]/d eps`` against ``(E u(eps) - E u(-eps))/(2 eps)`` on common
+    draws (its O(eps^2) bias is ~1e-4 at eps = 0.01, under the standard errors)."""
+    c, _, c_se, _ = adam_constants(b1, b2, batch)
+    rng, eps, burn = np.random.default_rng(1), 0.01, int(5 / (1 - b2))
+    shape = (128, burn + 20_000)
+    A = rng.chisquare(batch, shape) / batch
+    w = np.sqrt(A) * rng.standard_normal(shape)
+    diff = (steps(b1, b2, w + np.sqrt(batch) * A * eps) - steps(b1, b2, w - np.sqrt(batch) * A * eps))[:, burn:]
+    per_chain = diff.mean(1) / (2 * eps)
+    se = np.hypot(c_se, per_chain.std(ddof=1) / np.sqrt(len(per_chain)))
+    assert abs(per_chain.mean() - c) < 4 * se, (per_chain.mean(), c, se)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_the_sign_drift_constant_is_the_probit_slope(batch):
+    """``c = (2/sqrt(pi)) Gamma((B+1)/2)/Gamma(B/2)`` (``2/pi`` at B = 1) against a finite difference of
+    ``E sign(sum_b z_b (z_b eps + rho_b))``."""
+    c, n = sign_constants(batch)
+    assert n == 1.0
+    if batch == 1:
+        assert c == pytest.approx(2 / np.pi, rel=1e-12)
+    rng, eps = np.random.default_rng(2), 0.02
+    z, rho = rng.standard_normal((2, 2_000_000, batch))
+    flips = (np.sign((z * (z * eps + rho)).sum(1)) - np.sign((z * (-z * eps + rho)).sum(1))) / (2 * eps)
+    assert abs(flips.mean() - c) < 4 * flips.std() / np.sqrt(len(flips))
+
+
+def test_adams_constants_tend_to_sgd_as_its_second_moment_stops_moving():
+    """b1 = 0, b2 -> 1: ``v`` is the gradient's variance, ``u = w``, so ``c = n = 1`` (up to O(1 - b2))."""
+    c, n, c_se, n_se = adam_constants(0.0, 0.9999, 1)
+    assert abs(c - 1) < 4 * c_se + 1e-3 and abs(n - 1) < 4 * n_se + 1e-3
+
+
+def test_per_coordinate_steps_are_declined_where_the_limit_is_not_derived(registry):
+    for name, params in (("sign-sgd", {"gamma": 0.5, "batch_size": 2}), ("adam", {"gamma": 0.5})):
+        s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5}}, "d": 200,
+                                        "t_max": 1.0, "dynamics": {"name": name, "params": params}})
+        assert registry.predictor("lsq-online-ode").supports(s) and registry.predictor("population-gf").supports(s)
+        for theory in ("lsq-volterra", "lsq-exact-recursion"):
+            assert not registry.predictor(theory).supports(s), theory
+        finite = s.with_(alpha=2.0)
+        for theory in ("lsq-online-ode", "population-gf", "lsq-homogenized-sgd", "dmft-sgd"):
+            assert not registry.predictor(theory).supports(finite), theory
+        glm = s.with_(model={"name": "glm", "params": LOGISTIC})
+        for theory in ("glm-ode", "glm-aniso-ode", "population-gf"):
+            assert not registry.predictor(theory).supports(glm), theory
+        big = s.with_(dynamics_params={"batch_size": 20})
+        assert "B << d" in registry.predictor("lsq-online-ode").supports(big).reason

@@ -6,7 +6,8 @@ momentum at fixed ``beta`` runs the flow at ``gamma/(1 - beta)``, AdaGrad-Norm a
 ``gamma/b`` (a flow has no per-sample gradient noise to accumulate) (linear, GLM and committee models).
 Dimension-adapted momentum (``kappa``) on online least squares: the second-order flow
 ``e' = -gamma w``, ``w' = kappa (grad R - w)`` (``lsq-online-ode``'s system without its noise term);
-signSGD on online least squares: ``lsq-online-ode``'s sign-gradient drift without its ``gamma^2`` term.
+signSGD and Adam on online least squares: ``lsq-online-ode``'s per-coordinate drift without its
+``gamma^2`` term.
 Each model family contributes its flow to ``FLOWS`` (the same summary-statistic ODEs as the family's
 theory, without the corrector). Under a learning-rate schedule ``f`` every flow is the constant-gamma
 flow read on the clock ``tau(t) = int_0^t f`` (``regime.on_clock``).
@@ -31,7 +32,7 @@ from hdbench_plugins.solvers.dln_flow import population_flow as dln_flow
 from hdbench_plugins.solvers.glm_ode import solve_glm
 from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_multiclass
 from hdbench_plugins.solvers.least_squares import solve_online
-from hdbench_plugins.solvers.regime import adapted_momentum, on_clock, sgd_gamma, unregularised
+from hdbench_plugins.solvers.regime import COORDINATEWISE, adapted_momentum, on_clock, sgd_gamma, unregularised
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
 RATE_DYNAMICS = ("momentum", "adagrad-norm")      # flows run at sgd_gamma: gamma/(1 - beta), gamma/b
@@ -47,7 +48,7 @@ class PopulationGF(Predictor):
         if s.model not in FLOWS:
             return no(f"no population-risk flow for model '{s.model}' (have: {', '.join(sorted(FLOWS))})")
         rated = s.dynamics in RATE_DYNAMICS and s.model in MOMENTUM_FLOWS
-        if s.dynamics not in GRADIENT_DYNAMICS + ("sign-sgd",) and not rated:
+        if s.dynamics not in GRADIENT_DYNAMICS + COORDINATEWISE and not rated:
             return no(f"dynamics '{s.dynamics}' is not plain gradient-based (one of {', '.join(GRADIENT_DYNAMICS)}; "
                       f"{' and '.join(RATE_DYNAMICS)} on {', '.join(MOMENTUM_FLOWS)})")
         if not unregularised(s):
@@ -56,13 +57,12 @@ class PopulationGF(Predictor):
                                     or (s.model == "glm" and not is_isotropic(s.model_params))):
             return no("dimension-adapted momentum (kappa): a second-order flow only for online least squares "
                       "and isotropic GLMs here")
-        if s.dynamics == "sign-sgd" and (s.model != "linear" or s.alpha is not None
-                                         or s.dynamics_params["batch_size"] != 1):
-            return no("dynamics 'sign-sgd': a flow only for online least squares at B = 1 here")
+        if s.dynamics in COORDINATEWISE and (s.model != "linear" or s.alpha is not None):
+            return no(f"dynamics '{s.dynamics}': a flow only for online least squares here")
         return MODEL_CHECKS.get(s.model, lambda _: YES)(s)
 
     def predict(self, s, times):
-        if adapted_momentum(s) or s.dynamics == "sign-sgd":     # not SGD's flow on another clock: the theory's
+        if adapted_momentum(s) or s.dynamics in COORDINATEWISE:     # not SGD's flow on another clock: the theory's
             flow = solve_online if s.model == "linear" else solve_glm   # own ODE without its noise term
             return flow(s, times, correction=False)
         return on_clock(FLOWS[s.model], s, times)

@@ -1,10 +1,10 @@
 """Least-squares theories: ``lsq-online-ode`` (online SGD on any spectrum; heavy-ball momentum at
 fixed beta as online SGD at ``gamma/(1 - beta)``, its d -> infinity limit; AdaGrad-Norm with its
-accumulator), and on isotropic data ``lsq-gf-mp`` (gradient flow on n = alpha d samples) and
-``lsq-homogenized-sgd`` (multi-pass SGD / SGF). All three follow a
-learning-rate schedule: ``gamma -> gamma f(t)`` in the ODEs, the flow read on the clock
-``tau(t) = int_0^t f``. Equations: :mod:`hdbench_plugins.solvers.least_squares` and
-docs/theory/multipass.md section 4.
+accumulator; signSGD and Adam by their per-coordinate drift and noise constants), and on isotropic
+data ``lsq-gf-mp`` (gradient flow on n = alpha d samples) and ``lsq-homogenized-sgd`` (multi-pass
+SGD / SGF). All three follow a learning-rate schedule: ``gamma -> gamma f(t)`` in the ODEs, the flow
+read on the clock ``tau(t) = int_0^t f``. Equations: :mod:`hdbench_plugins.solvers.least_squares`
+and docs/theory/multipass.md section 4.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, solve
 
 class LsqOnlineODE(Predictor):
     name = "lsq-online-ode"
-    description = ("online SGD, momentum (fixed or dimension-adapted beta), AdaGrad-Norm or signSGD on least "
-                   "squares, any spectrum: per-eigenvalue ODE with the SGD-noise term")
+    description = ("online SGD, momentum (fixed or dimension-adapted beta), AdaGrad-Norm, signSGD or Adam on "
+                   "least squares, any spectrum: per-eigenvalue ODE with the SGD-noise term")
     schedules = True
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
                  "dynamics": {"name": "adagrad-norm", "params": {"gamma": 1.0, "b": 0.5}}, "d": 400, "t_max": 4.0}]

@@ -19,10 +19,11 @@ All three share the conventions: per-sample step ``gamma/d``, ``t = samples/d``,
   ``D_j' = -2 gamma C_j``, ``C_j' = -gamma V_j + kappa (lam_j D_j - C_j)``,
   ``V_j' = 2 kappa (lam_j C_j - V_j) + kappa^2 f_j lam_j (sum_k lam_k D_k + sigma^2)``,
   ``M_j' = -gamma W_j``, ``W_j' = kappa (lam_j M_j - W_j)``, from ``C = V = W = 0``; as
-  ``kappa -> infinity`` it is the SGD system above. signSGD (``sign-sgd``, B = 1): each coordinate
-  moves by ``gamma/d`` times ``sign(r x_j)``, whose mean is ``(2/pi) sqrt(lam_j) e_j / sqrt(2 risk)``
-  and whose square is 1, so ``D_j' = -2 gamma (2/pi) sqrt(lam_j) D_j / sqrt(2 risk) + gamma^2 f_j``
-  (``f_j`` over directions with ``lam_j > 0``), ``M_j' = -gamma (2/pi) sqrt(lam_j) M_j / sqrt(2 risk)``.
+  ``kappa -> infinity`` it is the SGD system above. signSGD and Adam (``sign-sgd``, ``adam``): each
+  coordinate moves by ``gamma B/d`` times a step ``u`` with ``E[u] = c sqrt(lam_j) e_j / sqrt(2 risk)``
+  and long-run variance ``n`` (``coordinate_steps``: signSGD at B = 1 has ``c = 2/pi``, ``n = 1``), so
+  ``D_j' = -2 gamma c sqrt(lam_j) D_j / sqrt(2 risk) + gamma^2 B n f_j`` (``f_j`` over directions
+  with ``lam_j > 0``), ``M_j' = -gamma c sqrt(lam_j) M_j / sqrt(2 risk)``.
 - ``lsq-gf-mp``: gradient flow on n = alpha d samples (oracle 2), integrals over the
   Marchenko-Pastur law of ``X^T X / n`` (ratio ``c = 1/alpha``).
 - ``lsq-homogenized-sgd``: multi-pass SGD = SGF for a linear model (oracle 3): per MP eigenvalue
@@ -46,7 +47,8 @@ from scipy.integrate import solve_ivp
 
 from hdbench import no
 from hdbench_plugins.common.spectra import spectrum
-from hdbench_plugins.solvers.regime import adaptive_ode, adapted_momentum, isotropic_data, unregularised
+from hdbench_plugins.solvers.coordinate_steps import step_constants
+from hdbench_plugins.solvers.regime import COORDINATEWISE, adaptive_ode, adapted_momentum, isotropic_data, unregularised
 
 
 def mp_quadrature(alpha: float, nodes: int = 256):
@@ -104,15 +106,19 @@ def solve_online(s, times, correction=True):
                                2 * kappa * (lam * C - V) + kappa**2 * noise * two_risk,
                                kappa * (lam * M - W)]), two_risk * mean_lam
 
-    def sign(t, y, gamma):
-        # E sign(r x_j) = (2/pi) arcsin(corr(r, x_j)) ~ (2/pi) sqrt(lam_j) e_j / sqrt(2 risk); sign^2 = 1
+    def coordinate(t, y, gamma):
+        # E[u_j] = c sqrt(lam_j) e_j / sqrt(2 risk); u's long-run variance n adds up in e_j
         D, M = y[:k], y[k:]
-        pull = gamma * (2 / np.pi) * np.sqrt(lam) / np.sqrt(lam @ D + sigma**2)
-        return np.concatenate([-2 * pull * D + gamma**2 * signed, -pull * M]), 0.0
+        pull = gamma * drift * np.sqrt(lam) / np.sqrt(lam @ D + sigma**2)
+        return np.concatenate([-2 * pull * D + gamma**2 * spread, -pull * M]), 0.0
 
-    signed = frac * (lam > 0) if correction else 0.0 * lam      # sign(0) = 0 on a zero-variance direction
+    coordinatewise = s.dynamics in COORDINATEWISE
+    drift, variance = step_constants(s) if coordinatewise else (0.0, 0.0)
+    batch = s.dynamics_params.get("batch_size", 1)
+    # a zero-variance direction gets no step (sign(0) = 0, Adam's 0/eps)
+    spread = batch * variance * frac * (lam > 0) if correction else 0.0 * lam
     start = np.concatenate([frac * D0, frac * (m0 - 1)] + ([np.zeros(3 * k)] if kappa is not None else []))
-    law = heavy_ball if kappa is not None else sign if s.dynamics == "sign-sgd" else sgd
+    law = heavy_ball if kappa is not None else coordinate if coordinatewise else sgd
     rhs, y0 = adaptive_ode(s, law, start)
     times = np.asarray(times, float)
     sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45", rtol=1e-10,

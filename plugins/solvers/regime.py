@@ -10,6 +10,7 @@ from hdbench import YES, no
 from hdbench_plugins.common.spectra import is_isotropic
 
 MAX_BATCH_FRACTION = 0.05   # B/d (online) or B/n (multi-pass) above this leaves the B << d, n regime
+COORDINATEWISE = ("sign-sgd", "adam")   # per-coordinate normalised steps: solvers.coordinate_steps
 
 
 def one_pass(s, online=True):
@@ -35,18 +36,14 @@ def streaming_sgd(s, adaptive=False, second_order=False, sign=False):
     the dynamics whose d -> infinity limit is online SGD at :func:`sgd_gamma`; with ``adaptive``
     also ``adagrad-norm`` on fresh samples, for a theory that integrates :func:`adaptive_ode`; with
     ``second_order`` also dimension-adapted momentum, for a theory that carries the velocity; with
-    ``sign`` also ``sign-sgd`` at B = 1."""
+    ``sign`` also ``sign-sgd`` and ``adam`` (:mod:`coordinate_steps`)."""
     if s.dynamics == "adagrad-norm" and s.alpha is None and not adaptive:
         return no("dynamics 'adagrad-norm': this theory has no adaptive learning rate")
     if adapted_momentum(s) and not second_order:
         return no("dimension-adapted momentum (kappa): this theory has no velocity (its limit is not SGD)")
-    if s.dynamics == "sign-sgd" and s.alpha is None:
-        if not sign:
-            return no("dynamics 'sign-sgd': this theory has no sign-of-gradient step")
-        B = s.dynamics_params["batch_size"]
-        return YES if B == 1 else no(f"batch_size = {B}: the sign of a batch mean has a B-dependent drift; "
-                                     "the signSGD limit here is for B = 1")
-    if s.dynamics in ("momentum", "adagrad-norm") and s.alpha is None:
+    if s.dynamics in COORDINATEWISE and s.alpha is None and not sign:
+        return no(f"dynamics '{s.dynamics}': this theory has no per-coordinate (sign or Adam) step")
+    if s.dynamics in ("momentum", "adagrad-norm") + COORDINATEWISE and s.alpha is None:
         B = s.dynamics_params["batch_size"]
         if B / s.d > MAX_BATCH_FRACTION:
             return no(f"batch_size/d = {B / s.d:.3g} > {MAX_BATCH_FRACTION} leaves the B << d regime")
