@@ -13,6 +13,7 @@ from scipy.signal import lfilter
 import hdbench
 from conftest import max_z, z_threshold
 from hdbench_plugins.solvers.coordinate_steps import adam_constants, sign_constants
+from hdbench_plugins.solvers.least_squares import solve_online
 
 LOGISTIC = {"link": "sign", "loss": "logistic"}
 # starting rates gamma/b at (lsq) or past (logistic) where constant-rate SGD would be stable
@@ -89,8 +90,27 @@ def test_theories_without_the_accumulator_decline_adagrad_norm(registry):
     assert not registry.predictor("multiclass-ode").supports(mixture)
     assert registry.predictor("lsq-volterra").supports(online).reason
     finite = online.with_(alpha=2.0)
-    for name in ("lsq-online-ode", "lsq-homogenized-sgd", "glm-ode"):
+    for name in ("lsq-online-ode", "lsq-gf-mp", "lsq-volterra-multipass", "dmft-sgd", "glm-ode"):
         assert not registry.predictor(name).supports(finite), name
+    assert "B << n" in registry.predictor("lsq-homogenized-sgd").supports(
+        finite.with_(dynamics_params={"batch_size": 20})).reason
+
+
+@pytest.mark.parametrize("alpha, schedule", [(2.0, None), (0.5, None),
+                                             (2.0, {"name": "cosine_decay", "init_value": 1.0, "decay_steps": 8.0})])
+def test_homogenized_sgd_matches_adagrad_norm_on_finite_data(registry, alpha, schedule):
+    """Multi-pass AdaGrad-Norm (batches with replacement): homogenized SGD per Marchenko-Pastur eigenvalue at
+    the rate ``gamma f(t)/sqrt(b^2 + G)``, ``G' = 2 train_risk``. The same theory at the starting rate
+    ``gamma/b = 2`` held fixed diverges (past multi-pass SGD's stability edge)."""
+    s = adagrad({"name": "linear", "params": {"sigma": 0.5}}, 1.0, **({"schedule": schedule} if schedule else {}))
+    s = s.with_(alpha=alpha)
+    theory = registry.predictor("lsq-homogenized-sgd")
+    assert theory.supports(s)
+    sim = hdbench.simulate(s)
+    threshold = z_threshold(s.n_times, s.seeds)
+    assert max_z(sim, theory.predict(s, sim.times)) < threshold
+    fixed = s.with_(dynamics={"name": "sgd", "params": {"gamma": 2.0, **({"schedule": schedule} if schedule else {})}})
+    assert max_z(sim, theory.predict(fixed, sim.times)) > 3 * threshold
 
 
 def test_isotropic_glm_and_per_mode_odes_agree_under_adagrad_norm(registry):
@@ -141,6 +161,18 @@ def test_the_per_coordinate_ode_matches_sign_sgd_and_adam(registry, case):
     assert hdbench.score(sim, curves)["ratio"] * 10 < hdbench.score(sim, flow)["ratio"]
     sgd = s.with_(dynamics={"name": "online-sgd", "params": {"gamma": params["gamma"]}})
     assert max_z(sim, ode.predict(sgd, sim.times)) > 3 * threshold
+
+
+def test_adams_second_moment_lags_the_risk_over_its_memory(registry):
+    """At optax's default b2 = 0.999 and d = 500, ``v`` remembers B/(d (1 - b2)) = 2 units of t: the
+    theory carries that lag (the limit d -> infinity at fixed b2 has none) and only so matches."""
+    s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5, **POWER_LAW}}, "d": 500,
+                                    "t_max": 8.0, "seeds": 16, "n_times": 21,
+                                    "dynamics": {"name": "adam", "params": {"gamma": 0.5}}})
+    sim, ode = hdbench.simulate(s), registry.predictor("lsq-online-ode")
+    threshold = z_threshold(s.n_times, s.seeds)
+    assert max_z(sim, ode.predict(s, sim.times)) < threshold
+    assert max_z(sim, solve_online(s, sim.times, lag=False)) > 1.5 * threshold
 
 
 def steps(b1, b2, w):

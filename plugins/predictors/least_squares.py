@@ -15,8 +15,8 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import Predictor, no
-from hdbench_plugins.solvers.regime import (flow_clock, schedule_of, sgd_gamma, small_batches, streaming_sgd,
-                                           unregularised)
+from hdbench_plugins.solvers.regime import (adaptive_ode, flow_clock, schedule_of, sgd_gamma, small_batches,
+                                           streaming_sgd, unregularised)
 from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, solve_online, supports_isotropic_linear
 
 
@@ -62,8 +62,8 @@ class _FiniteDataLsq(Predictor):
         gamma, c = sgd_gamma(s), 1.0 / s.alpha
         lam, W, p0 = mp_quadrature(s.alpha, self.nodes)
         times = np.asarray(times, float)
-        w = self.solve_w(s, lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes]
-        decay = np.exp(-gamma * np.outer(flow_clock(s, times), lam))       # the mean follows gradient flow
+        w, clock = self.solve_w(s, lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes], [T]
+        decay = np.exp(-gamma * np.outer(clock, lam))       # the mean follows gradient flow
         D = (w - 2 * sigma**2 * c * decay / lam + sigma**2 * c / lam) @ W + D0 * p0
         m = 1 + (m0 - 1) * (decay @ W + p0)
         train = 0.5 * (w * lam) @ W + 0.5 * sigma**2 * (1 - min(c, 1.0))
@@ -71,8 +71,9 @@ class _FiniteDataLsq(Predictor):
 
     @abc.abstractmethod
     def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
-        """``w(l_k, t_i)`` as an array [len(times), nodes] (``gamma`` before the schedule of ``s``):
-        each subclass is one theory of it."""
+        """``(w, clock)``: ``w(l_k, t_i)`` as an array [len(times), nodes] (``gamma`` before the schedule
+        of ``s``), and the clock ``tau(t_i) = int_0^t gamma(t')/gamma dt'`` on which the mean follows
+        gradient flow at ``gamma``: each subclass is one theory of them."""
 
 
 class LsqGradientFlowMP(_FiniteDataLsq):
@@ -80,16 +81,19 @@ class LsqGradientFlowMP(_FiniteDataLsq):
     description = "gradient flow on n = alpha d samples, Marchenko-Pastur integrals (oracle 2)"
 
     def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
-        return w0 * np.exp(-2 * gamma * np.outer(flow_clock(s, times), lam))
+        clock = flow_clock(s, times)
+        return w0 * np.exp(-2 * gamma * np.outer(clock, lam)), clock
 
 
 class LsqHomogenizedSGD(_FiniteDataLsq):
     name = "lsq-homogenized-sgd"
-    description = "multi-pass SGD / SGF on least squares: homogenized SGD per MP eigenvalue (oracle 3)"
+    description = ("multi-pass SGD / SGF on least squares: homogenized SGD per MP eigenvalue (oracle 3); "
+                   "AdaGrad-Norm with its accumulator")
+    dynamics_supported = _FiniteDataLsq.dynamics_supported + ("adagrad-norm",)
 
     def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
-        if schedule_of(s) is not None:
-            return self.solve_w_scheduled(s, lam, W, gamma, sigma, c, w0, times)
+        if schedule_of(s) is not None or s.dynamics == "adagrad-norm":
+            return self.solve_w_in_time(s, lam, W, gamma, sigma, c, w0, times)
         # dw/dt = A w + b, A = -2 gamma diag(l) + gamma^2 l (W l)^T, b = gamma^2 sigma^2 (1 - c P(l>0)) l.
         # With S = diag(sqrt W), S A S^-1 = -2 gamma diag(l) + gamma^2 v v^T (v = sqrt(W) l) is symmetric.
         sq = np.sqrt(W)
@@ -102,23 +106,24 @@ class LsqHomogenizedSGD(_FiniteDataLsq):
         safe = np.where(np.abs(evals) > 1e-300, evals, 1.0)
         growth = np.where(np.abs(evals) > 1e-300, np.expm1(lt) / safe, times[:, None])
         u = np.exp(lt) * u0 + growth * f
-        return (u @ V.T) / sq
+        return (u @ V.T) / sq, times
 
     @staticmethod
-    def solve_w_scheduled(s, lam, W, gamma, sigma, c, w0, times):
-        # gamma -> gamma f(t): dw/dt = f(-2 gamma l w) + f^2 gamma^2 l [(W l)^T w + sigma^2 (1 - c P(l>0))],
-        # no longer autonomous, so integrated (DOP853) instead of one eigh
-        f = schedule_of(s)
-        drift, noise = -2 * gamma * lam, gamma**2 * lam
+    def solve_w_in_time(s, lam, W, gamma, sigma, c, w0, times):
+        # at rate g(t) (a schedule's gamma f(t); AdaGrad-Norm's gamma f(t)/sqrt(1 + G/b^2), which
+        # accumulates G' = E_i |grad loss_i|^2/d = 2 train_risk): dw/dt = -2 g l w + g^2 l 2 train_risk,
+        # no longer autonomous, so integrated (DOP853) instead of one eigh; the clock tau' = g/gamma
         floor = sigma**2 * (1 - min(c, 1.0))
 
-        def rhs(t, w):
-            ft = f(t)
-            return ft * drift * w + ft * ft * noise * (W @ (lam * w) + floor)
+        def step(t, y, g):
+            w = y[:-1]
+            two_train = W @ (lam * w) + floor
+            return np.append(-2 * g * lam * w + g * g * lam * two_train, g / gamma), two_train
 
-        sol = solve_ivp(rhs, (0.0, float(times[-1])), w0, t_eval=times, method="DOP853", rtol=1e-10,
+        rhs, y0 = adaptive_ode(s, step, np.append(w0, 0.0))
+        sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="DOP853", rtol=1e-10,
                         atol=1e-12 * float(np.abs(w0).max()))
-        return sol.y.T
+        return sol.y[:len(w0)].T, sol.y[len(w0)]
 
 
 @hdbench.hookimpl

@@ -81,10 +81,11 @@ def supports_isotropic_linear(s):
 
 
 
-def solve_online(s, times, correction=True):
+def solve_online(s, times, correction=True, lag=True):
     """``lsq-online-ode``'s per-eigenvalue ODE (module docstring), under ``s``'s learning rate; for
     dimension-adapted momentum the second-order system with the velocity's moments. ``correction``
-    False drops the SGD noise (``population-gf``'s flow)."""
+    False drops the SGD noise (``population-gf``'s flow); ``lag`` False drops Adam's finite memory
+    (its d -> infinity limit at fixed b2)."""
     m0, q0, sigma, D0 = overlaps(s.model_params)
     lam_all = spectrum(s.d, s.model_params)
     lam, counts = np.unique(lam_all, return_counts=True)
@@ -107,21 +108,38 @@ def solve_online(s, times, correction=True):
                                kappa * (lam * M - W)]), two_risk * mean_lam
 
     def coordinate(t, y, gamma):
-        # E[u_j] = c sqrt(lam_j) e_j / sqrt(2 risk); u's long-run variance n adds up in e_j
-        D, M = y[:k], y[k:]
-        pull = gamma * drift * np.sqrt(lam) / np.sqrt(lam @ D + sigma**2)
-        return np.concatenate([-2 * pull * D + gamma**2 * spread, -pull * M]), 0.0
+        # E[u_j] = c sqrt(lam_j) e_j / sqrt(S), the long-run variance n 2 risk / S adds up in e_j; S, the
+        # gradient scale Adam's v holds, is 2 risk averaged over its memory (2 risk itself in the limit)
+        D, M = y[:k], y[k:2 * k]
+        two_risk = lam @ np.maximum(D, 0.0) + sigma**2
+        weight = -memory * np.expm1(-t / memory) if memory else 0.0     # bias-corrected EMA's total weight
+        scale = y[2 * k] / weight if weight > 0 else two_risk
+        pull = gamma * drift * np.sqrt(lam / scale)
+        lag = [two_risk - y[2 * k] / memory] if memory else []
+        return np.concatenate([-2 * pull * D + gamma**2 * spread * two_risk / scale, -pull * M, lag]), 0.0
+
+    def optimum(t, y, *_):      # a noise-free normalised flow on noiseless data reaches e = 0 in finite time
+        return lam @ y[:k] - 1e-14 * (lam @ start[:k])
+    optimum.terminal = True
 
     coordinatewise = s.dynamics in COORDINATEWISE
     drift, variance = step_constants(s) if coordinatewise else (0.0, 0.0)
     batch = s.dynamics_params.get("batch_size", 1)
+    # Adam's v averages over 1/(1 - b2) steps: B/(d (1 - b2)) in t, its lag behind the risk (0 as d -> infinity)
+    memory = batch / (s.d * (1 - s.dynamics_params["b2"])) if s.dynamics == "adam" and lag else 0.0
     # a zero-variance direction gets no step (sign(0) = 0, Adam's 0/eps)
     spread = batch * variance * frac * (lam > 0) if correction else 0.0 * lam
-    start = np.concatenate([frac * D0, frac * (m0 - 1)] + ([np.zeros(3 * k)] if kappa is not None else []))
+    start = np.concatenate([frac * D0, frac * (m0 - 1)] + ([np.zeros(3 * k)] if kappa is not None else [])
+                           + ([np.zeros(1)] if memory else []))
     law = heavy_ball if kappa is not None else coordinate if coordinatewise else sgd
     rhs, y0 = adaptive_ode(s, law, start)
     times = np.asarray(times, float)
+    reaches_optimum = coordinatewise and not correction and sigma == 0
     sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="RK45", rtol=1e-10,
-                    atol=1e-12 / k)
-    D, m = sol.y[:k].sum(0), 1 + sol.y[k:2 * k].sum(0)
-    return {"m": m, "q": D + 2 * m - 1, "D": D, "risk": 0.5 * (lam @ sol.y[:k] + sigma**2)}
+                    atol=1e-12 / k, events=optimum if reaches_optimum else None)
+    if sol.status < 0:
+        raise RuntimeError(f"lsq-online-ode: the ODE solver stopped at t = {sol.t[-1]:.4g}: {sol.message}")
+    y = np.zeros((len(y0), len(times)))
+    y[:, :len(sol.t)] = sol.y          # past a reached optimum: e = 0
+    D, m = y[:k].sum(0), 1 + y[k:2 * k].sum(0)
+    return {"m": m, "q": D + 2 * m - 1, "D": D, "risk": 0.5 * (lam @ y[:k] + sigma**2)}

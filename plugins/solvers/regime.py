@@ -123,11 +123,12 @@ def on_clock(flow, s, times):
 
 
 def small_batches(s):
-    """Multi-pass SGD (or momentum on finite data) with ``B/n <= MAX_BATCH_FRACTION`` (other dynamics pass)."""
+    """Multi-pass SGD (or momentum or AdaGrad-Norm on finite data) with ``B/n <= MAX_BATCH_FRACTION``
+    (other dynamics pass)."""
     if adapted_momentum(s):
         return no("dimension-adapted momentum (kappa) on finite data: no theory here")
     B = s.dynamics_params.get("batch_size", 1)
-    if (s.dynamics.startswith("sgd") or s.dynamics == "momentum") and B / s.n > MAX_BATCH_FRACTION:
+    if (s.dynamics.startswith("sgd") or s.dynamics in ("momentum", "adagrad-norm")) and B / s.n > MAX_BATCH_FRACTION:
         return no(f"batch_size/n = {B / s.n:.3g} > {MAX_BATCH_FRACTION} leaves the B << n regime")
     return YES
 
