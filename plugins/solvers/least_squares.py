@@ -23,7 +23,10 @@ All three share the conventions: per-sample step ``gamma/d``, ``t = samples/d``,
   coordinate moves by ``gamma B/d`` times a step ``u`` with ``E[u] = c sqrt(lam_j) e_j / sqrt(2 risk)``
   and long-run variance ``n`` (``coordinate_steps``: signSGD at B = 1 has ``c = 2/pi``, ``n = 1``), so
   ``D_j' = -2 gamma c sqrt(lam_j) D_j / sqrt(2 risk) + gamma^2 B n f_j`` (``f_j`` over directions
-  with ``lam_j > 0``), ``M_j' = -gamma c sqrt(lam_j) M_j / sqrt(2 risk)``.
+  with ``lam_j > 0``), ``M_j' = -gamma c sqrt(lam_j) M_j / sqrt(2 risk)``. Adam's ``v`` remembers
+  ``tau = B/(d (1 - b2))`` of t and holds the bias-corrected average ``S`` of ``2 risk`` over it
+  (``P' = 2 risk - P/tau``, ``S = P/(tau (1 - e^{-t/tau}))``): ``sqrt(2 risk)`` becomes ``sqrt(S)``
+  in the drift and the noise is scaled by ``2 risk/S`` (docs/theory/one_pass.md section 8).
 - ``lsq-gf-mp``: gradient flow on n = alpha d samples (oracle 2), integrals over the
   Marchenko-Pastur law of ``X^T X / n`` (ratio ``c = 1/alpha``).
 - ``lsq-homogenized-sgd``: multi-pass SGD = SGF for a linear model (oracle 3): per MP eigenvalue
