@@ -3,8 +3,10 @@
 A dynamics' ``schedule`` parameter names one of optax's schedule factories (:data:`SCHEDULES`) and
 its arguments, with optax's own names; the arguments that optax counts in steps (``*_steps``,
 ``transition_begin``) are times ``t = samples/d`` here, so one schedule means the same curve at every
-``d``, batch and ``h``. Step ``k`` of a dynamics whose steps advance ``dt`` then takes the step size
-``gamma dt f(k dt)`` (``k`` = optax's update count, from 0). Values (``init_value``, ``peak_value``,
+``d``, batch and ``h``. Step ``k`` of a dynamics whose steps advance ``dt`` covers ``[k dt, (k+1) dt]``
+and takes the step size ``gamma dt f((k + 1/2) dt)`` (``k`` = optax's update count, from 0): the
+midpoint rule, so the steps add up to ``int gamma f dt`` to O(dt^2) and a warmup from 0 does not
+lag the theories' continuous ``gamma(t)`` by half a step. Values (``init_value``, ``peak_value``,
 ``end_value``, ``value``) multiply ``gamma``. A suite writes, for instance::
 
     dynamics = { name = "sgd", params = { gamma = 1.0, schedule = { name = "warmup_cosine_decay",
@@ -136,9 +138,9 @@ class Schedule:
         return lambda t: f(t, jnp, **arguments)
 
     def optax(self, dt: float, scale: float):
-        """The optax schedule over step counts: ``count -> scale f(count dt)``."""
+        """The optax schedule over step counts: ``count -> scale f((count + 1/2) dt)``."""
         f = self.traced()
-        return lambda count: scale * f(count * dt)
+        return lambda count: scale * f((count + 0.5) * dt)
 
     def __call__(self, t):
         """``f(t)`` in float64 NumPy (``t`` a float or an array), for the theories."""

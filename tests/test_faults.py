@@ -210,7 +210,7 @@ def test_a_killed_run_resumes_with_nothing_lost_or_redone(fault_site, tiny_suite
         rows = _rows(db, "tiny")
         ok = {(s, p) for (s, p), r in rows.items() if r["status"] == "ok"}
         assert ("online g0.5", "fault-gate") in ok and ("online g0.5", "lsq-online-ode") in ok
-        assert len(ok) == 7                           # the uninterrupted run's 4, plus fault-gate on all 3
+        assert len(ok) == 9                           # the uninterrupted run's 6, plus fault-gate on all 3
     finally:
         if cluster is not None:
             cluster.close()
@@ -236,6 +236,6 @@ def test_two_runs_on_one_store_share_the_work(fault_site, tiny_suite, tmp_path):
     for _, err in reports:
         simulated, predicted = re.search(r"(\d+) simulated \+ \d+ cached, (\d+) predictions", " ".join(err.split())).groups()
         computed += int(simulated) + int(predicted)
-    assert computed == 3 + 7                         # each item computed once, by one of the two runs
+    assert computed == 3 + 9                         # each item computed once, by one of the two runs
     for out, _ in reports:                           # and each printed the whole leaderboard
         assert "fault-gate" in out and "lsq-online-ode" in out

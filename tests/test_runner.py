@@ -23,18 +23,18 @@ def _scores(db, suite="tiny"):
 def test_serial_run_caches_and_reuses(tiny_suite, db):
     first = hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
     assert first.simulated == 3 and first.cached_simulations == 0
-    assert first.predicted == 4 and first.not_applicable == 5 and first.failed == 0
+    assert first.predicted == 6 and first.not_applicable == 3 and first.failed == 0
     second = hdbench.run_suite(tiny_suite, predictors=PREDICTORS, db=db)
     assert second.simulated == 0 and second.cached_simulations == 3
-    assert second.predicted == 0 and second.reused_predictions == 4   # supports() is asked again: n/a is cheap
-    assert second.not_applicable == 5
+    assert second.predicted == 0 and second.reused_predictions == 6   # supports() is asked again: n/a is cheap
+    assert second.not_applicable == 3
     rows = _scores(db)
-    assert sum(status == "ok" for status, _ in rows.values()) == 4
+    assert sum(status == "ok" for status, _ in rows.values()) == 6
     store = Store(db)
     env = json.loads(store.runs()[0]["env"])
     assert env["jax"] and env["plugins"]["least_squares"].startswith("hdbench") and env["devices"]
     agg = {r["predictor"]: r for r in suite_rows(store, "tiny")}
-    assert agg["lsq-online-ode"]["coverage"] == "1/3" and agg["population-gf"]["coverage"] == "2/3"
+    assert agg["lsq-online-ode"]["coverage"] == "2/3" and agg["population-gf"]["coverage"] == "3/3"
     assert agg["population-gf"]["rank_lo"] <= agg["population-gf"]["mean_rank"] <= agg["population-gf"]["rank_hi"]
 
 

@@ -1,4 +1,4 @@
-"""Learning-rate schedules: the curve is optax's, every dynamics steps by ``gamma dt f(k dt)``, a
+"""Learning-rate schedules: the curve is optax's, every dynamics steps by ``gamma dt f((k + 1/2) dt)``, a
 constant-gamma theory is never asked about a scheduled run, and the theories that take a schedule
 stay within the noise of its simulation (least squares online and multi-pass, a GLM, a committee)."""
 import jax
@@ -38,11 +38,12 @@ def test_a_schedule_is_optax_s_curve_read_in_t(name):
     with jax.enable_x64(True):
         reference = np.asarray(jax.vmap(optax_factory(name)(**ARGUMENTS[name]))(t))
     np.testing.assert_allclose(schedule(t), reference, rtol=1e-12, atol=1e-14)     # the theories' float64 f
-    # the simulation's step k, in float32: at a staircase's jump k dt may round to either side, so dt
-    # is chosen to put no step on one
+    # the simulation's step k, in float32: at a staircase's jump (k + 1/2) dt may round to either side,
+    # so dt is chosen to put no step on one
     dt, scale = 0.0123, 0.3
     steps = np.arange(500)
-    np.testing.assert_allclose(np.asarray(jax.vmap(schedule.optax(dt, scale))(steps)), scale * schedule(steps * dt),
+    np.testing.assert_allclose(np.asarray(jax.vmap(schedule.optax(dt, scale))(steps)),
+                               scale * schedule((steps + 0.5) * dt),
                                rtol=1e-6, atol=1e-7)
 
 
@@ -50,7 +51,7 @@ def test_a_schedule_is_optax_s_curve_read_in_t(name):
     ("online-sgd", {"batch_size": 2}, None), ("sgd", {}, 2.0), ("sgd-epochs", {}, 2.0), ("gd", {"h": 0.05}, 2.0),
     ("sgf", {"h": 0.05}, 2.0), ("momentum", {"beta": 0.0}, None), ("momentum", {"kappa": 2.0}, None),
     ("adagrad-norm", {}, None), ("sign-sgd", {}, None), ("adam", {}, None)])
-def test_every_dynamics_steps_by_gamma_dt_f_of_k_dt(dynamics, params, alpha):
+def test_every_dynamics_steps_by_gamma_dt_f_at_the_steps_midpoint(dynamics, params, alpha):
     spec = {"model": "linear", "dynamics": {"name": dynamics, "params": {**params, "schedule": WARMUP_COSINE}},
             "d": 20, "t_max": 6.0}
     if alpha:
@@ -68,7 +69,7 @@ def test_every_dynamics_steps_by_gamma_dt_f_of_k_dt(dynamics, params, alpha):
         up_c, state_c = constant.update(grad, state_c, theta)
         up_s, state_s = scheduled.update(grad, state_s, theta)
         ratios.append(float(up_s[0] / up_c[0]))
-    expected = s.dynamics_params["schedule"](np.arange(steps) * s.dt)
+    expected = s.dynamics_params["schedule"]((np.arange(steps) + 0.5) * s.dt)
     np.testing.assert_allclose(ratios, expected, rtol=1e-5, atol=1e-6)
 
 

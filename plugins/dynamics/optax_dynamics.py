@@ -12,7 +12,7 @@
 | adam          | either | ``optax.adam(gamma B/d)``                             | B/d   |
 
 Every one takes a learning-rate ``schedule`` (:mod:`hdbench.schedule`): step ``k`` is scaled by
-``f(k dt)``, an optax schedule in the time ``t``.
+``f((k + 1/2) dt)``, an optax schedule in the time ``t`` read at the middle of step k's interval.
 
 SGF: ``theta += -gamma h [gbar + (1/sqrt(h d n)) sum_i (xi_i - xibar) g_i]``, ``xi ~ N(0, I_n)``,
 whose noise has covariance ``(gamma^2 h / d) Sigmahat`` (docs/conventions.md). ``either`` dynamics draw
@@ -28,8 +28,8 @@ signSGD moves every coordinate by ``gamma B/d``: a step of norm ``gamma B/sqrt(d
 step, so ``t`` is the same clock (the limit: ``docs/theory/one_pass.md`` section 8).
 
 AdaGrad-Norm (one scalar rate for all coordinates) on the batch-mean gradient ``g_k``:
-``G_k = G_{k-1} + (B/d)^2 |g_k|^2``, ``theta -= (gamma B/d) f(k dt) g_k / sqrt(b^2 + G_k)``: Ward, Wu &
-Bottou's AdaGrad-Norm with learning rate ``gamma`` and ``b_0 = b d/B``. A per-sample gradient has
+``G_k = G_{k-1} + (B/d)^2 |g_k|^2``, ``theta -= (gamma B/d) f_k g_k / sqrt(b^2 + G_k)`` (``f_k`` the
+schedule's factor): Ward, Wu & Bottou's AdaGrad-Norm with learning rate ``gamma`` and ``b_0 = b d/B``. A per-sample gradient has
 ``|grad loss|^2 ~ d``, so ``G(t) -> int_0^t E|grad loss|^2/d ds`` is O(1) and the per-sample step stays
 ``O(1/d)``: AdaGrad-Norm needs no ``d``-dependent tuning (``docs/conventions.md``).
 """

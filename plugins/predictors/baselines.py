@@ -36,7 +36,7 @@ from hdbench_plugins.solvers.regime import COORDINATEWISE, adapted_momentum, on_
 
 GRADIENT_DYNAMICS = ("online-sgd", "sgd", "sgd-epochs", "sgf", "gd")
 RATE_DYNAMICS = ("momentum", "adagrad-norm")      # flows run at sgd_gamma: gamma/(1 - beta), gamma/b
-MOMENTUM_FLOWS = ("linear", "glm", "committee")   # the flows that read sgd_gamma
+MOMENTUM_FLOWS = ("linear", "glm", "committee", "gmm-multiclass")   # the flows that read sgd_gamma
 
 
 class PopulationGF(Predictor):

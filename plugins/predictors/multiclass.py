@@ -11,7 +11,9 @@ from hdbench_plugins.solvers.multiclass_ode import solve_multiclass, supports_mu
 
 class MulticlassODE(Predictor):
     name = "multiclass-ode"
-    description = "one-pass SGD on anisotropic multi-class Gaussian mixtures: per-mode ODEs (Collins-Woodfin & Seroussi)"
+    description = ("one-pass SGD (also fixed-beta momentum, AdaGrad-Norm, schedules) on anisotropic multi-class "
+                   "Gaussian mixtures: per-mode ODEs (Collins-Woodfin & Seroussi)")
+    schedules = True
     examples = [{"model": {"name": "gmm-multiclass", "params": {"loss": "logistic", "classes": 2,
                                                                 "spectrum": "zero-one", "rho": 0.5}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 200, "t_max": 2.0}]

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from hdbench import no
+from hdbench import YES, no
 from hdbench_plugins.common.gmm_multiclass import (MAX_PER_CLASS, class_expectations, class_probs,
                                                    class_scales, clean_mask, given_means, mean_split, n_classes, outputs,
                                                    root_of)
 from hdbench_plugins.common.spectra import spectrum
 from hdbench_plugins.solvers.modes import Modes, bin_modes, solve_modes
-from hdbench_plugins.solvers.regime import one_pass
+from hdbench_plugins.solvers.regime import streaming_sgd
 
 
 BINS = 64          # 2e-4 relative on a beta = 1 power law (the state grows like C^2 per bin)
@@ -119,6 +119,8 @@ def solve_multiclass(s, times, correction=True, bins=BINS):
 
 
 def supports_multiclass(s, online=True):
+    """The mixture on fresh samples: online SGD, fixed-beta momentum, AdaGrad-Norm (the engine's
+    ``adaptive_ode``); ``online`` False: any dynamics (the flows)."""
     if s.model != "gmm-multiclass":
         return no(f"model '{s.model}' is not gmm-multiclass")
-    return one_pass(s, online)
+    return streaming_sgd(s, adaptive=True) if online else YES

@@ -27,7 +27,7 @@ Convergent iff ``(gamma/2) tr(Sigma)/d < 1``; the limit is ``P = (sigma^2/2) / (
   to the simulation's seed means is Monte Carlo; its gap to ``lsq-volterra`` is the pure finite-d
   effect (for momentum, with ``lsq-volterra`` at ``sgd_gamma = gamma/(1 - beta)``: the fixed-beta
   limit, ``hdbench_plugins.solvers.regime.sgd_gamma``). Under a learning-rate schedule step ``k`` has
-  ``eta = (gamma B/d) f(k B/d)``, as in the simulation (the Volterra kernel would no longer be a
+  ``eta = (gamma B/d) f((k + 1/2) B/d)``, as in the simulation (the Volterra kernel would no longer be a
   convolution: ``lsq-volterra`` takes constant gamma only).
 """
 from __future__ import annotations
@@ -136,8 +136,9 @@ def solve_exact_recursion(s, times):
     C, V = np.zeros(len(lam)), np.zeros(len(lam))
     e_mean, v_mean = np.ones(len(lam)), np.zeros(len(lam))             # E e_j / E e_j(0), E v_j / E e_j(0)
     steps = np.rint(np.asarray(times, float) * d / B).astype(int)      # the simulator's step count
-    schedule = schedule_of(s)                                           # step k's size: eta0 f(k B/d)
-    etas = (eta0 * (np.ones(steps[-1]) if schedule is None else schedule(np.arange(steps[-1]) * B / d))).tolist()
+    schedule = schedule_of(s)                                   # step k's size: eta0 f((k + 1/2) B/d)
+    factor = np.ones(steps[-1]) if schedule is None else schedule((np.arange(steps[-1]) + 0.5) * B / d)
+    etas = (eta0 * factor).tolist()
     out = {"risk": [], "D": [], "m": []}
     done, step_of = 0, None
     for target in steps:
