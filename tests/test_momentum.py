@@ -88,12 +88,29 @@ def test_a_fast_velocity_is_sgd_and_theories_without_a_velocity_decline(registry
     for name in ("lsq-volterra", "glm-ode", "saad-solla", "lsq-homogenized-sgd", "dmft-sgd"):
         assert not registry.predictor(name).supports(s), name
     assert "kappa" in registry.predictor("lsq-volterra").supports(s).reason
-    assert not registry.predictor("lsq-homogenized-sgd").supports(s.with_(alpha=2.0))
+    finite = s.with_(alpha=2.0)
+    for name in ("lsq-volterra-multipass", "dmft-sgd", "lsq-gf-mp"):
+        assert not registry.predictor(name).supports(finite), name
     with pytest.raises(hdbench.InputError, match="kappa"):
         adapted(50.0, 0.5, 100, batch_size=2)
     plain = hdbench.Scenario.from_dict({"model": "linear", "d": 100, "t_max": 1.0,
                                         "dynamics": {"name": "momentum", "params": {"gamma": 0.1}}})
     assert "kappa" not in plain.dynamics_params      # fixed beta keeps its pre-kappa hash
+
+
+@pytest.mark.parametrize("alpha,kappa,gamma", [(2.0, 0.5, 0.5), (0.5, 2.0, 0.5), (2.0, 0.25, 1.0)])
+def test_dimension_adapted_momentum_on_finite_data_is_homogenized_sgd_with_a_velocity(registry, alpha, kappa, gamma):
+    """Batches drawn with replacement from n = alpha d samples: per Marchenko-Pastur eigenvalue the
+    second-order system with SGD's noise ``l 2 train_risk``, and the mean's own second-order path
+    (kappa = 0.25 overshoots: m passes 1)."""
+    s = adapted(kappa, gamma, 500).with_(alpha=alpha)
+    theory = registry.predictor("lsq-homogenized-sgd")
+    assert theory.supports(s)
+    sim = hdbench.simulate(s)
+    threshold = z_threshold(s.n_times, s.seeds)
+    assert max_z(sim, theory.predict(s, sim.times)) < threshold
+    sgd = s.with_(dynamics={"name": "sgd", "params": {"gamma": gamma}})
+    assert max_z(sim, theory.predict(sgd, sim.times)) > 3 * threshold
 
 
 def test_dimension_adapted_momentum_on_a_glm_carries_the_velocity_overlaps(registry):

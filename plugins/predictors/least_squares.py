@@ -15,8 +15,8 @@ from scipy.integrate import solve_ivp
 
 import hdbench
 from hdbench import Predictor, no
-from hdbench_plugins.solvers.regime import (adaptive_ode, flow_clock, schedule_of, sgd_gamma, small_batches,
-                                           streaming_sgd, unregularised)
+from hdbench_plugins.solvers.regime import (adapted_momentum, adaptive_ode, flow_clock, schedule_of, sgd_gamma,
+                                           small_batches, streaming_sgd, unregularised)
 from hdbench_plugins.solvers.least_squares import mp_quadrature, overlaps, solve_online, supports_isotropic_linear
 
 
@@ -45,6 +45,7 @@ class _FiniteDataLsq(Predictor):
     nodes = 256   # quadrature nodes of the MP law (converged to ~1e-12 at alpha = 2)
     dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs", "momentum")   # momentum: SGD at sgd_gamma
     schedules = True
+    second_order = False      # dimension-adapted momentum (kappa) needs the velocity's moments
 
     def supports(self, s):
         base = supports_isotropic_linear(s)
@@ -54,7 +55,7 @@ class _FiniteDataLsq(Predictor):
             return no("online data: this theory needs finite data (alpha)")
         if s.dynamics not in self.dynamics_supported:
             return no(f"dynamics '{s.dynamics}' is not one of {', '.join(self.dynamics_supported)}")
-        return small_batches(s)
+        return small_batches(s, second_order=self.second_order)
 
     def predict(self, s, times):
         p = s.model_params
@@ -62,8 +63,7 @@ class _FiniteDataLsq(Predictor):
         gamma, c = sgd_gamma(s), 1.0 / s.alpha
         lam, W, p0 = mp_quadrature(s.alpha, self.nodes)
         times = np.asarray(times, float)
-        w, clock = self.solve_w(s, lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes], [T]
-        decay = np.exp(-gamma * np.outer(clock, lam))       # the mean follows gradient flow
+        w, decay = self.solve_w(s, lam, W, gamma, sigma, c, D0 + sigma**2 * c / lam, times)   # [T, nodes] each
         D = (w - 2 * sigma**2 * c * decay / lam + sigma**2 * c / lam) @ W + D0 * p0
         m = 1 + (m0 - 1) * (decay @ W + p0)
         train = 0.5 * (w * lam) @ W + 0.5 * sigma**2 * (1 - min(c, 1.0))
@@ -71,9 +71,10 @@ class _FiniteDataLsq(Predictor):
 
     @abc.abstractmethod
     def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
-        """``(w, clock)``: ``w(l_k, t_i)`` as an array [len(times), nodes] (``gamma`` before the schedule
-        of ``s``), and the clock ``tau(t_i) = int_0^t gamma(t')/gamma dt'`` on which the mean follows
-        gradient flow at ``gamma``: each subclass is one theory of them."""
+        """``(w, decay)`` as arrays [len(times), nodes]: ``w(l_k, t_i)``, and the mean's path ``decay``
+        (``E[theta - thetahat]`` along ``l_k`` over its start; ``exp(-gamma l tau(t))`` for a first-order
+        method, ``tau`` its clock) (``gamma`` before the schedule of ``s``): each subclass is one
+        theory of them."""
 
 
 class LsqGradientFlowMP(_FiniteDataLsq):
@@ -81,17 +82,20 @@ class LsqGradientFlowMP(_FiniteDataLsq):
     description = "gradient flow on n = alpha d samples, Marchenko-Pastur integrals (oracle 2)"
 
     def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
-        clock = flow_clock(s, times)
-        return w0 * np.exp(-2 * gamma * np.outer(clock, lam)), clock
+        decay = np.exp(-gamma * np.outer(flow_clock(s, times), lam))
+        return w0 * decay**2, decay
 
 
 class LsqHomogenizedSGD(_FiniteDataLsq):
     name = "lsq-homogenized-sgd"
     description = ("multi-pass SGD / SGF on least squares: homogenized SGD per MP eigenvalue (oracle 3); "
-                   "AdaGrad-Norm with its accumulator")
+                   "AdaGrad-Norm with its accumulator, dimension-adapted momentum with its velocity")
     dynamics_supported = _FiniteDataLsq.dynamics_supported + ("adagrad-norm",)
+    second_order = True
 
     def solve_w(self, s, lam, W, gamma, sigma, c, w0, times):
+        if adapted_momentum(s):
+            return self.solve_w_second_order(s, lam, W, gamma, sigma, c, w0, times)
         if schedule_of(s) is not None or s.dynamics == "adagrad-norm":
             return self.solve_w_in_time(s, lam, W, gamma, sigma, c, w0, times)
         # dw/dt = A w + b, A = -2 gamma diag(l) + gamma^2 l (W l)^T, b = gamma^2 sigma^2 (1 - c P(l>0)) l.
@@ -106,7 +110,7 @@ class LsqHomogenizedSGD(_FiniteDataLsq):
         safe = np.where(np.abs(evals) > 1e-300, evals, 1.0)
         growth = np.where(np.abs(evals) > 1e-300, np.expm1(lt) / safe, times[:, None])
         u = np.exp(lt) * u0 + growth * f
-        return (u @ V.T) / sq, times
+        return (u @ V.T) / sq, np.exp(-gamma * np.outer(times, lam))
 
     @staticmethod
     def solve_w_in_time(s, lam, W, gamma, sigma, c, w0, times):
@@ -123,7 +127,27 @@ class LsqHomogenizedSGD(_FiniteDataLsq):
         rhs, y0 = adaptive_ode(s, step, np.append(w0, 0.0))
         sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="DOP853", rtol=1e-10,
                         atol=1e-12 * float(np.abs(w0).max()))
-        return sol.y[:len(w0)].T, sol.y[len(w0)]
+        return sol.y[:len(w0)].T, np.exp(-gamma * np.outer(sol.y[len(w0)], lam))
+
+    @staticmethod
+    def solve_w_second_order(s, lam, W, gamma, sigma, c, w0, times):
+        # dimension-adapted momentum, e' = -g v, v' = kappa (grad + noise - v), grad = l e along l: the
+        # moments w = E e^2, C = E e v, V = E v^2 (noise l 2 train_risk, as SGD's) and the mean's path h
+        # with its velocity u (h(0) = 1); as kappa -> infinity, SGD's system
+        kappa, floor, k = s.dynamics_params["kappa"], sigma**2 * (1 - min(c, 1.0)), len(lam)
+
+        def step(t, y, g):
+            w, C, V, h, u = y.reshape(5, k)
+            two_train = W @ (lam * w) + floor
+            return np.concatenate([-2 * g * C, -g * V + kappa * (lam * w - C),
+                                   2 * kappa * (lam * C - V) + kappa**2 * lam * two_train,
+                                   -g * u, kappa * (lam * h - u)]), two_train
+
+        zeros = np.zeros(k)
+        rhs, y0 = adaptive_ode(s, step, np.concatenate([w0, zeros, zeros, np.ones(k), zeros]))
+        sol = solve_ivp(rhs, (0.0, float(times[-1])), y0, t_eval=times, method="DOP853", rtol=1e-10,
+                        atol=1e-12 * float(np.abs(w0).max()))
+        return sol.y[:k].T, sol.y[3 * k:4 * k].T
 
 
 @hdbench.hookimpl

@@ -122,11 +122,12 @@ def on_clock(flow, s, times):
     return {k: np.asarray(v)[back] for k, v in curves.items()}
 
 
-def small_batches(s):
+def small_batches(s, second_order=False):
     """Multi-pass SGD (or momentum or AdaGrad-Norm on finite data) with ``B/n <= MAX_BATCH_FRACTION``
-    (other dynamics pass)."""
-    if adapted_momentum(s):
-        return no("dimension-adapted momentum (kappa) on finite data: no theory here")
+    (other dynamics pass); dimension-adapted momentum only for a theory with the velocity
+    (``second_order``)."""
+    if adapted_momentum(s) and not second_order:
+        return no("dimension-adapted momentum (kappa) on finite data: this theory has no velocity")
     B = s.dynamics_params.get("batch_size", 1)
     if (s.dynamics.startswith("sgd") or s.dynamics in ("momentum", "adagrad-norm")) and B / s.n > MAX_BATCH_FRACTION:
         return no(f"batch_size/n = {B / s.n:.3g} > {MAX_BATCH_FRACTION} leaves the B << n regime")
