@@ -347,6 +347,8 @@ ADAPTIVE = {   # each AdaGrad-Norm theory on a scenario it supports (d = 1000, t
     "glm-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic"}, 2.0, d=1000, t_max=8.0),
     "glm-aniso-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic", "spectrum": "zero-one", "rho": 0.5},
                                      2.0, d=1000, t_max=8.0),
+    "multiclass-ode": lambda: _online("gmm-multiclass", {"loss": "softmax", "classes": 3, "spectrum": "zero-one",
+                                                         "rho": 0.5}, 2.0, d=1000, t_max=5.0),
 }
 
 
@@ -423,6 +425,28 @@ class AdaptedMomentumPredict:
         self.pred.predict(self.scenario, self.times)
 
     def time_predict(self, name, momentum):
+        self.pred.predict(self.scenario, self.times)
+
+
+class FiniteDataPredict:
+    """Warm predict of lsq-homogenized-sgd (alpha = 2, d = 1000, t = 8) under multi-pass SGD (one
+    eigendecomposition), AdaGrad-Norm (an ODE with the accumulator) and dimension-adapted momentum
+    (an ODE with three moments and the mean's path per node)."""
+
+    params = [["sgd", "adagrad-norm", "kappa=0.5"]]
+    param_names = ["dynamics"]
+    timeout = 300
+
+    def setup(self, dynamics):
+        name, params = {"sgd": ("sgd", {"gamma": 0.5}), "adagrad-norm": ("adagrad-norm", {"gamma": 1.0, "b": 0.5}),
+                        "kappa=0.5": ("momentum", {"gamma": 0.5, "kappa": 0.5})}[dynamics]
+        self.scenario = hdbench.Scenario.from_dict({
+            "model": {"name": "linear", "params": {"sigma": 0.5}}, "alpha": 2.0,
+            "dynamics": {"name": name, "params": params}, "d": 1000, "t_max": 8.0, "seeds": 16})
+        self.pred, self.times = hdbench.registry().predictor("lsq-homogenized-sgd"), self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, dynamics):
         self.pred.predict(self.scenario, self.times)
 
 
