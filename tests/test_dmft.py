@@ -142,6 +142,25 @@ def test_predicted_divergence_is_reported_as_infinity(registry):
     assert not np.isnan(risk).any()
 
 
+@pytest.mark.parametrize("t_max", [16.0, 40.0])
+def test_volterra_multipass_past_the_stability_edge_grows_then_is_infinite(registry, t_max):
+    """gamma = 2.5 > 2 at alpha = 2: the risk grows exponentially. The Volterra solver follows the
+    exact eigendecomposition (lsq-homogenized-sgd) to 1e-3 while ``q`` is below the simulation's
+    BLOWUP, is +inf from the first time past it, and is never negative (a coarse grid's Richardson
+    extrapolation of two exponentials with different rates once gave -1.4e12)."""
+    from hdbench.simulate import BLOWUP
+    s = hdbench.Scenario.from_dict({"model": {"name": "linear", "params": {"sigma": 0.5}}, "alpha": 2.0, "d": 200,
+                                    "t_max": t_max, "n_times": 21, "dynamics": {"name": "sgd", "params": {"gamma": 2.5}}})
+    t = s.times()
+    ours = registry.predictor("lsq-volterra-multipass").predict(s, t)
+    exact = registry.predictor("lsq-homogenized-sgd").predict(s, t)
+    below = exact["q"] < BLOWUP
+    assert below[:3].all() and not below[-1]
+    for name in ("risk", "D", "train_risk"):
+        np.testing.assert_allclose(ours[name][below], exact[name][below], rtol=1e-3)
+        assert np.isposinf(ours[name][~below]).all() and (ours[name] > 0).all()
+
+
 def test_dmft_declines_what_it_does_not_cover(registry):
     p = registry.predictor("dmft-sgd")
     base = {"dynamics": {"name": "sgd"}, "alpha": 2.0, "d": 100, "t_max": 1.0}

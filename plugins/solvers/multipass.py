@@ -15,7 +15,9 @@ the Marchenko-Pastur law of ``X^T X / n``; atom ``(1 - alpha)+`` at 0). With ``a
 ``psi(s) = psi_GF(s) + (tau/alpha) int_0^s k_2(s-u) psi(u) du``, ``E(s) = E_GF(s) + tau int_0^s k_1(s-u) psi(u) du``,
 ``k_p(s) = int x^p exp(-2 a s) dmu``. Back in our units: ``D = E``, ``train_risk = psi/2``,
 ``risk = (D + sigma^2)/2``, ``q = D + 2m - 1``. Stable iff ``(tau/alpha) int x^2/(2a) dmu < 1``; past
-that psi grows exponentially (SGD diverges); overflow is reported as +inf.
+that psi grows exponentially (SGD diverges): the grid step is then at most ``H_UNSTABLE`` (the
+trapezoid's error compounds in the growth rate), and every observable is +inf from the first time
+``q`` passes the simulation's ``BLOWUP``, where the simulation declares a seed diverged.
 
 Solved by the trapezoidal rule on ``STEPS`` and ``2 STEPS`` points, Richardson-extrapolated
 (second order, kernels smooth): ``lsq-volterra-multipass`` at ridge 0 equals ``lsq-homogenized-sgd``
@@ -26,11 +28,13 @@ from __future__ import annotations
 import numpy as np
 
 from hdbench import no
+from hdbench.simulate import BLOWUP
 from hdbench_plugins.solvers.least_squares import mp_quadrature
 from hdbench_plugins.solvers.regime import isotropic_data, sgd_gamma, small_batches
 
 
 STEPS = 1000
+H_UNSTABLE = 0.01    # s-step past the stability edge: 0.02% on the risk at 1e9 (gamma = 2.5, alpha = 2)
 
 
 MULTIPASS_DYNAMICS = ("gd", "sgf", "sgd", "sgd-epochs", "momentum")   # momentum: SGD at sgd_gamma
@@ -81,6 +85,9 @@ def _solve_on_grid(n, s_max, x, w, p0, alpha, lam, tau, sigma, m0, q0):
         for i in range(1, n + 1):   # trapezoid: psi_i = f_i + c h [K_i psi_0/2 + sum_j K_{i-j} psi_j + K_0 psi_i/2]
             memory = k2[i] * psi[0] / 2 + k2[i - 1:0:-1] @ psi[1:i]
             psi[i] = (psi_gf[i] + c * h * memory) / (1 - c * h * k2[0] / 2)
+            if not psi[i] < BLOWUP:      # diverged: nothing later is needed (and it would overflow)
+                psi[i:] = np.inf
+                break
         for i in range(1, n + 1):
             err[i] += tau * h * (k1[i] * psi[0] / 2 + k1[i - 1:0:-1] @ psi[1:i] + k1[0] * psi[i] / 2)
     return grid, err, psi, m
@@ -94,11 +101,16 @@ def solve_volterra_multipass(s, times, steps=STEPS):
     args = (x, w, p0, s.alpha, lam, tau, p["sigma"], p["m0"], p["q0"])
     s_times = scale * np.asarray(times, float)
     s_max = max(float(s_times[-1]), 1e-12)
+    if tau / s.alpha * (w @ (x**2 / (2 * (x + lam)))) >= 1:        # past the stability edge
+        steps = max(steps, int(np.ceil(s_max / H_UNSTABLE)))
     coarse = _solve_on_grid(steps, s_max, *args)
     fine = _solve_on_grid(2 * steps, s_max, *args)
     out = {}
-    for name, i in (("D", 1), ("psi", 2), ("m", 3)):
-        out[name] = (4 * np.interp(s_times, fine[0], fine[i]) - np.interp(s_times, coarse[0], coarse[i])) / 3
-    res = {"risk": 0.5 * (out["D"] + p["sigma"] ** 2), "D": out["D"], "m": out["m"],
-           "q": out["D"] + 2 * out["m"] - 1, "train_risk": out["psi"] / 2}
-    return {k: np.where(np.isfinite(v), v, np.inf) for k, v in res.items()}   # overflow: a divergence
+    with np.errstate(invalid="ignore"):             # inf - inf past a divergence: caught below
+        for name, i in (("D", 1), ("psi", 2), ("m", 3)):
+            out[name] = (4 * np.interp(s_times, fine[0], fine[i]) - np.interp(s_times, coarse[0], coarse[i])) / 3
+        res = {"risk": 0.5 * (out["D"] + p["sigma"] ** 2), "D": out["D"], "m": out["m"],
+               "q": out["D"] + 2 * out["m"] - 1, "train_risk": out["psi"] / 2}
+        sane = np.isfinite(res["q"]) & (res["q"] < BLOWUP) & (out["D"] >= 0) & (out["psi"] >= 0)
+    diverged = np.cumsum(~sane) > 0              # from the first insane time on
+    return {k: np.where(diverged, np.inf, v) for k, v in res.items()}
