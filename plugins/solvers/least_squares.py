@@ -44,7 +44,7 @@ eigenvector of ``l``)^2, from which (with ``thetahat`` the least-squares solutio
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import roots_chebyu
+from scipy.linalg import eigh_tridiagonal
 
 from scipy.integrate import solve_ivp
 
@@ -58,15 +58,18 @@ def mp_quadrature(alpha: float, nodes: int = 256):
     """Nodes ``l_k``, weights ``W_k`` of the continuous part of the Marchenko-Pastur law of
     ``X^T X / n`` (``X`` n x d, ``c = d/n = 1/alpha``), and the atom ``P(l = 0) = max(0, 1 - alpha)``.
 
-    Gauss-Chebyshev (second kind) in ``l = (a+b)/2 + (b-a)/2 cos(phi)`` absorbs the square-root
-    edges of the density ``sqrt((b-l)(l-a)) / (2 pi c l)``; exponential convergence for a > 0.
+    The continuous part is a free Poisson law: ``c pi_alpha`` for alpha >= 1 and, for alpha < 1 (its
+    n nonzero eigenvalues are those of ``X X^T / n``), ``pi_{1/alpha}`` with mass alpha; ``pi_r``
+    (rate r, jump 1) has the Jacobi matrix ``diag(r, r+1, r+1, ...)``, ``sqrt(r)`` off the diagonal.
+    Gauss quadrature from it (Golub-Welsch) is exact on polynomials of degree ``2 nodes - 1`` and
+    converges exponentially for smooth integrands at every alpha, the hard edge of alpha = 1 included.
     """
-    c = 1.0 / alpha
-    a, b = (1 - np.sqrt(c)) ** 2, (1 + np.sqrt(c)) ** 2
-    x, w_cheb = roots_chebyu(nodes)
-    lam = (a + b) / 2 + (b - a) / 2 * x
-    weights = ((b - a) / 2) ** 2 * w_cheb / (2 * np.pi * c * lam)
-    return lam, weights, max(0.0, 1.0 - alpha)
+    rate = max(alpha, 1.0 / alpha)
+    diagonal = np.full(nodes, rate + 1.0)
+    diagonal[0] = rate
+    x, vectors = eigh_tridiagonal(diagonal, np.full(nodes - 1, np.sqrt(rate)))
+    scale = 1.0 / alpha if alpha >= 1 else 1.0
+    return scale * x, min(alpha, 1.0) * vectors[0] ** 2, max(0.0, 1.0 - alpha)
 
 
 def overlaps(p):
