@@ -102,14 +102,18 @@ def test_dmft_sgd_and_sgf_on_linear_equal_volterra_within_their_uncertainty(regi
         assert ours[f"unc({k})"].max() < 2e-3 * np.abs(ref[k]).max(), k      # and small (2% with Monte Carlo)
 
 
-def test_dmft_sgd_batch_is_exact_for_a_finite_batch_simulation(registry):
+@pytest.mark.parametrize("batch", [20, 200])
+def test_dmft_sgd_batch_is_exact_for_a_finite_batch_simulation(registry, batch):
     """Poisson clocks on the grid h = gamma B / n are the DMFT of SGD with that batch drawn with
     replacement: no discretisation error, so the simulation agrees at finite h (here b = 0.025,
-    where the B = o(n) limit is off by several standard errors)."""
-    s = linear("sgd", ridge=0.05, gamma=1.0, d=400, seeds=16, t_max=4.0, n_times=21, batch_size=20)
+    where the B = o(n) limit is off by several standard errors, and b = 0.25, which every B = o(n)
+    theory declines)."""
+    s = linear("sgd", ridge=0.05, gamma=1.0, d=400, seeds=16, t_max=4.0, n_times=21, batch_size=batch)
     sim = hdbench.simulate(s)
     pred = registry.predictor("dmft-sgd-batch")
     assert pred.supports(s)
+    if batch / s.n > 0.05:
+        assert "B << n" in registry.predictor("dmft-sgd").supports(s).reason
     curves = pred.predict(s, sim.times)
     for k in ("D", "train_risk", "m"):
         z = max_z(sim, curves, [k])

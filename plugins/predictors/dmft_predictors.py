@@ -55,7 +55,7 @@ class DmftSGDBatch(_DMFT):
                  "alpha": 2.0, "d": 200, "t_max": 2.0}]
 
     def supports(self, s):
-        base = supports_dmft(s)
+        base = supports_dmft(s, batch_limit=False)      # exact at any batch fraction b = B/n
         if not base:
             return base
         if s.dynamics != "sgd":

@@ -50,8 +50,9 @@ COMMITTEE_PATHS = 2        # committees use 1/2 of the paths: same error within 
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
-def supports_dmft(s):
-    base = supports_multipass(s, models=("linear", "glm", "committee"))
+def supports_dmft(s, batch_limit=True):
+    """The DMFT's models and regime; ``batch_limit`` False for ``dmft-sgd-batch``, exact at any B/n."""
+    base = supports_multipass(s, models=("linear", "glm", "committee"), batch_limit=batch_limit)
     if not base:
         return base
     p = s.model_params

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hdbench import no
+from hdbench import YES, no
 from hdbench.simulate import BLOWUP
 from hdbench_plugins.solvers.least_squares import mp_quadrature
-from hdbench_plugins.solvers.regime import isotropic_data, sgd_gamma, small_batches
+from hdbench_plugins.solvers.regime import adapted_momentum, isotropic_data, sgd_gamma, small_batches
 
 
 STEPS = 1000
@@ -47,7 +47,9 @@ def dmft_units(s):
     return gamma / alpha, tau, alpha * s.model_params.get("ridge", 0.0)
 
 
-def supports_multipass(s, models=("linear",)):
+def supports_multipass(s, models=("linear",), batch_limit=True):
+    """Isotropic finite data under a multi-pass dynamics, with ``B/n`` small unless the theory is exact
+    at any batch fraction (``batch_limit`` False)."""
     if s.model not in models:
         return no(f"model '{s.model}' is not one of {', '.join(models)}")
     if not isotropic_data(s):
@@ -56,6 +58,8 @@ def supports_multipass(s, models=("linear",)):
         return no("online data: this theory needs finite data (alpha)")
     if s.dynamics not in MULTIPASS_DYNAMICS:
         return no(f"dynamics '{s.dynamics}' is not one of {', '.join(MULTIPASS_DYNAMICS)}")
+    if not batch_limit and not adapted_momentum(s):
+        return YES
     return small_batches(s)
 
 
