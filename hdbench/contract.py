@@ -159,7 +159,7 @@ class Dynamics(Configurable):
 
     def learning_rate(self, scenario, scale: float):
         """optax's ``learning_rate`` for a step of size ``scale`` at constant gamma: ``scale`` itself, or
-        under the scenario's ``schedule`` (:mod:`hdbench.schedule`) ``count -> scale f(count dt)``."""
+        under the scenario's ``schedule`` (:mod:`hdbench.schedule`) ``count -> scale f((count + 1/2) dt)``."""
         schedule = scenario.dynamics_params.get("schedule")
         return scale if schedule is None else schedule.optax(self.dt(scenario), scale)
 

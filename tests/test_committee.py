@@ -93,3 +93,47 @@ def test_population_gf_loses_on_committee_at_gamma_1(registry):
     ode = hdbench.score(sim, registry.predictor("saad-solla").predict(s, sim.times))
     pop = hdbench.score(sim, registry.predictor("population-gf").predict(s, sim.times))
     assert pop["error"] - ode["error"] > 3 * ode["noise_floor"]
+
+
+MEASURED = {"Q0": [[0.6, 0.1], [0.1, 0.3]], "R0": [[0.3, -0.05], [0.1, 0.2]]}    # unequal norms, asymmetric R
+
+
+def test_a_measured_start_is_realised_exactly_and_predicted(registry):
+    """Full ``Q0``, ``R0`` matrices: the simulation starts exactly there, and the committee theories
+    (which read the same initial overlaps) stay within the Bonferroni threshold from it."""
+    s = hdbench.Scenario.from_dict({"model": {"name": "committee", "params": {"K": 2, "M": 2, **MEASURED}},
+                                    "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}},
+                                    "d": 500, "t_max": 6.0, "seeds": 16, "n_times": 21})
+    sim = hdbench.simulate(s)
+    for i in range(2):
+        for j in range(2):
+            assert abs(sim.mean[f"R_{i}_{j}"][0] - MEASURED["R0"][i][j]) < 1e-5
+            if j >= i:
+                assert abs(sim.mean[f"Q_{i}_{j}"][0] - MEASURED["Q0"][i][j]) < 1e-5
+    for name in ("saad-solla", "glm-aniso-ode"):
+        curves = registry.predictor(name).predict(s, sim.times)
+        assert curves["R_0_1"][0] == pytest.approx(-0.05) and curves["Q_1_1"][0] == pytest.approx(0.3)
+        assert max_z(sim, curves) < z_threshold(s.n_times, s.seeds), name
+
+
+@pytest.mark.parametrize("params,message", [
+    ({"Q0": [[0.1, 0.0], [0.0, 0.1]], "R0": MEASURED["R0"]}, "positive semi-definite"),
+    ({"Q0": [[1, 2, 3]]}, "expected 2 rows of 2"),
+    ({"Q0": [[0.6, 0.2], [0.1, 0.3]]}, "symmetric"),
+    ({"R0": [[0.1, "x"], [0, 0]]}, "rows of numbers"),
+    ({"Q0": MEASURED["Q0"], "init": "random"}, "init = 'overlaps'")])
+def test_bad_initial_overlap_matrices_are_one_line_errors(params, message):
+    with pytest.raises(hdbench.InputError, match=message) as err:
+        hdbench.Scenario.from_dict({"model": {"name": "committee", "params": {"K": 2, "M": 2, **params}},
+                                    "dynamics": "online-sgd", "d": 100, "t_max": 1.0})
+    assert "\n" not in str(err.value)
+
+
+def test_a_singular_start_uses_the_symmetric_root():
+    """``Q0 - R0 R0^T`` positive semi-definite but singular (unit 2 starts on the teacher's span only):
+    no Cholesky factor, still realised exactly."""
+    p = {"K": 2, "M": 2, "Q0": [[0.09, 0.0], [0.0, 0.5]], "R0": [[0.3, 0.0], [0.0, 0.0]]}
+    s = hdbench.Scenario.from_dict({"model": {"name": "committee", "params": p}, "dynamics": "online-sgd",
+                                    "d": 50, "t_max": 0.1, "seeds": 2, "n_times": 2})
+    sim = hdbench.simulate(s)
+    assert abs(sim.mean["Q_0_0"][0] - 0.09) < 1e-5 and abs(sim.mean["Q_1_1"][0] - 0.5) < 1e-5

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from hdbench import InputError
+
 
 ACTIVATIONS = ("erf", "linear", "relu")
 
@@ -41,12 +43,40 @@ def generalisation_error(name, Q, R, T, v, A, xp=jnp):
 
 
 def initial_overlaps(p):
-    """The overlaps ``(Q0, R0)`` that ``init = "overlaps"`` realises exactly."""
+    """The overlaps ``(Q0, R0)`` that ``init = "overlaps"`` realises exactly: the matrices ``Q0``,
+    ``R0`` where given, else built from ``q0, q_off`` and ``r0, r_off``."""
     K, M = p["K"], p["M"]
     Q0 = p["q_off"] * np.ones((K, K)) + (p["q0"] - p["q_off"]) * np.eye(K)
     R0 = p["r_off"] * np.ones((K, M))
     R0[np.arange(min(K, M)), np.arange(min(K, M))] = p["r0"]
+    if p.get("Q0") is not None:
+        Q0 = np.array(p["Q0"], float)
+    if p.get("R0") is not None:
+        R0 = np.array(p["R0"], float)
     return Q0, R0
+
+
+def parse_matrix(where, name, value):
+    """A matrix parameter: rows of finite numbers (a list of lists), as a tuple of tuples of floats."""
+    try:
+        rows = tuple(tuple(float(x) for x in row) for row in value)
+    except (TypeError, ValueError):
+        rows = None
+    if not rows or len({len(r) for r in rows}) != 1 or not np.all(np.isfinite(rows)) \
+            or any(isinstance(x, bool) for row in value for x in row):
+        raise InputError(f"{where}: {name} = {value!r} is not allowed (expected rows of numbers, all of one length)")
+    return rows
+
+
+def psd_root(A):
+    """A factor ``C`` with ``C C^T = A`` for a positive semi-definite ``A``: Cholesky's when ``A`` is
+    definite, else the symmetric root (rounding's tiny negative eigenvalues set to 0)."""
+    try:
+        return np.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        pass
+    w, V = np.linalg.eigh(A)
+    return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
 
 
 def overlap_names(K, M):

@@ -7,8 +7,9 @@ Student ``yhat = sum_i v_i g(lambda_i)``, ``lambda_i = <w_i, x>``, i = 1..K; tea
 The second layer ``v`` trains (same per-sample step ``gamma/d``) only if ``train_second_layer``.
 
 Initialisation ``init = "overlaps"``: exactly ``Q = W W^T = q0 I + q_off (1 - I)`` and
-``R = W W*^T = r0`` on the diagonal (``r_off`` elsewhere), built as ``R W* + chol(Q - R R^T) U``
-with ``U`` orthonormal and orthogonal to the teacher; ``init = "random"``: rows ``N(0, q0 I/d)``.
+``R = W W*^T = r0`` on the diagonal (``r_off`` elsewhere), or any measured state given as full
+matrices ``Q0`` (K x K) and ``R0`` (K x M), built as ``R W* + (Q - R R^T)^{1/2} U`` with ``U``
+orthonormal and orthogonal to the teacher (so ``Q - R R^T`` must be positive semi-definite); ``init = "random"``: rows ``N(0, q0 I/d)``.
 Observables (exact): ``gen_error = E (yhat - y + sigma zeta)^2 / 2`` (from the pre-activation
 covariances ``W Sigma W^T``, ``W Sigma W*^T``, ``W* Sigma W*^T``), ``risk = gen_error + sigma^2/2``, and the
 Euclidean overlaps ``Q_i_j = <w_i, w_j>`` (i <= j), ``R_i_n = <w_i, w*_n>``, ``v_i``.
@@ -24,7 +25,8 @@ from hdbench import InputError, Model, Param
 
 from hdbench_plugins.common.linalg import orthonormal_columns
 from hdbench_plugins.common.spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
-from hdbench_plugins.common.committee import named_overlaps, overlap_names, ACTIVATIONS, g, generalisation_error, initial_overlaps
+from hdbench_plugins.common.committee import (ACTIVATIONS, g, generalisation_error, initial_overlaps, named_overlaps,
+                                              overlap_names, parse_matrix, psd_root)
 
 
 class Committee(Model):
@@ -43,17 +45,39 @@ class Committee(Model):
         "q_off": Param(0.0, float, doc="initial Q_ik, i != k"),
         "r0": Param(1e-3, float, doc="initial R_ii"),
         "r_off": Param(0.0, float, doc="initial R_in, i != n"),
+        "Q0": Param(None, tuple, optional=True, parse=parse_matrix,
+                    doc="initial Q = W W^T as K rows of K (replaces q0, q_off)"),
+        "R0": Param(None, tuple, optional=True, parse=parse_matrix,
+                    doc="initial R = W W*^T as K rows of M (replaces r0, r_off)"),
         **SPECTRUM_PARAMS,
     }
 
     @classmethod
+    def validate(cls, params):
+        # unset Q0 / R0 are not part of the scenario: committee scenarios keep their hash
+        return {k: v for k, v in super().validate(params).items() if v is not None or k not in ("Q0", "R0")}
+
+    @classmethod
     def check_params(cls, p):
         check_spectrum(p)
+        K, M = p["K"], p["M"]
+        for key, shape in (("Q0", (K, K)), ("R0", (K, M))):
+            value = p.get(key)
+            if value is not None and np.shape(value) != shape:
+                raise InputError(f"model 'committee': {key} of shape {np.shape(value)} is not allowed "
+                                 f"(expected {shape[0]} rows of {shape[1]}: K = {K}, M = {M})")
+            if value is not None and p["init"] != "overlaps":
+                raise InputError(f"model 'committee': {key} is not allowed with init = '{p['init']}' "
+                                 "(it sets the overlaps: init = 'overlaps')")
+        if p.get("Q0") is not None and not np.allclose(p["Q0"], np.transpose(p["Q0"]), rtol=0, atol=1e-12):
+            raise InputError(f"model 'committee': Q0 = {[list(r) for r in p['Q0']]} is not allowed (it must be symmetric)")
         if p["init"] == "overlaps":
             Q0, R0 = initial_overlaps(p)
-            if np.linalg.eigvalsh(Q0 - R0 @ R0.T).min() <= 0:
-                raise InputError("model 'committee': q0/q_off/r0/r_off are not allowed together: "
-                                 "Q0 - R0 R0^T must be positive definite")
+            low = np.linalg.eigvalsh(Q0 - R0 @ R0.T).min()
+            if low < -1e-12 * max(1.0, np.abs(Q0).max()):
+                given = "Q0/R0" if p.get("Q0") is not None or p.get("R0") is not None else "q0/q_off/r0/r_off"
+                raise InputError(f"model 'committee': {given} are not allowed together: Q0 - R0 R0^T must be "
+                                 f"positive semi-definite (its least eigenvalue is {low:.3g})")
 
     @classmethod
     def check_scenario(cls, s):
@@ -74,7 +98,7 @@ class Committee(Model):
         U = jax.random.normal(key, (d, K))
         U = U - teacher.T @ (teacher @ U)
         U = orthonormal_columns(U)
-        C = np.linalg.cholesky(Q0 - R0 @ R0.T)
+        C = psd_root(Q0 - R0 @ R0.T)
         return {"W": jnp.asarray(R0, jnp.float32) @ teacher + jnp.asarray(C, jnp.float32) @ U.T, "v": v}
 
     def _output(self, params, x, p):
