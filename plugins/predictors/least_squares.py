@@ -42,7 +42,7 @@ class LsqOnlineODE(Predictor):
 class _FiniteDataLsq(Predictor):
     """Shared regime and observables of the Marchenko-Pastur theories (finite data, isotropic)."""
 
-    nodes = 256   # Gauss nodes of the MP law (1e-15 on smooth integrands from 64, at every alpha)
+    nodes = 256   # Gauss nodes of the MP law: far more than smooth integrands need (tests/test_lsq_oracles.py)
     dynamics_supported = ("gd", "sgf", "sgd", "sgd-epochs", "momentum")   # momentum: SGD at sgd_gamma
     schedules = True
     second_order = False      # dimension-adapted momentum (kappa) needs the velocity's moments

@@ -34,7 +34,7 @@ from hdbench_plugins.solvers.regime import adapted_momentum, isotropic_data, sgd
 
 
 STEPS = 1000
-H_UNSTABLE = 0.01    # s-step past the stability edge: 0.02% on the risk at 1e9 (gamma = 2.5, alpha = 2)
+H_UNSTABLE = 0.01    # s-step past the stability edge: the trapezoid's error compounds in the growth rate
 
 
 MULTIPASS_DYNAMICS = ("gd", "sgf", "sgd", "sgd-epochs", "momentum")   # momentum: SGD at sgd_gamma
