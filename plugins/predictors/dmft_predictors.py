@@ -1,12 +1,14 @@
-"""``dmft-gf``, ``dmft-sgf``, ``dmft-sgd``, ``dmft-sgd-batch``: multi-pass learning on n = alpha d samples
-by one DMFT with four clocks (deterministic, Gaussian, Poisson, Bernoulli). Equations:
-:mod:`hdbench_plugins.solvers.dmft` and docs/theory/multipass.md sections 1-3.
+"""``dmft-gf``, ``dmft-sgf``, ``dmft-sgd``, ``dmft-sgd-batch``, ``dmft-sgd-epochs``: multi-pass learning on
+n = alpha d samples by one DMFT with five clocks (deterministic, Gaussian, Poisson, Poisson on the SGD
+step itself, one kick per epoch). Equations: :mod:`hdbench_plugins.solvers.dmft` and
+docs/theory/multipass.md sections 1-3.
 """
 from __future__ import annotations
 
 import hdbench
 from hdbench import YES, Predictor, no
-from hdbench_plugins.solvers.dmft_runs import COMMITTEE_PATHS, COMMITTEE_STEPS, MAX_DENSE, MAX_EXACT_STEPS, predict_dmft, supports_dmft
+from hdbench_plugins.solvers.dmft_runs import (COMMITTEE_PATHS, COMMITTEE_STEPS, EPOCH_CELLS, MAX_DENSE, MAX_EPOCH_STEPS,
+                                              MAX_EXACT_STEPS, predict_dmft, supports_dmft)
 
 
 class _DMFT(Predictor):
@@ -24,7 +26,12 @@ class _DMFT(Predictor):
         steps, paths, tangent_paths = self.steps, self.paths, self.tangent_paths
         if s.model == "committee":
             steps, paths, tangent_paths = min(steps, COMMITTEE_STEPS), paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
-        return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas)
+        return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas,
+                            target_step=self.target_step(s))
+
+    def target_step(self, s):
+        """The grid step the Richardson extrapolation goes to (0: the time-continuous limit)."""
+        return 0.0
 
 
 class DmftGF(_DMFT):
@@ -74,6 +81,49 @@ class DmftSGDBatch(_DMFT):
                             exact_step=s.dynamics_params["gamma"] * b)
 
 
+class DmftSGDEpochs(_DMFT):
+    name = "dmft-sgd-epochs"
+    description = ("multi-pass SGD reshuffled per epoch: DMFT with epoch clocks (one kick per sample per "
+                   "epoch, at a uniformly random step), extrapolated to the simulation's own batch fraction")
+    clock = "epoch"
+    steps = 40
+    examples = [{"model": {"name": "glm", "params": {"loss": "logistic"}},
+                 "dynamics": {"name": "sgd-epochs", "params": {"gamma": 1.0}},
+                 "alpha": 2.0, "d": 200, "t_max": 3.0}]
+
+    def supports(self, s):
+        base = supports_dmft(s, batch_limit=s.dynamics != "sgd-epochs")    # its own dynamics: any B/n
+        if not base or s.dynamics != "sgd-epochs":
+            return base
+        per_epoch = s.n // s.dynamics_params["batch_size"]
+        steps = s.t_max * s.d / s.dynamics_params["batch_size"]
+        if per_epoch <= self.finest_cells and steps > MAX_EPOCH_STEPS:
+            return no(f"t_max d / B = {steps:.0f} SGD steps of {per_epoch} an epoch > {MAX_EPOCH_STEPS}: too fine a grid")
+        return YES
+
+    @property
+    def finest_cells(self):
+        return EPOCH_CELLS * 2 ** (self.levels - 1)
+
+    def predict(self, s, times):
+        """On the simulation's own grid when an epoch has no more steps than the finest level has cells
+        (exact: no extrapolation), else Richardson-extrapolated to the simulation's own step."""
+        if s.dynamics == "sgd-epochs" and s.n // s.dynamics_params["batch_size"] <= self.finest_cells:
+            paths, tangent_paths = self.paths, self.tangent_paths
+            if s.model == "committee":
+                paths, tangent_paths = paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
+            return predict_dmft(s, times, self.clock, None, 1, paths, tangent_paths, self.replicas,
+                                exact_step=self.target_step(s))
+        return super().predict(s, times)
+
+    def target_step(self, s):
+        """An epoch of ``sgd-epochs`` is floor(n / B) steps of ``gamma B / n`` in DMFT time: the grid with
+        that many cells per epoch is the simulated algorithm itself."""
+        if s.dynamics != "sgd-epochs":
+            return 0.0
+        return s.dynamics_params["gamma"] * s.dynamics_params["batch_size"] / s.n
+
+
 @hdbench.hookimpl
 def hdbench_predictors():
-    return [DmftGF, DmftSGF, DmftSGD, DmftSGDBatch]
+    return [DmftGF, DmftSGF, DmftSGD, DmftSGDBatch, DmftSGDEpochs]

@@ -34,7 +34,7 @@ from hdbench import YES, no
 from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
 from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
-from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, interpolate, serial_blas, summarise_replicas
+from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, extrapolation_weights, interpolate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
 
 
@@ -47,6 +47,9 @@ MAX_STEPS = 80             # coarsest level at most when a flow's blow-up is ret
 MAX_EXACT_STEPS = 240      # dmft-sgd-batch: more SGD steps than this are declined (cost O(T^3) a path)
 COMMITTEE_STEPS = 20       # committees' tangents are dense in K T: the coarsest grid they can afford (docs/validation/dmft.md)
 COMMITTEE_PATHS = 2        # committees use 1/2 of the paths: same error within its uncertainty, 40% faster
+EPOCH_CELLS = 16           # the epoch clock's coarsest grid: at least this many cells an epoch (its O(h) error is large)
+MAX_EPOCH_STEPS = 640      # the epoch clock on the simulation's own grid: at most this many steps
+EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at large tau (90 iterations at tau = 1.8)
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
@@ -71,6 +74,15 @@ def supports_dmft(s, batch_limit=True):
     return YES
 
 
+def epoch_visits(s):
+    """The fraction of samples an epoch visits: ``floor(n / B) B / n`` under ``sgd-epochs`` (the
+    remainder of n / B is dropped), 1 otherwise."""
+    if s.dynamics != "sgd-epochs":
+        return 1.0
+    B = s.dynamics_params["batch_size"]
+    return (s.n // B) * B / s.n
+
+
 def problem_of(s, clock):
     """The DMFT ``Problem`` of a scenario and the time scale ``s = scale * t``."""
     scale, tau, lam = dmft_units(s)
@@ -79,13 +91,17 @@ def problem_of(s, clock):
     if s.model == "committee":
         side = dmft.CommitteeLoss(p["K"], p["M"], p["activation"], p["A"], p["v0"], p["sigma"])
         q0, m0 = initial_overlaps(p) if p["init"] == "overlaps" else (p["q0"] * np.eye(p["K"]), np.zeros((p["K"], p["M"])))
-    elif s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear" and p["loss"] == "square"):
+    elif clock == "epoch" and s.model == "linear":      # no exact side: the epoch clock's increments are dependent
+        side = dmft.GlmLoss("linear", "linear", "square", p["sigma"])
+    elif clock != "epoch" and (s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear"
+                                                       and p["loss"] == "square")):
         side = dmft.SquareLinear(p["sigma"])
     else:
         side = dmft.GlmLoss(p["link"], p["activation"], p["loss"], p["sigma"])
     if clock != "flow" and tau == 0:      # SGF / SGD theories of a GD scenario: the scenario's gamma
         tau = s.dynamics_params["gamma"]
-    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock), scale
+    epoch = tau * epoch_visits(s) if clock == "epoch" else None
+    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock, epoch=epoch), scale
 
 
 def _observables(s, q, m, train):
@@ -109,7 +125,7 @@ def _observables(s, q, m, train):
 
 @serial_blas
 def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
-                 exact_step=None, seed=0):
+                 exact_step=None, seed=0, target_step=0.0, tol=dmft.TOL):
     """Curves and their uncertainty ``unc(NAME)``.
 
     ``replicas`` independent solves, each with ``paths / replicas`` Monte-Carlo paths (of which
@@ -120,7 +136,10 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     ``unc(NAME)`` combines in quadrature the standard error of the replica mean (independent replicas:
     honest whatever the correlation between the iterates of one solve) and the extrapolation error
     estimate ``|R_levels - R_(levels-1)|`` (the extrapolant from one level fewer, on the finer grids:
-    the standard a-posteriori bound, conservative for the higher-order one).
+    the standard a-posteriori bound, conservative for the higher-order one). ``target_step``: the step
+    the extrapolation goes to, 0 for the time-continuous limit, or the simulated algorithm's own step
+    when the grid discretises exactly as it does (the epoch clock). The epoch clock's grids are aligned
+    with the epochs: ``steps`` is rounded so that an epoch holds a whole number of coarse cells.
     """
     problem, scale = problem_of(s, clock)
     s_times = scale * np.asarray(times, float)
@@ -128,16 +147,22 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     deterministic = problem.side.exact_paths      # square loss on a linear teacher: no Monte Carlo (dmft.solve)
     if deterministic:             # no Monte Carlo: one replica, on a grid fine for the time span
         steps, replicas = int(np.clip(np.ceil(s_max / DETERMINISTIC_H), *DETERMINISTIC_STEPS)), 1
+    if clock == "epoch" and exact_step is None:      # a grid aligned with the epochs
+        cells = max(EPOCH_CELLS, int(round(steps * problem.epoch / s_max)))
+        steps = int(np.ceil(s_max * cells / problem.epoch - 1e-9))
+        s_max = steps * problem.epoch / cells
     runs, lower = [], []
+    more = {"tol": tol, "max_iter": EPOCH_MAX_ITER} if clock == "epoch" else {"tol": tol}
     for r in range(replicas):
         args = (paths // replicas, tangent_paths // replicas, seed + 7919 * r)
         while True:
             if exact_step is not None:
-                T = max(1, int(round(s_max / exact_step)))
-                solved = [(dmft.solve(problem, T * exact_step, T, *args), 1.0)]
+                T = max(1, int(np.ceil(s_max / exact_step - 1e-9)))
+                solved = [(dmft.solve(problem, T * exact_step, T, *args, **more), 1.0)]
                 break
-            solved = [(dmft.solve(problem, s_max, steps * 2**i, *args, coarsen=levels - 1 - i), c)
-                      for i, c in enumerate(RICHARDSON[levels])]
+            weights = extrapolation_weights(levels, s_max / steps, target_step) if target_step else RICHARDSON[levels]
+            solved = [(dmft.solve(problem, s_max, steps * 2**i, *args, coarsen=levels - 1 - i, **more), c)
+                      for i, c in enumerate(weights)]
             # SGF's explicit margin step is unstable where h l'' > 2 (phase retrieval's large labels; gradient
             # flow's step is implicit, see dmft.solve); the flows are not, so their blow-up is retried finer
             blown = any(not np.isfinite(sol.q).all() for sol, _ in solved)
@@ -149,7 +174,10 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
                      for sol, _ in solved]
         runs.append(_curves(s, combine([c for _, c in solved], grids)))
         if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
-            lower.append(_curves(s, combine(RICHARDSON[len(solved) - 1], grids[1:])))
+            fewer = len(solved) - 1
+            weights = (extrapolation_weights(fewer, s_max / steps / 2, target_step) if target_step
+                       else RICHARDSON[fewer])
+            lower.append(_curves(s, combine(weights, grids[1:])))
     return summarise_replicas(runs, lower or None)
 
 

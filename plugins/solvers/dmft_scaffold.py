@@ -1,7 +1,7 @@
 """The scaffolding every DMFT solver shares, whatever its sample and parameter sides.
 
 - ``iterate``: the damped fixed-point iteration of the kernels with common random numbers, a
-  convergence test at the Monte-Carlo floor, then ``average`` iterates with fresh random numbers;
+  convergence test (a tolerance, far below the Monte-Carlo floor), then ``average`` iterates with fresh random numbers;
 - ``extrapolation_weights`` and ``interpolate``: Richardson extrapolation over grids ``h, h/2, h/4``
   (to ``h = 0``, or to the simulated algorithm's own step), with cubic interpolation onto the
   requested times so that the off-grid error stays below what the extrapolation removes;
@@ -37,7 +37,7 @@ class FixedPoint:
 
 
 def iterate(update, kernels, redraw, *, damping=0.6, tol=1e-3, max_iter=60, average=3,
-            undamped_first=False) -> FixedPoint:
+            undamped_first=False, fresh_average=False) -> FixedPoint:
     """Iterate ``update(kernels) -> (state, new_kernels)`` to its fixed point.
 
     ``state`` is a dict of curves holding at least ``q`` and ``m`` (entries past a divergence may be
@@ -46,15 +46,20 @@ def iterate(update, kernels, redraw, *, damping=0.6, tol=1e-3, max_iter=60, aver
     draws fresh random numbers before each of the ``average`` iterates that are kept. The kernels (a
     tuple of arrays) are damped, ``new = (1 - damping) old + damping update``, except after the first
     iteration when ``undamped_first`` (a deterministic start) or everywhere at ``damping = 1``.
+    With ``fresh_average`` the converged iterate is not kept: every kept iterate follows a ``redraw()``
+    (for a ``state`` that ``update`` computes better once ``redraw`` has been called).
     ``update`` raises :class:`Unstable` to abandon the grid."""
-    history, prev, averaging, converged, it = [], None, False, False, 0
+    history, prev, averaging, converged, it, started = [], None, False, False, 0, False
     for it in range(1, max_iter + average + 1):
         state, new = update(kernels)
         if not averaging and prev is not None:
             converged = _change(state, prev) < tol * max(1.0, _finite_max(state["q"]))
             averaging = converged or it >= max_iter
         if averaging:
-            history.append(state)
+            if fresh_average and not started:
+                started = True
+            else:
+                history.append(state)
             if len(history) >= average:
                 break
             redraw()

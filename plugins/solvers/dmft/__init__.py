@@ -44,7 +44,8 @@ is Monte Carlo over ``N`` paths (vmapped, in chunks, jitted once per shape), wit
   bias that the fixed point's nonlinear dependence on their sample moments causes;
 - for gradient flow a linearly implicit margin step (``glm_side``), stable where the explicit one
   needs ``h l'' < 2`` (phase retrieval has unbounded labels and ``l'' ~ 4 y``);
-- common random numbers across iterations, damping, a convergence test at the Monte-Carlo floor, then
+- common random numbers across iterations, damping, a convergence test at ``TOL`` (far below the
+  Monte-Carlo floor: the iteration is deterministic given its random numbers), then
   ``average`` iterations with fresh random numbers, whose mean is the answer. (The predictors run
   independent replicas of the whole solve; their spread is the reported uncertainty.)
 - a path whose margin diverges is cut at its first bad step; the prediction is +inf from the earliest.
@@ -55,8 +56,8 @@ from hdbench_plugins.solvers.dmft.clocks import CLOCKS, clock_increments, clock_
 from hdbench_plugins.solvers.dmft.linalg import psd_cholesky, unit_lower_inverse
 from hdbench_plugins.solvers.dmft.parameter_side import RHO, parameter_side
 from hdbench_plugins.solvers.dmft.sample_side import CommitteeLoss, GlmLoss, SquareLinear, square_side_moments
-from hdbench_plugins.solvers.dmft.solver import Problem, Solution, solve
+from hdbench_plugins.solvers.dmft.solver import TOL, Problem, Solution, solve
 
-__all__ = ["CLOCKS", "RHO", "CommitteeLoss", "GlmLoss", "Problem", "Solution", "SquareLinear",
+__all__ = ["CLOCKS", "RHO", "TOL", "CommitteeLoss", "GlmLoss", "Problem", "Solution", "SquareLinear",
            "clock_increments", "clock_second_moment", "jump_indices", "moment_matched", "parameter_side",
            "psd_cholesky", "solve", "square_side_moments", "unit_lower_inverse"]

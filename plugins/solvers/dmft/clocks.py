@@ -1,5 +1,6 @@
 """Per-sample clocks of the DMFT (docs/theory/multipass.md section 1): their increments on the grid,
-their second moment, the jump indices of the jump clocks, and moment-matched normals.
+their second moment, what a kick at step k implies about the past (the epoch clock), the jump
+indices of the jump clocks, and moment-matched normals.
 """
 from __future__ import annotations
 
@@ -10,16 +11,39 @@ from scipy.linalg import solve_triangular
 
 
 
-CLOCKS = ("flow", "gaussian", "poisson", "bernoulli")
+CLOCKS = ("flow", "gaussian", "poisson", "bernoulli", "epoch")
 
 
-JUMP_CLOCKS = ("poisson", "bernoulli")     # dZ = 0 except at a path's few jumps: sparse tangents
+JUMP_CLOCKS = ("poisson", "bernoulli", "epoch")     # dZ = 0 except at a path's few jumps: sparse tangents
 
 
-def clock_increments(clock, key, shape, h, tau):
+def epoch_cells(h, epoch):
+    """Grid cells per epoch of length ``epoch``: the epoch clock needs a grid aligned with the epochs."""
+    cells = int(round(epoch / h))
+    if cells < 1 or abs(cells * h - epoch) > 1e-9 * epoch:
+        raise ValueError(f"epoch clock: the grid step h = {h:g} does not divide the epoch {epoch:g}")
+    return cells
+
+
+def clock_increments(clock, key, shape, h, tau, epoch=None):
+    """Increments ``dZ`` [paths, steps] on the grid of step ``h``. ``epoch`` (the epoch clock only): the
+    epoch length; each path jumps by ``tau`` once per epoch with probability ``epoch / tau`` (1 when every
+    sample is visited; less when an epoch drops the remainder of n / B), at a uniformly random cell."""
     if clock == "flow":
         return np.full(shape, h)
     rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+    if clock == "epoch":
+        paths, steps = shape
+        cells = epoch_cells(h, epoch)
+        epochs = -(-steps // cells)
+        # stratified (Latin hypercube over the epochs): each epoch visits exactly the expected share of
+        # paths, spread evenly over its cells, so the phases' main effects carry no Monte-Carlo noise
+        visit = rng.permuted(np.tile(np.arange(paths)[:, None] < round(paths * epoch / tau), epochs), axis=0)
+        cell = rng.permuted(np.tile(np.arange(paths)[:, None] % cells, epochs), axis=0)
+        dZ = np.zeros((paths, epochs * cells))
+        rows, cols = np.nonzero(visit)
+        dZ[rows, cols * cells + cell[rows, cols]] = tau
+        return dZ[:, :steps]
     if clock == "gaussian":
         return h + np.sqrt(tau * h) * rng.standard_normal(shape)
     if clock == "poisson":
@@ -30,8 +54,34 @@ def clock_increments(clock, key, shape, h, tau):
 
 
 def clock_second_moment(clock, h, tau):
-    """``E dZ^2`` per step."""
-    return {"flow": h * h, "gaussian": h * h + tau * h, "poisson": tau * h + h * h, "bernoulli": tau * h}[clock]
+    """``E dZ^2`` per step (the epoch clock: its mean, ``tau h``)."""
+    return {"flow": h * h, "gaussian": h * h + tau * h, "poisson": tau * h + h * h, "bernoulli": tau * h,
+            "epoch": tau * h}[clock]
+
+
+def epoch_priors(dZ, h, epoch):
+    """``[paths, steps]``: the index of each path's kick earlier in the same epoch as step k (if none, the
+    last index, which must be a step without a kick). Conditioned on a kick at k (the only steps whose
+    force counts), a path has no other kick in k's epoch before k: the sample side takes that kick back
+    out."""
+    paths, steps = dZ.shape
+    cells = epoch_cells(h, epoch)
+    k = np.arange(steps)
+    start = (k // cells) * cells
+    last = np.where(dZ != 0, k, -1)
+    last = np.maximum.accumulate(last, axis=1)             # the latest kick at or before k
+    before = np.concatenate([np.full((paths, 1), -1), last[:, :-1]], axis=1)   # ... strictly before k
+    assert not dZ[:, -1].any(), "the last step must be without a kick"
+    return np.where(before >= start, before, steps - 1)
+
+
+def epoch_past(K, cells=None):
+    """``[K, K]``: True where step j's force is in step k's past given a kick at k: j < k (independent
+    increments) or j in an earlier epoch (the epoch clock, ``cells`` steps an epoch)."""
+    k = np.arange(K)
+    if cells is None:
+        return k[None, :] < k[:, None]
+    return (k[None, :] // cells) < (k[:, None] // cells)
 
 
 def moment_matched(Z):

@@ -108,11 +108,22 @@ def square_side_moments(consts, S, Rt):
 
 
 @functools.lru_cache(maxsize=32)
-def glm_side(spec, K, chunks, tangents, width=None, implicit=False):
+def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
     """Jitted Monte-Carlo sample side of a GLM: (Lperp, m, Rt, xi [N, K], rstar [N], eps [N], dZ [N, K],
-    jumps) -> (R_G, mu, C_G, train loss, R_G(k, k + 1)); the first ``tangents`` paths of each chunk carry
-    the tangents. With ``width`` (jump clocks) the tangents use Woodbury over each path's jump indices
-    ``jumps`` [N, width] (O(K m^2) per path); without, a dense triangular inverse (O(K^3)).
+    prior [N, K], past [K, K], jumps) -> (R_G, mu, C_G, train loss, R_G(k, k + 1)); the first ``tangents``
+    paths of each chunk carry the tangents. With ``width`` (jump clocks) the tangents use Woodbury over
+    each path's jump indices ``jumps`` [N, width] (O(K m^2) per path); without, a dense triangular
+    inverse (O(K^3)).
+
+    ``cells`` > 0: the epoch clock (a jump clock) with epochs of ``cells`` steps. Its increments are
+    dependent, so the current increment is averaged out by conditioning on it,
+    ``E[f dZ_k] = h E[f | kick at k]``; given a kick at k a path has no other kick in k's epoch before k,
+    so each statistic of step k is taken on the path with that kick (index ``prior[n, k]``,
+    ``clocks.epoch_priors``) taken back out, margin and tangent alike, and ``C_G(k, j)`` keeps the forces
+    of ``past[k, j]`` (earlier epochs) only. Every path counts at every step with the weight ``h``, as
+    for independent increments (where ``prior`` is void and ``past`` is ``j < k``). The train loss is
+    averaged exactly over the phase of the current epoch (``_phase_averaged``) where ``consts[3] > 0``:
+    it does not feed back, so the solver asks for it in the averaging phase only.
 
     ``implicit``: the force of step k is linearly implicit in the margin,
     ``G_k = [l'(r_k) + l''_+(r_k) (r_{k+1} - r_k)] dZ_k`` with ``l''_+ = max(l'', 0)``: the DMFT of
@@ -121,6 +132,9 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False):
     Then ``G_k`` depends on ``zeta_{k+1}`` too, and ``R_G`` gains the entry ``R_G(k, k + 1)``."""
     from hdbench_plugins.common.glm import activation, label, loss_value
     T = K - 1
+    epochs = cells > 0
+    if epochs and (width is None or implicit):
+        raise ValueError("the epoch clock is a jump clock: its GLM side is the explicit, sparse one")
 
     def loss(r, y):
         return loss_value(spec.loss, activation(spec.activation, r, jnp), y, jnp)
@@ -143,11 +157,12 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False):
         return label(rs, {"link": spec.link}, jnp) + spec.sigma * ep
 
     @jax.jit
-    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, jumps):
+    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
         alpha, h, m2 = consts[0], consts[1], consts[2]
+        phase = _epoch_phase(Rt.reshape(K, 1, K, 1), cells) if epochs else None
 
         def body(acc, inp):
-            xi_c, rs, ep, dz, J = inp
+            xi_c, rs, ep, dz, before, J = inp
             zeta = rs[:, None] * m[None, :] / RHO + xi_c @ Lperp.T          # [c, K]
             y = labels(rs, ep)
 
@@ -168,10 +183,23 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False):
             r, dz, first = _cut_diverged(r, dz)
             r_next = jnp.concatenate([r[:, 1:], r[:, -1:]], axis=1)
             P, H2 = force(r, r_next, y[:, None]), dforce(r, r_next, y[:, None])
+            train_loss = loss(r, y[:, None]).sum(0)
+            if epochs:              # the statistics given a kick at k: the epoch's earlier kick taken back out
+                Rkc = Rt[jnp.arange(K)[None, :], before]                       # Rt(k, c(k))
+                kick = jnp.take_along_axis(P * dz, before, axis=1)
+                curv = jnp.take_along_axis(H2 * dz, before, axis=1)
+                r_given = r + Rkc * kick
+                P_past, H2_path = P * dz, H2
+                P, H2 = force(r_given, r_given, y[:, None]), dforce(r_given, r_given, y[:, None])
+                train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(
+                    lambda x: loss(x[..., 0], y.reshape((-1,) + (1,) * (x.ndim - 2))),
+                    r_given[..., None], P[..., None], phase, m2 / h, h * h / m2), lambda: train_loss)
+            else:
+                P_past, H2_path = P * dz, H2
             if width is None:
                 # (I + Rt D1 + Rt D2 S) dr = dzeta, S the shift to the next step: lower triangular with
                 # diagonal e = 1 + Rt(k, k-1) D2_{k-1} (1 for the explicit scheme, D2 = 0)
-                X = Rt[None] * (H2 * dz)[:tangents, None, :]
+                X = Rt[None] * (H2_path * dz)[:tangents, None, :]
                 if implicit:
                     D2 = (stiffness(r, y[:, None]) * dz)[:tangents]
                     X = X.at[:, :, 1:].add(Rt[None, :, :-1] * D2[:, None, :-1])
@@ -184,18 +212,23 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False):
                     tangent = jnp.einsum("nk,nkj->kj", H2[:tangents], unit_lower_inverse(X))
             else:
                 Jt = J[:tangents]
-                Ds = jnp.take_along_axis((H2 * dz)[:tangents], Jt, axis=1)
+                Ds = jnp.take_along_axis((H2_path * dz)[:tangents], Jt, axis=1)
                 W = _woodbury(Rt, Jt, Ds)
+                if epochs:          # the tangent row without the earlier kick c: J_k + Rt(k, c) l''_c tau J_c
+                    a = (Rkc * curv)[:tangents]
+                    bt = before[:tangents]
+                    W = (W + a[:, :, None] * jnp.take_along_axis(W, bt[:, :, None], axis=1)
+                         - a[:, :, None] * (Jt[:, None, :] == bt[:, :, None]))
                 tangent = jnp.diag(H2[:tangents].sum(0)) - _scatter_columns(H2[:tangents, :, None] * W, Jt, K)
             acc = (acc[0] + tangent,
-                   acc[1] + jnp.einsum("nk,nj->kj", P, P * dz),
+                   acc[1] + jnp.einsum("nk,nj->kj", P, P_past),
                    acc[2] + (P * P).sum(0),
                    acc[3] + (P * rs[:, None]).sum(0),
-                   acc[4] + loss(r, y[:, None]).sum(0),
+                   acc[4] + train_loss,
                    jnp.minimum(acc[5], jnp.where(first < K, first - (1 if implicit else 0), K).min()))
             return acc, None
         zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K), jnp.asarray(K))
-        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, jumps))
+        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, prior, jumps))
         sums, _ = jax.lax.scan(body, zero, inputs)
         N = xi.shape[0]
         Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
@@ -203,21 +236,23 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False):
         RG = alpha * h * jnp.tril(Hj[:T, :T])
         up = alpha * h * jnp.diagonal(Hj, 1)                       # R_G(k, k + 1), 0 unless implicit
         mu = alpha * h * Pr[:T] / RHO - (RG @ m[:T] + up * m[1:]) / RHO
-        CG = jnp.tril(alpha * h * PP[:T, :T], -1)
+        CG = alpha * h * jnp.where(past[:T, :T], PP[:T, :T], 0.0)
         CG = CG + CG.T + jnp.diag(alpha * m2 * P2[:T])
         return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), up
     return run
 
 
 @functools.lru_cache(maxsize=32)
-def committee_side(spec, K, chunks, tangents):
+def committee_side(spec, K, chunks, tangents, cells=0):
     """Jitted Monte-Carlo sample side of a committee: the GLM side (``glm_side``, explicit step, dense
     tangents) with vector margins ``r_k`` [p], ``p = spec.hidden``. Inputs: ``Lperp`` [Kp, Kp],
     ``m`` [Kp, M], ``Rt`` [Kp, Kp] (index ``k p + a``), ``xi`` [N, Kp], ``rstar`` [N, M], ``eps`` [N],
-    ``dZ`` [N, K]; outputs as ``parameter_side`` takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``,
-    ``C_G [T, T, p, p]``, the train loss [K], and zeros for ``R_G(k, k + 1)``."""
+    ``dZ``, ``prior`` [N, K], ``past`` [K, K] (``epochs``: as in ``glm_side``); outputs as ``parameter_side``
+    takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``, ``C_G [T, T, p, p]``, the train loss [K], and zeros
+    for ``R_G(k, k + 1)``."""
     from hdbench_plugins.common.committee import g
     T, p = K - 1, spec.hidden
+    epochs = cells > 0
 
     def loss(r, y):
         return 0.5 * (spec.v * g(spec.activation, r).sum() - y) ** 2
@@ -225,12 +260,13 @@ def committee_side(spec, K, chunks, tangents):
     grad, hess, value = jax.vmap(jax.grad(loss)), jax.vmap(jax.hessian(loss)), jax.vmap(loss)
 
     @jax.jit
-    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, jumps):
+    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
         alpha, h, m2 = consts[0], consts[1], consts[2]
         Rt4 = Rt.reshape(K, p, K, p)
+        phase = _epoch_phase(Rt4, cells) if epochs else None
 
         def body(acc, inp):
-            xi_c, rs, ep, dz = inp
+            xi_c, rs, ep, dz, before = inp
             zeta = (rs @ m.T / RHO + xi_c @ Lperp.T).reshape(-1, K, p)
             y = spec.A * g(spec.activation, rs).sum(1) + spec.sigma * ep
 
@@ -242,20 +278,36 @@ def committee_side(spec, K, chunks, tangents):
             r, dz, first = _cut_diverged(r, dz)
             flat, ys = r.reshape(-1, p), jnp.repeat(y, K)
             P, H = grad(flat, ys).reshape(-1, K, p), hess(flat, ys).reshape(-1, K, p, p)
-            Ht = H[:tangents]
-            X = jnp.einsum("iajc,njcb->niajb", Rt4, Ht * dz[:tangents, :, None, None]).reshape(-1, K * p, K * p)
+            train_loss = value(flat, ys).reshape(-1, K).sum(0)
+            X = jnp.einsum("iajc,njcb->niajb", Rt4, (H * dz[:, :, None, None])[:tangents]).reshape(-1, K * p, K * p)
             J = unit_lower_inverse(X).reshape(-1, K, p, K, p)                 # dr_(k a) / dzeta_(j b)
-            acc = (acc[0] + jnp.einsum("nkab,nkbjc->kjac", Ht, J),
-                   acc[1] + jnp.einsum("nka,njb->kjab", P, P * dz[:, :, None]),
+            P_past = P * dz[:, :, None]
+            if epochs:              # as glm_side: the statistics of step k without the epoch's earlier kick
+                Rkc = Rt4[jnp.arange(K)[None, :], :, before, :]                  # [c, K, p, p]: Rt(k, c(k))
+                pick = before[:, :, None, None]
+                r = r + jnp.einsum("nkab,nkb->nka", Rkc, jnp.take_along_axis(P_past, before[:, :, None], axis=1))
+                A = jnp.einsum("nkab,nkbc->nkac", Rkc, jnp.take_along_axis(H * dz[:, :, None, None], pick, axis=1))
+                Jc = jnp.take_along_axis(J, pick[:tangents, :, :, :, None], axis=1)
+                J = J + jnp.einsum("nkab,nkbjc->nkajc", A[:tangents], Jc)
+                flat = r.reshape(-1, p)
+                P, H = grad(flat, ys).reshape(-1, K, p), hess(flat, ys).reshape(-1, K, p, p)
+
+                def margins_loss(x):
+                    out = spec.v * g(spec.activation, x).sum(-1) - y.reshape((-1,) + (1,) * (x.ndim - 2))
+                    return 0.5 * out ** 2
+                train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(margins_loss, r, P, phase, m2 / h, h * h / m2),
+                                          lambda: train_loss)
+            acc = (acc[0] + jnp.einsum("nkab,nkbjc->kjac", H[:tangents], J),
+                   acc[1] + jnp.einsum("nka,njb->kjab", P, P_past),
                    acc[2] + jnp.einsum("nka,nkb->kab", P, P),
                    acc[3] + jnp.einsum("nka,nm->kam", P, rs),
-                   acc[4] + value(flat, ys).reshape(-1, K).sum(0),
+                   acc[4] + train_loss,
                    jnp.minimum(acc[5], first.min()))
             return acc, None
         M = m.shape[1]
         zero = (jnp.zeros((K, K, p, p)), jnp.zeros((K, K, p, p)), jnp.zeros((K, p, p)), jnp.zeros((K, p, M)),
                 jnp.zeros(K), jnp.asarray(K))
-        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ))
+        inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, prior))
         sums, _ = jax.lax.scan(body, zero, inputs)
         N = xi.shape[0]
         Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
@@ -263,10 +315,36 @@ def committee_side(spec, K, chunks, tangents):
         lower = jnp.tril(jnp.ones((T, T)))[:, :, None, None]
         RG = alpha * h * Hj[:T, :T] * lower
         mu = alpha * h * Pr[:T] / RHO - jnp.einsum("kjab,jbm->kam", RG, m.reshape(K, p, M)[:T]) / RHO
-        CG = alpha * h * PP[:T, :T] * jnp.tril(jnp.ones((T, T)), -1)[:, :, None, None]
+        CG = alpha * h * jnp.where(past[:T, :T, None, None], PP[:T, :T], 0.0)
         CG = CG + CG.transpose(1, 0, 3, 2) + jnp.eye(T)[:, :, None, None] * (alpha * m2 * P2[:T])[:, None]
         return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), jnp.zeros((T, p, p))
     return run
+
+
+def _epoch_phase(Rt4, cells):
+    """For step k, the candidate kicks of its epoch before k: indices ``cand`` [K, cells], the blocks
+    ``Rt(k, cand)`` [K, cells, p, p] and the mask ``cand < k``, for sums over the current epoch's phase."""
+    K = Rt4.shape[0]
+    k = np.arange(K)
+    cand = (k // cells * cells)[:, None] + np.arange(cells)[None, :]
+    before = cand < k[:, None]
+    cand = np.minimum(cand, K - 1)
+    return jnp.asarray(cand), Rt4[k[:, None], :, cand, :], jnp.asarray(before)
+
+
+def _phase_averaged(loss, r_given, force_given, phase, tau, q):
+    """``sum_paths E loss(r_k)`` [K] averaged exactly over where the current epoch kicked the path: not
+    yet (probability ``1 - (k - start) q``, margin ``r_given``), or at a step ``c`` before k (each
+    probability ``q = h / tau``, margin ``r_given_k - Rt(k, c) tau l'(r_given_c)``). The Monte Carlo is
+    left with the other epochs' phases. Margins and forces [n, K, p]; ``loss`` maps margins [..., p]
+    to losses [...]."""
+    cand, Rkc, before = phase
+    if Rkc.shape[-1] == 1:        # a GLM: scalar blocks (a batched 1 x 1 product is slow)
+        hyp = r_given[:, :, None] - tau * Rkc[None, :, :, :, 0] * force_given[:, cand]
+    else:
+        hyp = r_given[:, :, None] - tau * jnp.einsum("kjab,nkjb->nkja", Rkc, force_given[:, cand])
+    return ((1 - before.sum(1) * q) * loss(r_given)
+            + q * jnp.where(before, loss(hyp), 0.0).sum(2)).sum(0)
 
 
 def _woodbury(Rt, S, Ds):
