@@ -57,6 +57,8 @@ REFERENCE += [lambda: _multipass_logistic("gd"), lambda: _multipass_logistic("sg
 PREFERRED = {"lsq-gf-mp": 2, "glm-aniso-ode": 8, "dmft-gf": 10, "dmft-sgf": 11, "dmft-sgd": 12, "dmft-sgd-batch": 13}
 REFERENCE += [lambda: _online("dln", {"rho": 0.1, "spike": 2.0}, 1.5, d=2000, seeds=8, t_max=8.0),
               lambda: _dln_gd(4.0), lambda: _dln_gd(20.0)]
+REFERENCE += [lambda: _multipass_logistic("sgd-epochs")]
+PREFERRED["dmft-sgd-epochs"] = len(REFERENCE) - 1
 
 
 def reference_scenario(name):
@@ -480,17 +482,19 @@ class PerModePredict:
 class DMFTSolve:
     """One DMFT fixed point (logistic regression, alpha = 2, s in [0, 2]) vs the grid steps T and the
     Monte-Carlo paths N (a quarter of them carry tangents), for the dense (Gaussian clocks: O(N T^3)
-    tangents) and the sparse (Poisson clocks: Woodbury over the jumps) sample sides. Compilation is
-    warmed up in setup."""
+    tangents) and the sparse (Poisson clocks: Woodbury over the jumps) sample sides, and the epoch
+    clock (sparse, with each step's earlier kick taken out; epochs of 1 at tau = 1, so two epochs).
+    Compilation is warmed up in setup."""
 
-    params = (["gaussian", "poisson"], [50, 100, 200], [4000, 16000])
+    params = (["gaussian", "poisson", "epoch"], [50, 100, 200], [4000, 16000])
     param_names = ["clock", "T", "paths"]
     timeout = 600
 
     def setup(self, clock, T, paths):
         from hdbench_plugins.solvers import dmft
         self.dmft = dmft
-        self.problem = dmft.Problem(dmft.GlmLoss("sign", "linear", "logistic", 0.0), 2.0, 0.0, 0.0, 0.0, 1.5, clock)
+        tau, epoch = (1.0, 1.0) if clock == "epoch" else (1.5, None)
+        self.problem = dmft.Problem(dmft.GlmLoss("sign", "linear", "logistic", 0.0), 2.0, 0.0, 0.0, 0.0, tau, clock, epoch)
         self.solve(clock, T, paths)
 
     def solve(self, clock, T, paths):

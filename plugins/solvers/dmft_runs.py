@@ -5,6 +5,7 @@
 | dmft-sgf         | ``dZ = ds + sqrt(tau) dW``         | SGF / SME (Nishiyama-Imaizumi; Fan-Wang's SME) | Richardson, 3 levels   |
 | dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson, 3 levels     |
 | dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n |
+| dmft-sgd-epochs  | ``tau`` once an epoch, at a uniform step | SGD reshuffled per epoch (docs/theory/multipass.md section 2a) | aligned with the epochs; Richardson to h = gamma B / n, or that grid itself |
 
 Each predicts any finite-data scenario of the ``linear``, ``glm`` or ``committee`` model on isotropic
 data (GD, SGF, SGD, SGD with epochs): a theory scored on another theory's dynamics is how the
@@ -24,7 +25,8 @@ Each prediction also returns ``unc(NAME)``, the predictor's own uncertainty of N
 standard error over independent replicas and the Richardson extrapolation's error estimate, in
 quadrature (``predict_dmft``). The leaderboard shows it next to the error. On a linear teacher with the
 square loss the sample side is exact in expectation over the clocks, so there is no Monte Carlo:
-one replica on a grid of coarse step ``h <= DETERMINISTIC_H``, and ``unc`` is the extrapolation's alone.
+one replica on a grid of coarse step ``h <= DETERMINISTIC_H``, and ``unc`` is the extrapolation's alone
+(except under the epoch clock, whose increments are dependent: Monte Carlo as for a GLM).
 """
 from __future__ import annotations
 

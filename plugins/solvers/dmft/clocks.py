@@ -36,13 +36,12 @@ def clock_increments(clock, key, shape, h, tau, epoch=None):
         paths, steps = shape
         cells = epoch_cells(h, epoch)
         epochs = -(-steps // cells)
-        # stratified (Latin hypercube over the epochs): each epoch visits exactly the expected share of
-        # paths, spread evenly over its cells, so the phases' main effects carry no Monte-Carlo noise
-        visit = rng.permuted(np.tile(np.arange(paths)[:, None] < round(paths * epoch / tau), epochs), axis=0)
-        cell = rng.permuted(np.tile(np.arange(paths)[:, None] % cells, epochs), axis=0)
+        # stratified (a Latin hypercube over the epochs): each epoch visits exactly the expected share
+        # of the paths, spread evenly over its cells
+        visited = int(round(paths * epoch / tau))
         dZ = np.zeros((paths, epochs * cells))
-        rows, cols = np.nonzero(visit)
-        dZ[rows, cols * cells + cell[rows, cols]] = tau
+        for e in range(epochs):
+            dZ[rng.permutation(paths)[:visited], e * cells + np.arange(visited) % cells] = tau
         return dZ[:, :steps]
     if clock == "gaussian":
         return h + np.sqrt(tau * h) * rng.standard_normal(shape)

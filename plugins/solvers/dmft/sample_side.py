@@ -175,8 +175,11 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
                 r_k = (zeta[:, k] - g_hist @ Rt[k] - c * (dl(r_prev, y) - a * r_prev)) / (1 + c * a)
                 g_hist = g_hist.at[:, (k - 1) % K].set(force(r_prev, r_k, y) * dz[:, k - 1])
                 return (g_hist, r_k), r_k
-            _, r = jax.lax.scan(step, (jnp.zeros_like(zeta), jnp.zeros_like(rs)), jnp.arange(K))
-            r = r.T                                                           # [c, K]
+            if width is None:
+                _, r = jax.lax.scan(step, (jnp.zeros_like(zeta), jnp.zeros_like(rs)), jnp.arange(K))
+                r = r.T                                                       # [c, K]
+            else:
+                r = _jump_margins(zeta, y, dz, J, Rt, dl)
             # a path that diverges (phase retrieval's large labels) is cut at its first bad step, so it
             # cannot poison the others; the earliest such step over all paths is returned (one earlier
             # for the implicit scheme, whose force at k - 1 already depends on r_k)
@@ -347,6 +350,21 @@ def _phase_averaged(loss, r_given, force_given, phase, tau, q):
             + q * jnp.where(before, loss(hyp), 0.0).sum(2)).sum(0)
 
 
+def _jump_margins(zeta, y, dz, S, Rt, dl):
+    """The explicit scheme's margins [c, K] when the forces are zero off each path's jump indices ``S``
+    [c, m] (sorted, padded with a kick-free index): a scan over the m jumps, not the K steps,
+    ``r = zeta - Rt[:, S] G_S`` with ``G_(S_i) = l'(r_(S_i)) dZ_(S_i)``."""
+    RtS = jnp.take(Rt, S, axis=1).transpose(1, 0, 2)                           # [c, K, m]
+    RtSS = jnp.take_along_axis(RtS, S[:, :, None], axis=1)                      # [c, m, m]
+    zS, dzS = jnp.take_along_axis(zeta, S, axis=1), jnp.take_along_axis(dz, S, axis=1)
+
+    def step(G, i):
+        r_i = zS[:, i] - (RtSS[:, i] * G).sum(1)
+        return G.at[:, i].set(dl(r_i, y) * dzS[:, i]), None
+    G, _ = jax.lax.scan(step, jnp.zeros_like(zS), jnp.arange(S.shape[1]))
+    return zeta - jnp.einsum("nkm,nm->nk", RtS, G)
+
+
 def _woodbury(Rt, S, Ds):
     """Per path, ``W = Rt[:, S] D_S (I + Rt[S, S] D_S)^-1`` [c, K, m], so that
     ``(I + Rt D)^-1 = I - W E_S`` when ``D`` is zero off the jump indices ``S`` (``E_S``: the selector)."""
@@ -357,8 +375,10 @@ def _woodbury(Rt, S, Ds):
 
 
 def _scatter_columns(X, S, K):
-    """``sum_n X[n, :, i]`` added to column ``S[n, i]``: [K, K]."""
-    return jnp.einsum("nki,nij->kj", X, jax.nn.one_hot(S, K, dtype=X.dtype))
+    """``sum_n X[n, :, i]`` added to column ``S[n, i]``: [K, K] (a scatter-add: a one-hot product costs
+    K times more)."""
+    rows = X.transpose(0, 2, 1).reshape(-1, K)
+    return jnp.zeros((K, K), X.dtype).at[S.reshape(-1)].add(rows).T
 
 
 def first_blowup(RG, mu, CG, train, up, limit=1e12):

@@ -19,7 +19,7 @@ from hdbench_plugins.solvers.dmft.sample_side import CHUNK, CommitteeLoss, commi
 
 # The iteration is deterministic given its random numbers (common across iterations), so it converges
 # to any tolerance; at 1e-3 its bias was 0.1-0.5 of the reported uncertainty (docs/validation/dmft.md)
-TOL = 1e-5
+TOL = 1e-4
 
 
 @dataclasses.dataclass(frozen=True)
