@@ -137,3 +137,34 @@ def test_a_singular_start_uses_the_symmetric_root():
                                     "d": 50, "t_max": 0.1, "seeds": 2, "n_times": 2})
     sim = hdbench.simulate(s)
     assert abs(sim.mean["Q_0_0"][0] - 0.09) < 1e-5 and abs(sim.mean["Q_1_1"][0] - 0.5) < 1e-5
+
+
+def test_a_per_unit_second_layer_is_realised_and_predicted(registry):
+    """``V0``, one second-layer weight per unit (fixed, and trained by saad-solla), from the measured
+    start: the simulation starts there, and every committee theory that reads it stays within the
+    Bonferroni threshold (with the common ``v0 = 1`` the gen_error is off from the start)."""
+    V0 = [1.0, 0.3]
+    for dynamics, second, theories in (("online-sgd", False, ("saad-solla", "glm-aniso-ode")),
+                                        ("online-sgd", True, ("saad-solla",)),
+                                        ("sgd", False, ("dmft-sgd-batch",))):
+        finite = {"alpha": 2.0, "d": 200, "t_max": 4.0} if dynamics == "sgd" else {"d": 500, "t_max": 6.0}
+        s = hdbench.Scenario.from_dict({
+            "model": {"name": "committee", "params": {"K": 2, "M": 2, "V0": V0, "train_second_layer": second,
+                                                      **MEASURED}},
+            "dynamics": {"name": dynamics, "params": {"gamma": 1.0, **({"batch_size": 50} if dynamics == "sgd" else {})}},
+            "seeds": 16, "n_times": 17, **finite})
+        sim = hdbench.simulate(s)
+        assert sim.mean["v_1"][0] == pytest.approx(0.3, abs=1e-6)
+        for name in theories:
+            curves = registry.predictor(name).predict(s, sim.times)
+            assert curves["v_1"][0] == pytest.approx(0.3)
+            assert max_z(sim, curves) < z_threshold(s.n_times, s.seeds), (name, second)
+
+
+@pytest.mark.parametrize("params,message", [({"V0": [1.0, 0.5, 0.2]}, "expected K = 2 values"),
+                                            ({"V0": [1.0, "x"]}, "list of numbers")])
+def test_bad_second_layer_is_a_one_line_error(params, message):
+    with pytest.raises(hdbench.InputError, match=message) as err:
+        hdbench.Scenario.from_dict({"model": {"name": "committee", "params": {"K": 2, "M": 2, **params}},
+                                    "dynamics": "online-sgd", "d": 100, "t_max": 1.0})
+    assert "\n" not in str(err.value)

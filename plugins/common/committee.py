@@ -56,6 +56,22 @@ def initial_overlaps(p):
     return Q0, R0
 
 
+def second_layer(p):
+    """The initial second layer ``v`` [K]: ``V0`` where given, else ``v0`` for every unit."""
+    return np.array(p["V0"], float) if p.get("V0") is not None else np.full(p["K"], float(p["v0"]))
+
+
+def parse_vector(where, name, value):
+    """A vector parameter: a non-empty list of finite numbers, as a tuple of floats."""
+    try:
+        entries = tuple(float(x) for x in value)
+    except (TypeError, ValueError):
+        entries = None
+    if not entries or not np.all(np.isfinite(entries)) or any(isinstance(x, bool) for x in value):
+        raise InputError(f"{where}: {name} = {value!r} is not allowed (expected a list of numbers)")
+    return entries
+
+
 def parse_matrix(where, name, value):
     """A matrix parameter: rows of finite numbers (a list of lists), as a tuple of tuples of floats."""
     try:

@@ -4,7 +4,8 @@ Student ``yhat = sum_i v_i g(lambda_i)``, ``lambda_i = <w_i, x>``, i = 1..K; tea
 ``y = sum_n A g(nu_n) + sigma zeta``, ``nu_n = <w*_n, x>``, n = 1..M, with orthonormal teacher rows
 (``T = I``), ``x ~ N(0, Sigma)`` with any covariance spectrum (spectra.py; isotropic by default), loss
 ``(y - yhat)^2 / 2``; ``g`` is ``erf(z/sqrt 2)``, linear or relu.
-The second layer ``v`` trains (same per-sample step ``gamma/d``) only if ``train_second_layer``.
+The second layer ``v`` starts at ``v0`` on every unit, or at ``V0`` (K values, one per unit), and
+trains (same per-sample step ``gamma/d``) only if ``train_second_layer``.
 
 Initialisation ``init = "overlaps"``: exactly ``Q = W W^T = q0 I + q_off (1 - I)`` and
 ``R = W W*^T = r0`` on the diagonal (``r_off`` elsewhere), or any measured state given as full
@@ -26,7 +27,7 @@ from hdbench import InputError, Model, Param
 from hdbench_plugins.common.linalg import orthonormal_columns
 from hdbench_plugins.common.spectra import SPECTRUM_PARAMS, check_spectrum, is_isotropic, spectrum
 from hdbench_plugins.common.committee import (ACTIVATIONS, g, generalisation_error, initial_overlaps, named_overlaps,
-                                              overlap_names, parse_matrix, psd_root)
+                                              overlap_names, parse_matrix, parse_vector, psd_root, second_layer)
 
 
 class Committee(Model):
@@ -39,6 +40,8 @@ class Committee(Model):
         "sigma": Param(0.0, float, low=0.0, doc="label noise"),
         "A": Param(1.0, float, doc="teacher second-layer weight (all units)"),
         "v0": Param(1.0, float, doc="initial student second-layer weight (all units)"),
+        "V0": Param(None, tuple, optional=True, parse=parse_vector,
+                    doc="initial student second layer as K values, one per unit (replaces v0)"),
         "train_second_layer": Param(False, bool),
         "init": Param("overlaps", str, choices=("overlaps", "random")),
         "q0": Param(0.5, float, low=0.0, low_open=True, doc="initial Q_ii"),
@@ -54,8 +57,8 @@ class Committee(Model):
 
     @classmethod
     def validate(cls, params):
-        # unset Q0 / R0 are not part of the scenario: committee scenarios keep their hash
-        return {k: v for k, v in super().validate(params).items() if v is not None or k not in ("Q0", "R0")}
+        # unset Q0 / R0 / V0 are not part of the scenario: committee scenarios keep their hash
+        return {k: v for k, v in super().validate(params).items() if v is not None or k not in ("Q0", "R0", "V0")}
 
     @classmethod
     def check_params(cls, p):
@@ -69,6 +72,8 @@ class Committee(Model):
             if value is not None and p["init"] != "overlaps":
                 raise InputError(f"model 'committee': {key} is not allowed with init = '{p['init']}' "
                                  "(it sets the overlaps: init = 'overlaps')")
+        if p.get("V0") is not None and len(p["V0"]) != K:
+            raise InputError(f"model 'committee': V0 of length {len(p['V0'])} is not allowed (expected K = {K} values)")
         if p.get("Q0") is not None and not np.allclose(p["Q0"], np.transpose(p["Q0"]), rtol=0, atol=1e-12):
             raise InputError(f"model 'committee': Q0 = {[list(r) for r in p['Q0']]} is not allowed (it must be symmetric)")
         if p["init"] == "overlaps":
@@ -91,7 +96,7 @@ class Committee(Model):
 
     def init(self, key, d, teacher, p):
         K = p["K"]
-        v = jnp.full((K,), p["v0"])
+        v = jnp.asarray(second_layer(p), jnp.float32)
         if p["init"] == "random":
             return {"W": jax.random.normal(key, (K, d)) * jnp.sqrt(p["q0"] / d), "v": v}
         Q0, R0 = initial_overlaps(p)

@@ -41,7 +41,7 @@ from hdbench_plugins.common.glm import (activation, activation_prime, expectatio
                                         population, teacher_variance)
 from hdbench_plugins.common.spectra import is_isotropic, spectrum
 from hdbench_plugins.solvers.modes import Modes, bin_modes, solve_modes
-from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
+from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps, second_layer
 from hdbench_plugins.solvers.regime import streaming_sgd, unregularised
 from hdbench_plugins.solvers.committee_ode import _integrals, noise_term, supports_committee
 
@@ -127,7 +127,7 @@ def _committee_expectations(act, K, M):
 
 def committee_coefficients(p, correction=True):
     K, M, act = p["K"], p["M"], p["activation"]
-    c = np.concatenate([-np.full(K, p["v0"]), np.full(M, p["A"])])
+    c = np.concatenate([-second_layer(p), np.full(M, p["A"])])
 
     def coefficients(agg):
         C = np.block([[agg["P"][0], agg["X"][0]], [agg["X"][0].T, agg["T"][0]]])
@@ -149,7 +149,7 @@ def solve_committee_aniso(s, times, correction=True, bins=BINS):
     # tolerance only buys rejected steps
     rtol = 1e-6 if act == "relu" else 1e-8
     states = solve_modes(modes, committee_coefficients(p, correction), s, times, rtol=rtol)
-    v, A = np.full(K, p["v0"]), np.full(M, p["A"])
+    v, A = second_layer(p), np.full(M, p["A"])
     TS = np.einsum("n,nab->ab", modes.lam[0], modes.T)
     gen = np.full(len(times), np.inf)
     Q, R = np.full((len(times), K, K), np.inf), np.full((len(times), K, M), np.inf)
@@ -161,7 +161,7 @@ def solve_committee_aniso(s, times, correction=True, bins=BINS):
         gen[k] = generalisation_error(act, QS, RS, TS, v, A, np)
         Q[k], R[k] = P.sum(0), X.sum(0)
     return {"gen_error": gen, "risk": gen + 0.5 * p["sigma"] ** 2,
-            **named_overlaps(Q, R, np.full((len(times), K), p["v0"]))}
+            **named_overlaps(Q, R, np.tile(v, (len(times), 1)))}
 
 
 def supports_online_glm_any_spectrum(s):

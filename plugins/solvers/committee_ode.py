@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdbench import YES, no
-from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps, pair_kernel
+from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps, pair_kernel, second_layer
 from hdbench_plugins.common.quadrature import qmc_normal
 from hdbench_plugins.common.odeint import make_rk4, substeps
 from hdbench_plugins.solvers.regime import isotropic_data, schedule_of, sgd_gamma, streaming_sgd
@@ -162,11 +162,11 @@ def solve_committee(s, times, correction=True):
     intervals = np.diff(times)
     with jax.enable_x64(True):
         solve = _solver(act, K, M, p["train_second_layer"], correction, substeps(times, DT), schedule_of(s))
-        state0 = (jnp.asarray(Q0), jnp.asarray(R0), jnp.full((K,), p["v0"], dtype=jnp.float64), jnp.zeros(()))
+        state0 = (jnp.asarray(Q0), jnp.asarray(R0), jnp.asarray(second_layer(p)), jnp.zeros(()))
         Q, R, v, _ = solve(state0, jnp.asarray(intervals), gamma, p["sigma"], p["A"], inverse_b2)
         Q = np.concatenate([Q0[None], np.asarray(Q)])
         R = np.concatenate([R0[None], np.asarray(R)])
-        v = np.concatenate([np.full((1, K), p["v0"]), np.asarray(v)])
+        v = np.concatenate([second_layer(p)[None], np.asarray(v)])
     eg = np.array([float(generalisation_error(act, Q[t], R[t], np.eye(M), v[t], np.full(M, p["A"]), np))
                    for t in range(len(times))])
     out = {"gen_error": eg, "risk": eg + 0.5 * p["sigma"] ** 2, **named_overlaps(Q, R, v)}

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from hdbench import YES, no
-from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps
+from hdbench_plugins.common.committee import named_overlaps, generalisation_error, initial_overlaps, second_layer
 from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, extrapolation_weights, interpolate, serial_blas, summarise_replicas
@@ -51,7 +51,7 @@ COMMITTEE_STEPS = 20       # committees' tangents are dense in K T: the coarsest
 COMMITTEE_PATHS = 2        # committees use 1/2 of the paths: same error within its uncertainty, 40% faster
 EPOCH_CELLS = 16           # the epoch clock's coarsest grid: at least this many cells an epoch (its O(h) error is large)
 MAX_EPOCH_STEPS = 640      # the epoch clock on the simulation's own grid: at most this many steps
-EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at large tau (90 iterations at tau = 1.8)
+EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at large tau (docs/validation/epochs.md)
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
@@ -91,7 +91,7 @@ def problem_of(s, clock):
     p = s.model_params
     q0, m0 = p["q0"], p.get("m0")
     if s.model == "committee":
-        side = dmft.CommitteeLoss(p["K"], p["M"], p["activation"], p["A"], p["v0"], p["sigma"])
+        side = dmft.CommitteeLoss(p["K"], p["M"], p["activation"], p["A"], tuple(second_layer(p)), p["sigma"])
         q0, m0 = initial_overlaps(p) if p["init"] == "overlaps" else (p["q0"] * np.eye(p["K"]), np.zeros((p["K"], p["M"])))
     elif clock == "epoch" and s.model == "linear":      # no exact side: the epoch clock's increments are dependent
         side = dmft.GlmLoss("linear", "linear", "square", p["sigma"])
@@ -110,11 +110,11 @@ def _observables(s, q, m, train):
     """Named curves from ``q``, ``m``, the train loss (each [times])."""
     p = s.model_params
     if s.model == "committee":
-        K, M = p["K"], p["M"]
-        v, A = np.full(K, p["v0"]), np.full(M, p["A"])
+        M = p["M"]
+        v, A = second_layer(p), np.full(M, p["A"])
         gen = np.array([generalisation_error(p["activation"], Q, R, np.eye(M), v, A, np) for Q, R in zip(q, m)])
         return {"gen_error": gen, "risk": gen + 0.5 * p["sigma"] ** 2, "train_risk": train,
-                **named_overlaps(q, m, np.full((len(train), K), p["v0"]))}
+                **named_overlaps(q, m, np.tile(v, (len(train), 1)))}
     if s.model == "linear":
         D = q - 2 * m + 1
         return {"risk": 0.5 * (D + p["sigma"] ** 2), "D": D, "m": m, "q": q, "train_risk": train}

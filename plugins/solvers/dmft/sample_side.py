@@ -44,14 +44,15 @@ class GlmLoss:
 
 @dataclasses.dataclass(frozen=True)
 class CommitteeLoss:
-    """The soft committee machine of committee.py: output ``v sum_a g(r_a)`` over ``hidden`` margins,
+    """The soft committee machine of committee.py: output ``sum_a v_a g(r_a)`` over ``hidden`` margins,
     square loss, teacher ``y = A sum_n g(r*_n) + sigma eps`` over ``teachers`` orthonormal units, second
-    layer fixed. The parameter of one coordinate is the vector of its ``hidden`` first-layer weights."""
+    layer fixed (``v``: one value for every unit, or a tuple of ``hidden``). The parameter of one
+    coordinate is the vector of its ``hidden`` first-layer weights."""
     hidden: int
     teachers: int
     activation: str
     A: float
-    v: float
+    v: float | tuple
     sigma: float
 
     exact_paths = False
@@ -257,8 +258,10 @@ def committee_side(spec, K, chunks, tangents, cells=0):
     T, p = K - 1, spec.hidden
     epochs = cells > 0
 
+    v = jnp.broadcast_to(jnp.asarray(spec.v, jnp.float64), (p,))
+
     def loss(r, y):
-        return 0.5 * (spec.v * g(spec.activation, r).sum() - y) ** 2
+        return 0.5 * (jnp.dot(v, g(spec.activation, r)) - y) ** 2
 
     grad, hess, value = jax.vmap(jax.grad(loss)), jax.vmap(jax.hessian(loss)), jax.vmap(loss)
 
@@ -296,7 +299,7 @@ def committee_side(spec, K, chunks, tangents, cells=0):
                 P, H = grad(flat, ys).reshape(-1, K, p), hess(flat, ys).reshape(-1, K, p, p)
 
                 def margins_loss(x):
-                    out = spec.v * g(spec.activation, x).sum(-1) - y.reshape((-1,) + (1,) * (x.ndim - 2))
+                    out = (v * g(spec.activation, x)).sum(-1) - y.reshape((-1,) + (1,) * (x.ndim - 2))
                     return 0.5 * out ** 2
                 train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(margins_loss, r, P, phase, m2 / h, h * h / m2),
                                           lambda: train_loss)
@@ -362,7 +365,8 @@ def _jump_margins(zeta, y, dz, S, Rt, dl):
         r_i = zS[:, i] - (RtSS[:, i] * G).sum(1)
         return G.at[:, i].set(dl(r_i, y) * dzS[:, i]), None
     G, _ = jax.lax.scan(step, jnp.zeros_like(zS), jnp.arange(S.shape[1]))
-    return zeta - jnp.einsum("nkm,nm->nk", RtS, G)
+    # a diverged kick (G = inf) must not reach the steps before it through Rt = 0 (0 * inf = nan)
+    return zeta - jnp.where(RtS != 0, RtS * G[:, None, :], 0.0).sum(2)
 
 
 def _woodbury(Rt, S, Ds):

@@ -17,8 +17,8 @@ from hdbench_plugins.solvers.dmft.parameter_side import RHO, diagonal_blocks, pa
 from hdbench_plugins.solvers.dmft.sample_side import CHUNK, CommitteeLoss, committee_side, glm_side, square_side_moments, first_blowup
 
 
-# The iteration is deterministic given its random numbers (common across iterations), so it converges
-# to any tolerance; at 1e-3 its bias was 0.1-0.5 of the reported uncertainty (docs/validation/dmft.md)
+# With common random numbers the iteration is a deterministic map: a loose stop is a bias every replica
+# shares, not noise (docs/validation/dmft.md)
 TOL = 1e-4
 
 
