@@ -328,3 +328,20 @@ def test_extrapolation_weights_are_richardson_at_zero_and_exact_on_polynomials(l
     for degree in range(levels):
         assert abs(w @ nodes**degree - target**degree) < 1e-12
     assert abs(w @ nodes**levels - target**levels) > 1e-6       # one degree more is not exact
+
+
+def test_dmft_gf_follows_a_schedule_by_its_clock(registry):
+    """Gradient descent under warmup + cosine decay: a noise-free flow read at tau(t) = int_0^t f.
+    dmft-gf equals lsq-gf-mp (which follows gamma(t) the same way) to its own uncertainty, and is
+    within noise of the simulation, where the constant-gamma flow is dozens of noise floors off."""
+    sched = {"name": "warmup_cosine_decay", "init_value": 0.0, "peak_value": 1.0, "warmup_steps": 1.0,
+             "decay_steps": 4.0}
+    s = linear("gd", d=500, t_max=4.0, n_times=21, schedule=sched)
+    sim = hdbench.simulate(s)
+    curves = registry.predictor("dmft-gf").predict(s, sim.times)
+    ref = registry.predictor("lsq-gf-mp").predict(s, sim.times)
+    for k in ("D", "train_risk", "m"):     # + 1e-6: the extrapolation's estimate vanishes where the levels cross
+        assert (np.abs(curves[k] - ref[k]) <= curves[f"unc({k})"] + 1e-6).all(), k
+    assert max_z(sim, curves) < z_threshold(len(sim.times) - 1, s.seeds)
+    constant = registry.predictor("dmft-gf").predict(s.with_(dynamics_params={"schedule": None}), sim.times)
+    assert max_z(sim, constant) > 10 * z_threshold(len(sim.times) - 1, s.seeds)

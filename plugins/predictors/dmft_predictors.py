@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hdbench
 from hdbench import YES, Predictor, no
+from hdbench_plugins.solvers.regime import on_clock
 from hdbench_plugins.solvers.dmft_runs import (COMMITTEE_PATHS, COMMITTEE_STEPS, EPOCH_CELLS, MAX_DENSE, MAX_EPOCH_STEPS,
                                               MAX_EXACT_STEPS, predict_dmft, supports_dmft)
 
@@ -38,6 +39,10 @@ class DmftGF(_DMFT):
     name = "dmft-gf"
     description = "multi-pass gradient flow on finite data: DMFT (deterministic clocks), Richardson in h"
     clock = "flow"
+    schedules = True        # a noise-free flow: a schedule only changes its clock, tau(t) = int_0^t f
+
+    def predict(self, s, times):
+        return on_clock(super().predict, s, times)
 
 
 class DmftSGF(_DMFT):
