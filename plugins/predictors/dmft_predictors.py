@@ -49,6 +49,7 @@ class DmftSGF(_DMFT):
     name = "dmft-sgf"
     description = "stochastic gradient flow / SME on finite data: DMFT with Gaussian clocks (Nishiyama-Imaizumi)"
     clock = "gaussian"
+    schedules = True        # the clock runs at int gamma(t) dt / alpha, its temperature gamma(t) varies along it
 
 
 class DmftSGD(_DMFT):
@@ -56,6 +57,7 @@ class DmftSGD(_DMFT):
     description = "multi-pass SGD, B = o(n): DMFT with Poisson clocks (Fan-Wang), Richardson in h"
     clock = "poisson"
     steps = 40              # jump clocks: sparse tangents make fine grids cheap; their O(b) error is large
+    schedules = True        # as dmft-sgf: kicks of gamma(t) at rate 1/gamma(t) on the clock int gamma dt / alpha
 
 
 class DmftSGDBatch(_DMFT):

@@ -38,6 +38,7 @@ from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, extrapolation_weights, interpolate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
+from hdbench_plugins.solvers.regime import flow_clock, schedule_of
 
 
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
@@ -85,8 +86,9 @@ def epoch_visits(s):
     return (s.n // B) * B / s.n
 
 
-def problem_of(s, clock):
-    """The DMFT ``Problem`` of a scenario and the time scale ``s = scale * t``."""
+def problem_of(s, clock, t_end=None):
+    """The DMFT ``Problem`` of a scenario and the time scale ``s = scale * t`` (under a schedule
+    ``s = scale * int_0^t f``, and the temperature ``tau f(t)`` varies along the clock up to ``t_end``)."""
     scale, tau, lam = dmft_units(s)
     p = s.model_params
     q0, m0 = p["q0"], p.get("m0")
@@ -103,7 +105,20 @@ def problem_of(s, clock):
     if clock != "flow" and tau == 0:      # SGF / SGD theories of a GD scenario: the scenario's gamma
         tau = s.dynamics_params["gamma"]
     epoch = tau * epoch_visits(s) if clock == "epoch" else None
-    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock, epoch=epoch), scale
+    return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock, epoch=epoch,
+                        tau_at=_temperature_along_the_clock(s, tau, scale, t_end) if clock != "flow" else None), scale
+
+
+def _temperature_along_the_clock(s, tau, scale, t_end, points=20001):
+    """``s -> tau f(t(s))`` where ``s(t) = scale int_0^t f`` (trapezoid on a fine grid), or None
+    without a schedule."""
+    schedule = schedule_of(s)
+    if schedule is None:
+        return None
+    t = np.linspace(0.0, max(float(t_end or s.t_max), 1e-9), points)
+    f = np.asarray(schedule(t), float)
+    clock = scale * np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(t))])
+    return lambda sv: tau * np.asarray(schedule(np.interp(sv, clock, t)), float)
 
 
 def _observables(s, q, m, train):
@@ -143,8 +158,8 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     when the grid discretises exactly as it does (the epoch clock). The epoch clock's grids are aligned
     with the epochs: ``steps`` is rounded so that an epoch holds a whole number of coarse cells.
     """
-    problem, scale = problem_of(s, clock)
-    s_times = scale * np.asarray(times, float)
+    problem, scale = problem_of(s, clock, float(np.max(times)))
+    s_times = scale * flow_clock(s, times)
     s_max = max(float(s_times[-1]), 1e-9)
     deterministic = problem.side.exact_paths      # square loss on a linear teacher: no Monte Carlo (dmft.solve)
     if deterministic:             # no Monte Carlo: one replica, on a grid fine for the time span

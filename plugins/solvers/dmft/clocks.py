@@ -45,15 +45,16 @@ def clock_increments(clock, key, shape, h, tau, epoch=None):
         return dZ[:, :steps]
     if clock == "gaussian":
         return h + np.sqrt(tau * h) * rng.standard_normal(shape)
-    if clock == "poisson":
-        return tau * rng.poisson(h / tau, shape).astype(float)
+    if clock == "poisson":     # tau may vary by step (a schedule); at tau = 0 the clock is the flow's
+        safe = np.maximum(tau, 1e-300)
+        return np.where(tau > 0, safe * rng.poisson(np.minimum(h / safe, 1e12), shape), h)
     if clock == "bernoulli":
         return tau * (rng.random(shape) < h / tau).astype(float)
     raise ValueError(f"unknown clock {clock!r} (one of {', '.join(CLOCKS)})")
 
 
 def clock_second_moment(clock, h, tau):
-    """``E dZ^2`` per step (the epoch clock: its mean, ``tau h``)."""
+    """``E dZ^2`` per step (the epoch clock: its mean, ``tau h``); ``tau`` a number or one per step."""
     return {"flow": h * h, "gaussian": h * h + tau * h, "poisson": tau * h + h * h, "bernoulli": tau * h,
             "epoch": tau * h}[clock]
 

@@ -89,19 +89,20 @@ def square_side_moments(consts, S, Rt):
     ``E dZ_j r_j r_l = h A(j, l) - v a_j G(l, j)``. O(K^3) in a few BLAS calls, no paths: a Monte-Carlo
     side costs O(K^3) a path and is heavy-tailed under SGF (each margin a geometric Brownian motion
     whose second moment a few paths carry). ``v = 0`` (the flow clock) is the deterministic path."""
-    alpha, h, m2 = (float(x) for x in consts)
+    alpha, h = float(consts[0]), float(consts[1])
     S, Rt = np.asarray(S, float), np.asarray(Rt, float)
     K = len(S)
     T = K - 1
+    m2 = np.broadcast_to(np.asarray(consts[2], float), (T,))    # one per step under a schedule
     eye = np.eye(K)
     Lbar = solve_triangular(eye + h * Rt, eye, lower=True, unit_diagonal=True)
     G = Lbar @ Rt
-    v = m2 - h * h
+    v = np.append(m2 - h * h, 0.0)        # Var Delta_j (the last step has no force)
     P = Lbar @ S @ Lbar.T
-    a = solve_triangular(eye - v * G * G, np.diag(P).copy(), lower=True, unit_diagonal=True)
-    Ga = G * a
-    A = P + v * Ga @ G.T
-    E = h * A - v * Ga.T                  # E[j, l] = E dZ_j r_j r_l
+    a = solve_triangular(eye - G * G * v, np.diag(P).copy(), lower=True, unit_diagonal=True)
+    Ga = G * (v * a)
+    A = P + Ga @ G.T
+    E = h * A - Ga.T                      # E[j, l] = E dZ_j r_j r_l
     RG = alpha * h * Lbar[:T, :T]
     CG = np.tril(alpha * h * E[:T, :T].T, -1)
     CG = CG + CG.T + np.diag(alpha * m2 * a[:T])

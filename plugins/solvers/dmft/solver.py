@@ -33,6 +33,7 @@ class Problem:
     tau: float
     clock: str
     epoch: float | None = None   # the epoch clock's epoch length (``tau`` when each epoch visits every sample)
+    tau_at: object = None        # under a schedule: s -> the temperature at s (``tau`` is then its scale)
 
 
 @dataclasses.dataclass
@@ -80,7 +81,27 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     paths = max(chunk, int(np.ceil(paths / chunk)) * chunk)
     chunks = paths // chunk
     per_chunk = max(1, int(round(tangent_paths / chunks)))
+    if p.tau_at is not None and (epochs or p.clock == "bernoulli"):
+        raise ValueError(f"clock '{p.clock}': no temperature that varies along the clock")
+
+    def temperatures(n):
+        """The temperature of each of ``n`` steps over [0, s_max]: its mean over the step (8-point
+        Gauss-Legendre), so that each step's clock variance is exact (a warmup from 0 makes the
+        temperature ~ sqrt(s) near 0, where the midpoint's error is not a power series in h)."""
+        if p.tau_at is None:
+            return p.tau
+        nodes, weights = np.polynomial.legendre.leggauss(8)
+        step = s_max / n
+        points = (np.arange(n)[:, None] + (nodes[None, :] + 1) / 2) * step
+        return np.asarray(p.tau_at(points.ravel()), float).reshape(n, -1) @ weights / 2
+
     m2 = clock_second_moment(p.clock, h, p.tau)
+    m2_steps = np.full(T, m2)
+    if p.tau_at is not None:    # E dZ^2 per step: h^2 plus the variances of the 2^coarsen fine steps it sums
+        fine = T * 2**coarsen
+        variance = clock_second_moment(p.clock, h / 2**coarsen, temperatures(fine)) - (h / 2**coarsen) ** 2
+        m2_steps = h * h + np.broadcast_to(variance, (fine,)).reshape(T, -1).sum(1)
+        m2 = float(np.mean(m2_steps))
     key = jax.random.PRNGKey(seed)
 
     def draw(key):
@@ -91,7 +112,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
             return ()
         kz, kx, kr, ke = jax.random.split(key, 4)
         Tf = T * 2**coarsen
-        dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, p.tau, p.epoch)
+        dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, temperatures(Tf), p.epoch)
         xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1, pd), jnp.float64))
         for _ in range(coarsen):
             dZ = dZ[:, 0::2] + dZ[:, 1::2]
@@ -130,7 +151,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         noise = (jnp.asarray(a) for a in current["noise"])
         if deterministic:
             S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
-            out = square_side_moments((p.alpha, h, m2), S, Rt)
+            out = square_side_moments((p.alpha, h, m2_steps), S, Rt)
         else:
             # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
             # its scale cannot wreck the factor of the early times
@@ -141,6 +162,8 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
                                  jnp.asarray(Rt), *noise)
         nRG, nmu, nCG, train, nup = (np.array(x).reshape(shape) for x, shape in zip(out, (
             (T, T, pd, pd), (T, pd, md), (T, T, pd, pd), (K,), (T, pd, pd))))
+        if p.tau_at is not None and not deterministic:     # the side's diagonal took one E dZ^2 for all steps
+            nCG[np.arange(T), np.arange(T)] *= (m2_steps / m2)[:, None, None]
         bad = first_blowup(nRG, nmu, nCG, train, nup)
         current["valid"] = max(bad, 1)
         if bad < K:             # some paths diverge: keep the finite past, mark the rest +inf
