@@ -214,15 +214,26 @@ def scenario_table(rows, collapse_na=False):
     return head, body
 
 
+COMPACT_ROWS = 4      # the terminal shows a scenario's best predictors; the others fold into one row
+
+
 def compact_table(rows):
     """The terminal's per-scenario table: fewer columns (the rest are in markdown, csv, json and the
-    report), each scenario's name on its first row and its count of n/a predictors on the second."""
+    report), each scenario's name on its first row and its count of n/a predictors on the second.
+    Beyond ``COMPACT_ROWS`` a scenario's lower-ranked scored predictors fold into one row (their
+    count and err/floor range); failures and timeouts are always shown."""
     head = ["scenario", "rank", "predictor", "err/floor", "worst", "worst z", "solve s", "speed-up"]
     body = []
     for name in dict.fromkeys(r["scenario"] for r in rows):
         mine = [r for r in rows if r["scenario"] == name]
         shown = [r for r in mine if r["status"] != "n/a"]
         count = len(mine) - len(shown)
+        scored = [r for r in shown if r["status"] == "ok"]
+        folded = scored[COMPACT_ROWS - 1:] if len(scored) > COMPACT_ROWS else []
+        if folded:      # in the place of the first folded row: after the better ones, before failures
+            at = next(i for i, r in enumerate(shown) if r is folded[0])
+            shown = [r for r in shown[:at]] + [{"status": "folded", "rows": folded}] + \
+                [r for r in shown[at:] if not any(r is f for f in folded)]
         first, rest = _split_label(name)
         what = " ".join(filter(None, [rest, f"({count} n/a)" if count else ""]))
         if not shown:
@@ -232,6 +243,10 @@ def compact_table(rows):
             label = first if i == 0 else what if i == 1 else ""
             if i == 0 and len(shown) == 1 and what:
                 label = f"{first}\n{what}"
+            if r["status"] == "folded":
+                ratios = [f["ratio"] for f in r["rows"]]
+                body.append([label, "", f"+{len(ratios)} more", f"{min(ratios):.2f}-{max(ratios):.2f}"] + [""] * 4)
+                continue
             if r["status"] != "ok":
                 body.append([label, _rank_cell(r), r["predictor"], f"{r['status']}: {r['message']}"] + [""] * 4)
                 continue

@@ -48,3 +48,13 @@ def test_the_quick_suite_fits_a_terminal(tmp_path):
     assert "eta" in ESCAPES.sub("", raw)                 # the progress bar showed an estimate
     assert "Suite 'quick': aggregate" in shown and "(--all: why)" not in shown
     assert "[d=100]" in shown and "[d=200]" in shown      # a sweep's tags stay in the labels
+
+
+def test_the_compact_table_folds_a_scenarios_tail_but_never_a_failure():
+    from hdbench.report import COMPACT_ROWS, compact_table
+    rows = [{"scenario": "s", "status": "ok", "predictor": f"p{i}", "ratio": 1.0 + i, "rank": i + 1, "complete": True,
+             "worst_observable": "D", "z_max": 2.0, "cold_s": 1.0, "warm_s": 0.5, "speedup": 1.0} for i in range(7)]
+    rows.append({"scenario": "s", "status": "timeout", "predictor": "slow", "message": "took long", "rank": 8})
+    _, body = compact_table(rows)
+    assert [b[2] for b in body] == [f"p{i}" for i in range(COMPACT_ROWS - 1)] + ["+4 more", "slow"]
+    assert body[COMPACT_ROWS - 1][3] == "4.00-7.00"

@@ -88,6 +88,9 @@ class DmftSGDBatch(_DMFT):
                             exact_step=s.dynamics_params["gamma"] * b)
 
 
+LINEAR_PATHS = 2     # the epoch clock on least squares: half the paths, its uncertainty still a fifth of the noise floor
+
+
 class DmftSGDEpochs(_DMFT):
     name = "dmft-sgd-epochs"
     description = ("multi-pass SGD reshuffled per epoch: DMFT with epoch clocks (one kick per sample per "
@@ -115,13 +118,16 @@ class DmftSGDEpochs(_DMFT):
     def predict(self, s, times):
         """On the simulation's own grid when an epoch has no more steps than the finest level has cells
         (exact: no extrapolation), else Richardson-extrapolated to the simulation's own step."""
+        paths, tangent_paths, steps = self.paths, self.tangent_paths, self.steps
+        if s.model == "committee":
+            paths, tangent_paths, steps = paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS, COMMITTEE_STEPS
+        elif s.model == "linear":       # only the clocks are random here (Gaussian margins, matched moments)
+            paths, tangent_paths = paths // LINEAR_PATHS, tangent_paths // LINEAR_PATHS
         if s.dynamics == "sgd-epochs" and s.n // s.dynamics_params["batch_size"] <= self.finest_cells:
-            paths, tangent_paths = self.paths, self.tangent_paths
-            if s.model == "committee":
-                paths, tangent_paths = paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
             return predict_dmft(s, times, self.clock, None, 1, paths, tangent_paths, self.replicas,
                                 exact_step=self.target_step(s))
-        return super().predict(s, times)
+        return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas,
+                            target_step=self.target_step(s))
 
     def target_step(self, s):
         """An epoch of ``sgd-epochs`` is floor(n / B) steps of ``gamma B / n`` in DMFT time: the grid with
