@@ -88,7 +88,7 @@ class DmftSGDBatch(_DMFT):
                             exact_step=s.dynamics_params["gamma"] * b)
 
 
-LINEAR_PATHS = 2     # the epoch clock on least squares: half the paths, its uncertainty still a fifth of the noise floor
+LINEAR_PATHS = 2     # least squares under the epoch clock: half the paths (its margins are Gaussian; docs/validation/epochs.md)
 
 
 class DmftSGDEpochs(_DMFT):
