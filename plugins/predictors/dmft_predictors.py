@@ -109,6 +109,9 @@ class DmftSGDEpochs(_DMFT):
         steps = s.t_max * s.d / s.dynamics_params["batch_size"]
         if per_epoch <= self.finest_cells and steps > MAX_EPOCH_STEPS:
             return no(f"t_max d / B = {steps:.0f} SGD steps of {per_epoch} an epoch > {MAX_EPOCH_STEPS}: too fine a grid")
+        if per_epoch <= self.finest_cells and s.model == "committee" and steps * s.model_params["K"] > MAX_DENSE:
+            return no(f"K t_max d / B = {steps * s.model_params['K']:.0f} > {MAX_DENSE}: the committee's dense "
+                      "tangents on the simulation's own grid are too slow")
         return YES
 
     @property
