@@ -189,18 +189,16 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
             r_next = jnp.concatenate([r[:, 1:], r[:, -1:]], axis=1)
             P, H2 = force(r, r_next, y[:, None]), dforce(r, r_next, y[:, None])
             train_loss = loss(r, y[:, None]).sum(0)
+            P_past, H2_path = P * dz, H2            # the path's own forces, for C_G's past and the tangents
             if epochs:              # the statistics given a kick at k: the epoch's earlier kick taken back out
                 Rkc = Rt[jnp.arange(K)[None, :], before]                       # Rt(k, c(k))
-                kick = jnp.take_along_axis(P * dz, before, axis=1)
+                kick = jnp.take_along_axis(P_past, before, axis=1)
                 curv = jnp.take_along_axis(H2 * dz, before, axis=1)
                 r_given = r + Rkc * kick
-                P_past, H2_path = P * dz, H2
                 P, H2 = force(r_given, r_given, y[:, None]), dforce(r_given, r_given, y[:, None])
                 train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(
                     lambda x: loss(x[..., 0], y.reshape((-1,) + (1,) * (x.ndim - 2))),
                     r_given[..., None], P[..., None], phase, m2 / h, h * h / m2), lambda: train_loss)
-            else:
-                P_past, H2_path = P * dz, H2
             if width is None:
                 # (I + Rt D1 + Rt D2 S) dr = dzeta, S the shift to the next step: lower triangular with
                 # diagonal e = 1 + Rt(k, k-1) D2_{k-1} (1 for the explicit scheme, D2 = 0)
@@ -346,10 +344,7 @@ def _phase_averaged(loss, r_given, force_given, phase, tau, q):
     left with the other epochs' phases. Margins and forces [n, K, p]; ``loss`` maps margins [..., p]
     to losses [...]."""
     cand, Rkc, before = phase
-    if Rkc.shape[-1] == 1:        # a GLM: scalar blocks (a batched 1 x 1 product is slow)
-        hyp = r_given[:, :, None] - tau * Rkc[None, :, :, :, 0] * force_given[:, cand]
-    else:
-        hyp = r_given[:, :, None] - tau * jnp.einsum("kjab,nkjb->nkja", Rkc, force_given[:, cand])
+    hyp = r_given[:, :, None] - tau * jnp.einsum("kjab,nkjb->nkja", Rkc, force_given[:, cand])
     return ((1 - before.sum(1) * q) * loss(r_given)
             + q * jnp.where(before, loss(hyp), 0.0).sum(2)).sum(0)
 
