@@ -115,7 +115,8 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
     prior [N, K], past [K, K], jumps) -> (R_G, mu, C_G, train loss, R_G(k, k + 1)); the first ``tangents``
     paths of each chunk carry the tangents. With ``width`` (jump clocks) the tangents use Woodbury over
     each path's jump indices ``jumps`` [N, width] (O(K m^2) per path); without, a dense triangular
-    inverse (O(K^3)).
+    inverse (O(K^3)), and the response mixes the tangents with Stein's estimator mode by mode of the
+    field (``_stein_mixed``: finite variance where the tangents are heavy-tailed).
 
     ``cells`` > 0: the epoch clock (a jump clock) with epochs of ``cells`` steps. Its increments are
     dependent, so the current increment is averaged out by conditioning on it,
@@ -162,6 +163,8 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
     def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
         alpha, h, m2 = consts[0], consts[1], consts[2]
         phase = _epoch_phase(Rt.reshape(K, 1, K, 1), cells) if epochs else None
+        U, S, Vt = jnp.linalg.svd(Lperp)              # zeta = rs m / RHO + U diag(S) z, z = V^T xi
+        V = Vt.T
 
         def body(acc, inp):
             xi_c, rs, ep, dz, before, J = inp
@@ -209,10 +212,13 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
                     e = 1 + jnp.diagonal(X, axis1=1, axis2=2)
                     J = unit_lower_inverse(jnp.tril(X, -1) / e[:, :, None]) / e[:, None, :]
                     J_next = jnp.concatenate([J[:, 1:], jnp.zeros_like(J[:, :1])], axis=1)
-                    tangent = (jnp.einsum("nk,nkj->kj", H2[:tangents], J)
-                               + jnp.einsum("nk,nkj->kj", stiffness(r, y[:, None])[:tangents], J_next))
+                    paths_tangent = H2[:tangents, :, None] * J + stiffness(r, y[:, None])[:tangents, :, None] * J_next
                 else:
-                    tangent = jnp.einsum("nk,nkj->kj", H2[:tangents], unit_lower_inverse(X))
+                    paths_tangent = H2[:tangents, :, None] * unit_lower_inverse(X)
+                projected = paths_tangent @ U                   # per path, on the field's modes
+                tangent = paths_tangent.sum(0)
+                z = xi_c @ V
+                stein = (jnp.einsum("nk,na->ka", P, z), jnp.einsum("nk,na->ka", P * P, z * z), (projected ** 2).sum(0))
             else:
                 Jt = J[:tangents]
                 Ds = jnp.take_along_axis((H2_path * dz)[:tangents], Jt, axis=1)
@@ -223,21 +229,26 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
                     W = (W + a[:, :, None] * jnp.take_along_axis(W, bt[:, :, None], axis=1)
                          - a[:, :, None] * (Jt[:, None, :] == bt[:, :, None]))
                 tangent = jnp.diag(H2[:tangents].sum(0)) - _scatter_columns(H2[:tangents, :, None] * W, Jt, K)
+                stein = (jnp.zeros((K, K)),) * 3
             acc = (acc[0] + tangent,
                    acc[1] + jnp.einsum("nk,nj->kj", P, P_past),
                    acc[2] + (P * P).sum(0),
                    acc[3] + (P * rs[:, None]).sum(0),
                    acc[4] + train_loss,
-                   jnp.minimum(acc[5], jnp.where(first < K, first - (1 if implicit else 0), K).min()))
+                   jnp.minimum(acc[5], jnp.where(first < K, first - (1 if implicit else 0), K).min()),
+                   tuple(a + b for a, b in zip(acc[6], stein)))
             return acc, None
-        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K), jnp.asarray(K))
+        zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K), jnp.asarray(K),
+                (jnp.zeros((K, K)),) * 3)
         inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, prior, jumps))
         sums, _ = jax.lax.scan(body, zero, inputs)
         N = xi.shape[0]
         Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
         Hj = Hj * N / (chunks * tangents)
+        if width is None:
+            Hj = _stein_mixed(Hj, sums[6], chunks * tangents, N, S, U)
         RG = alpha * h * jnp.tril(Hj[:T, :T])
-        up = alpha * h * jnp.diagonal(Hj, 1)                       # R_G(k, k + 1), 0 unless implicit
+        up = alpha * h * jnp.diagonal(Hj, 1) * implicit      # R_G(k, k + 1): 0 unless implicit (Stein's noise there)
         mu = alpha * h * Pr[:T] / RHO - (RG @ m[:T] + up * m[1:]) / RHO
         CG = alpha * h * jnp.where(past[:T, :T], PP[:T, :T], 0.0)
         CG = CG + CG.T + jnp.diag(alpha * m2 * P2[:T])
@@ -246,13 +257,15 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
 
 
 @functools.lru_cache(maxsize=32)
-def committee_side(spec, K, chunks, tangents, cells=0):
+def committee_side(spec, K, chunks, tangents, cells=0, stein=True):
     """Jitted Monte-Carlo sample side of a committee: the GLM side (``glm_side``, explicit step, dense
     tangents) with vector margins ``r_k`` [p], ``p = spec.hidden``. Inputs: ``Lperp`` [Kp, Kp],
     ``m`` [Kp, M], ``Rt`` [Kp, Kp] (index ``k p + a``), ``xi`` [N, Kp], ``rstar`` [N, M], ``eps`` [N],
     ``dZ``, ``prior`` [N, K], ``past`` [K, K] (``epochs``: as in ``glm_side``); outputs as ``parameter_side``
     takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``, ``C_G [T, T, p, p]``, the train loss [K], and zeros
-    for ``R_G(k, k + 1)``."""
+    for ``R_G(k, k + 1)``. ``stein``: the response mixes in Stein's estimator (``_stein_mixed``) as the
+    dense GLM side does; off for the jump clocks, whose GLM side is pathwise only (sparse tangents), so
+    that a committee of one unit stays that GLM side on every clock."""
     from hdbench_plugins.common.committee import g
     T, p = K - 1, spec.hidden
     epochs = cells > 0
@@ -269,6 +282,8 @@ def committee_side(spec, K, chunks, tangents, cells=0):
         alpha, h, m2 = consts[0], consts[1], consts[2]
         Rt4 = Rt.reshape(K, p, K, p)
         phase = _epoch_phase(Rt4, cells) if epochs else None
+        U, S, Vt = jnp.linalg.svd(Lperp)              # as glm_side: zeta = rs m^T / RHO + U diag(S) z
+        V = Vt.T
 
         def body(acc, inp):
             xi_c, rs, ep, dz, before = inp
@@ -302,21 +317,32 @@ def committee_side(spec, K, chunks, tangents, cells=0):
                     return 0.5 * out ** 2
                 train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(margins_loss, r, P, phase, m2 / h, h * h / m2),
                                           lambda: train_loss)
-            acc = (acc[0] + jnp.einsum("nkab,nkbjc->kjac", H[:tangents], J),
+            paths_tangent = jnp.einsum("nkab,nkbjc->nkajc", H[:tangents], J).reshape(-1, K * p, K * p)
+            stein_sums = (jnp.zeros((K * p, K * p)),) * 3
+            if stein:
+                projected = paths_tangent @ U               # per path, on the field's modes (glm_side)
+                flat_P, z = P.reshape(-1, K * p), xi_c @ V
+                stein_sums = (jnp.einsum("nk,na->ka", flat_P, z), jnp.einsum("nk,na->ka", flat_P ** 2, z * z),
+                              (projected ** 2).sum(0))
+            acc = (acc[0] + paths_tangent.sum(0),
                    acc[1] + jnp.einsum("nka,njb->kjab", P, P_past),
                    acc[2] + jnp.einsum("nka,nkb->kab", P, P),
                    acc[3] + jnp.einsum("nka,nm->kam", P, rs),
                    acc[4] + train_loss,
-                   jnp.minimum(acc[5], first.min()))
+                   jnp.minimum(acc[5], first.min()),
+                   tuple(a + b for a, b in zip(acc[6], stein_sums)))
             return acc, None
         M = m.shape[1]
-        zero = (jnp.zeros((K, K, p, p)), jnp.zeros((K, K, p, p)), jnp.zeros((K, p, p)), jnp.zeros((K, p, M)),
-                jnp.zeros(K), jnp.asarray(K))
+        zero = (jnp.zeros((K * p, K * p)), jnp.zeros((K, K, p, p)), jnp.zeros((K, p, p)), jnp.zeros((K, p, M)),
+                jnp.zeros(K), jnp.asarray(K), (jnp.zeros((K * p, K * p)),) * 3)
         inputs = tuple(_chunked(a, chunks) for a in (xi, rstar, eps, dZ, prior))
         sums, _ = jax.lax.scan(body, zero, inputs)
         N = xi.shape[0]
         Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
         Hj = Hj * N / (chunks * tangents)
+        if stein:
+            Hj = _stein_mixed(Hj, sums[6], chunks * tangents, N, S, U)
+        Hj = Hj.reshape(K, p, K, p).transpose(0, 2, 1, 3)                 # [k, j, a, c]
         lower = jnp.tril(jnp.ones((T, T)))[:, :, None, None]
         RG = alpha * h * Hj[:T, :T] * lower
         mu = alpha * h * Pr[:T] / RHO - jnp.einsum("kjab,jbm->kam", RG, m.reshape(K, p, M)[:T]) / RHO
@@ -324,6 +350,31 @@ def committee_side(spec, K, chunks, tangents, cells=0):
         CG = CG + CG.transpose(1, 0, 3, 2) + jnp.eye(T)[:, :, None, None] * (alpha * m2 * P2[:T])[:, None]
         return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), jnp.zeros((T, p, p))
     return run
+
+
+def _stein_mixed(path_mean, stein, n_tangent, n, S, U):
+    """The response ``E dP_k / dzeta_j`` [K, K] from two unbiased estimators, mode by mode of the field
+    ``zeta = rs m / RHO + U diag(S) z`` (``z`` standard normal): the pathwise one (the tangents,
+    ``path_mean`` on ``n_tangent`` paths) and Stein's, ``E[P_k z_a] / S_a`` (``n`` paths), each mode's
+    pair weighted by the inverse of its sampled variance. ``stein``: the sums over paths of ``P_k z_a``,
+    ``(P_k z_a)^2`` and of the squared projected tangents.
+
+    Why: where a margin lingers at an unstable point (phase retrieval, ``l'' = -2y`` at ``r = 0``) the
+    tangent grows like ``exp(2 y s)``: the pathwise estimator is heavy-tailed, and a few thousand paths
+    miss the rare large ones (its mean is off by many of its own standard errors). Stein's estimator
+    needs ``P`` alone, whose moments are finite, and is accurate on the field's slow, large modes, where
+    those tangents live; the pathwise one keeps the fast, small modes, where Stein's divides by a
+    small ``S_a`` (docs/validation/dmft.md)."""
+    PZ, PZ2, TU2 = stein
+    mean_p = path_mean @ U
+    var_p = jnp.maximum(TU2 / n_tangent - mean_p ** 2, 0.0) / n_tangent
+    usable = S > 1e-8          # margins are O(1); a field that is 0 at s = 0 has modes of S ~ 1e-150
+    Ss = jnp.where(usable, S, 1.0)
+    mean_s = PZ / n / Ss
+    var_s = jnp.maximum(PZ2 / n - (PZ / n) ** 2, 0.0) / n / Ss ** 2
+    total = var_p + var_s
+    w = jnp.where(usable & (total > 0), var_s / jnp.where(total > 0, total, 1.0), 1.0)
+    return (w * mean_p + (1 - w) * mean_s) @ U.T
 
 
 def _epoch_phase(Rt4, cells):

@@ -131,7 +131,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
             return None
         width = noise[-1].shape[1] if sparse else None
         if committee:
-            return committee_side(p.side, K, chunks, min(per_chunk, chunk), cells)
+            return committee_side(p.side, K, chunks, min(per_chunk, chunk), cells, stein=p.clock not in JUMP_CLOCKS)
         return glm_side(p.side, K, chunks, min(per_chunk, chunk), width, implicit, cells)
 
     sparse = p.clock in JUMP_CLOCKS and not committee
