@@ -507,6 +507,38 @@ class DMFTSolve:
         self.solve(clock, T, paths)
 
 
+class PhaseRetrievalDMFT:
+    """``dmft-gf`` on phase retrieval under GD (alpha = 1, 2; gamma = 0.5, d = 1000, 8 seeds, t = 4),
+    where margins near 0 with large labels make the pathwise response heavy-tailed
+    (``sample_side._stein_mixed``): err/floor, and the prediction's own uncertainty in noise floors."""
+
+    params = [1.0, 2.0]
+    param_names = ["alpha"]
+    timeout = 600
+
+    def setup_cache(self):
+        scores = {}
+        for alpha in self.params:
+            s = hdbench.Scenario.from_dict({
+                "model": {"name": "glm", "params": {"link": "quadratic", "activation": "quadratic", "loss": "square",
+                                                    "m0": 0.3, "q0": 0.5}},
+                "dynamics": {"name": "gd", "params": {"gamma": 0.5}}, "alpha": alpha, "d": 1000, "t_max": 4.0,
+                "seeds": 8, "n_times": 21})
+            sim = hdbench.simulate(s)
+            scores[alpha] = hdbench.score(sim, hdbench.registry().predictor("dmft-gf").predict(s, sim.times))
+        return scores
+
+    def track_err_over_floor(self, scores, alpha):
+        return scores[alpha]["ratio"]
+
+    track_err_over_floor.unit = "noise floors"
+
+    def track_uncertainty_over_floor(self, scores, alpha):
+        return scores[alpha]["uncertainty"] / scores[alpha]["noise_floor"]
+
+    track_uncertainty_over_floor.unit = "noise floors"
+
+
 class DLNSolvers:
     """The DLN limit (sparse teacher, gamma = 1.5, t in [0, 8]) by the deterministic PDE vs its cells
     per atom, and by the particle SDE vs its particles per atom; ``track_`` gives each one's distance
