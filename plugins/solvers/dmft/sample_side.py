@@ -110,13 +110,14 @@ def square_side_moments(consts, S, Rt):
 
 
 @functools.lru_cache(maxsize=32)
-def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
+def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, stein=False):
     """Jitted Monte-Carlo sample side of a GLM: (Lperp, m, Rt, xi [N, K], rstar [N], eps [N], dZ [N, K],
     prior [N, K], past [K, K], jumps) -> (R_G, mu, C_G, train loss, R_G(k, k + 1)); the first ``tangents``
     paths of each chunk carry the tangents. With ``width`` (jump clocks) the tangents use Woodbury over
     each path's jump indices ``jumps`` [N, width] (O(K m^2) per path); without, a dense triangular
-    inverse (O(K^3)), and the response mixes the tangents with Stein's estimator mode by mode of the
-    field (``_stein_mixed``: finite variance where the tangents are heavy-tailed).
+    inverse (O(K^3)). ``stein`` (dense tangents only): the response mixes the tangents with Stein's
+    estimator mode by mode of the field (``_stein_mixed``: finite variance where the tangents are
+    heavy-tailed); the solver asks for it under the flow clock.
 
     ``cells`` > 0: the epoch clock (a jump clock) with epochs of ``cells`` steps. Its increments are
     dependent, so the current increment is averaged out by conditioning on it,
@@ -215,10 +216,13 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
                     paths_tangent = H2[:tangents, :, None] * J + stiffness(r, y[:, None])[:tangents, :, None] * J_next
                 else:
                     paths_tangent = H2[:tangents, :, None] * unit_lower_inverse(X)
-                projected = paths_tangent @ U                   # per path, on the field's modes
                 tangent = paths_tangent.sum(0)
-                z = xi_c @ V
-                stein = (jnp.einsum("nk,na->ka", P, z), jnp.einsum("nk,na->ka", P * P, z * z), (projected ** 2).sum(0))
+                stein_sums = (jnp.zeros((K, K)),) * 3
+                if stein:
+                    projected = paths_tangent @ U               # per path, on the field's modes
+                    z = xi_c @ V
+                    stein_sums = (jnp.einsum("nk,na->ka", P, z), jnp.einsum("nk,na->ka", P * P, z * z),
+                                  (projected ** 2).sum(0))
             else:
                 Jt = J[:tangents]
                 Ds = jnp.take_along_axis((H2_path * dz)[:tangents], Jt, axis=1)
@@ -229,14 +233,14 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
                     W = (W + a[:, :, None] * jnp.take_along_axis(W, bt[:, :, None], axis=1)
                          - a[:, :, None] * (Jt[:, None, :] == bt[:, :, None]))
                 tangent = jnp.diag(H2[:tangents].sum(0)) - _scatter_columns(H2[:tangents, :, None] * W, Jt, K)
-                stein = (jnp.zeros((K, K)),) * 3
+                stein_sums = (jnp.zeros((K, K)),) * 3
             acc = (acc[0] + tangent,
                    acc[1] + jnp.einsum("nk,nj->kj", P, P_past),
                    acc[2] + (P * P).sum(0),
                    acc[3] + (P * rs[:, None]).sum(0),
                    acc[4] + train_loss,
                    jnp.minimum(acc[5], jnp.where(first < K, first - (1 if implicit else 0), K).min()),
-                   tuple(a + b for a, b in zip(acc[6], stein)))
+                   tuple(a + b for a, b in zip(acc[6], stein_sums)))
             return acc, None
         zero = (jnp.zeros((K, K)), jnp.zeros((K, K)), jnp.zeros(K), jnp.zeros(K), jnp.zeros(K), jnp.asarray(K),
                 (jnp.zeros((K, K)),) * 3)
@@ -245,7 +249,7 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
         N = xi.shape[0]
         Hj, PP, P2, Pr, train = (x / N for x in sums[:5])
         Hj = Hj * N / (chunks * tangents)
-        if width is None:
+        if stein and width is None:
             Hj = _stein_mixed(Hj, sums[6], chunks * tangents, N, S, U)
         RG = alpha * h * jnp.tril(Hj[:T, :T])
         up = alpha * h * jnp.diagonal(Hj, 1) * implicit      # R_G(k, k + 1): 0 unless implicit (Stein's noise there)
@@ -257,15 +261,15 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0):
 
 
 @functools.lru_cache(maxsize=32)
-def committee_side(spec, K, chunks, tangents, cells=0, stein=True):
+def committee_side(spec, K, chunks, tangents, cells=0, stein=False):
     """Jitted Monte-Carlo sample side of a committee: the GLM side (``glm_side``, explicit step, dense
     tangents) with vector margins ``r_k`` [p], ``p = spec.hidden``. Inputs: ``Lperp`` [Kp, Kp],
     ``m`` [Kp, M], ``Rt`` [Kp, Kp] (index ``k p + a``), ``xi`` [N, Kp], ``rstar`` [N, M], ``eps`` [N],
     ``dZ``, ``prior`` [N, K], ``past`` [K, K] (``epochs``: as in ``glm_side``); outputs as ``parameter_side``
     takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``, ``C_G [T, T, p, p]``, the train loss [K], and zeros
-    for ``R_G(k, k + 1)``. ``stein``: the response mixes in Stein's estimator (``_stein_mixed``) as the
-    dense GLM side does; off for the jump clocks, whose GLM side is pathwise only (sparse tangents), so
-    that a committee of one unit stays that GLM side on every clock."""
+    for ``R_G(k, k + 1)``. ``stein``: the response mixes in Stein's estimator (``_stein_mixed``) as
+    ``glm_side``'s does (the solver asks for it under the flow clock, for both: a committee of one unit
+    stays that GLM side on every clock)."""
     from hdbench_plugins.common.committee import g
     T, p = K - 1, spec.hidden
     epochs = cells > 0

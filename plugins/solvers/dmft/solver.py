@@ -131,10 +131,13 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
             return None
         width = noise[-1].shape[1] if sparse else None
         if committee:
-            return committee_side(p.side, K, chunks, min(per_chunk, chunk), cells, stein=p.clock not in JUMP_CLOCKS)
-        return glm_side(p.side, K, chunks, min(per_chunk, chunk), width, implicit, cells)
+            return committee_side(p.side, K, chunks, min(per_chunk, chunk), cells, stein=stein)
+        return glm_side(p.side, K, chunks, min(per_chunk, chunk), width, implicit, cells, stein)
 
     sparse = p.clock in JUMP_CLOCKS and not committee
+    # Stein's response is validated under the flow clock only (phase retrieval GD, docs/validation/dmft.md);
+    # SGF's dense side keeps the tangents alone
+    stein = p.clock == "flow"
     past = epoch_past(K, cells or None)
     current = {"key": key, "valid": K}
 
