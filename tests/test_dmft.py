@@ -154,6 +154,21 @@ def test_dmft_gf_on_phase_retrieval_is_within_noise_with_a_useful_uncertainty(re
     assert sc["ratio"] < 3, sc["ratio"]
 
 
+def test_dmft_sgf_declines_phase_retrieval(registry):
+    """The cubic force of a quadratic activation under the square loss: the Gaussian clock's
+    Euler-Maruyama step blows up on some paths at every grid, so the solve used to refine to its
+    finest grid for minutes and then report a divergence the SGF does not have. It declines at once;
+    gradient flow (an implicit step) and the Poisson clock (a real divergence) still take it."""
+    spec = phase_retrieval_gd(1.0).to_dict()
+    spec["dynamics"] = {"name": "sgf", "params": {"gamma": 0.1}}
+    s = hdbench.Scenario.from_dict(spec)
+    answer = registry.predictor("dmft-sgf").supports(s)
+    assert not answer and "cubic force" in answer.reason, answer
+    assert registry.predictor("dmft-gf").supports(s) and registry.predictor("dmft-sgd").supports(s)
+    logistic = s.with_(model_params={"link": "sign", "loss": "logistic"})
+    assert registry.predictor("dmft-sgf").supports(logistic)
+
+
 def test_predicted_divergence_is_reported_as_infinity(registry):
     """Phase retrieval under SGD at gamma = 0.5: a sample with label y > 1/(2 tau) is kicked past its
     stable point, so paths diverge (as the simulation does); the prediction is +inf from then on,
