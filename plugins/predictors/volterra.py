@@ -14,6 +14,7 @@ class LsqVolterra(Predictor):
     name = "lsq-volterra"
     description = ("streaming least squares, any spectrum: Paquette et al.'s Volterra equation (d -> infinity; "
                    "fixed-beta momentum at gamma/(1 - beta))")
+    schedules = True        # on the clock int gamma f dt the kernel is a convolution, the rate weighting the memory
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "spectrum": "power-law", "beta": 1.0}},
                  "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}, "d": 400, "t_max": 4.0}]
 

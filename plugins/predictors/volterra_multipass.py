@@ -13,6 +13,7 @@ class LsqVolterraMultipass(Predictor):
     description = "multi-pass SGD / SGF / GD on ridge least squares: Volterra equations on the MP law (Fan-Wang; docs/theory/multipass.md s.4)"
     examples = [{"model": {"name": "linear", "params": {"sigma": 0.5, "ridge": 0.1}},
                  "dynamics": {"name": "sgd", "params": {"gamma": 1.0}}, "alpha": 2.0, "d": 200, "t_max": 4.0}]
+    schedules = True        # on the clock int gamma f dt / alpha the temperature gamma f weights the memory
 
     def supports(self, s):
         return supports_multipass(s)

@@ -38,7 +38,7 @@ from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, extrapolation_weights, interpolate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
-from hdbench_plugins.solvers.regime import flow_clock, schedule_of
+from hdbench_plugins.solvers.regime import flow_clock, rate_along_the_clock
 
 
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
@@ -106,19 +106,13 @@ def problem_of(s, clock, t_end=None):
         tau = s.dynamics_params["gamma"]
     epoch = tau * epoch_visits(s) if clock == "epoch" else None
     return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock, epoch=epoch,
-                        tau_at=_temperature_along_the_clock(s, tau, scale, t_end) if clock != "flow" else None), scale
+                        tau_at=_temperature(s, tau, scale, t_end) if clock != "flow" else None), scale
 
 
-def _temperature_along_the_clock(s, tau, scale, t_end, points=20001):
-    """``s -> tau f(t(s))`` where ``s(t) = scale int_0^t f`` (trapezoid on a fine grid), or None
-    without a schedule."""
-    schedule = schedule_of(s)
-    if schedule is None:
-        return None
-    t = np.linspace(0.0, max(float(t_end or s.t_max), 1e-9), points)
-    f = np.asarray(schedule(t), float)
-    clock = scale * np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(t))])
-    return lambda sv: tau * np.asarray(schedule(np.interp(sv, clock, t)), float)
+def _temperature(s, tau, scale, t_end):
+    """``s -> tau f(t(s))`` along the DMFT clock, or None without a schedule."""
+    rate = rate_along_the_clock(s, scale, t_end)
+    return None if rate is None else (lambda sv: tau * rate(sv))
 
 
 def _observables(s, q, m, train):

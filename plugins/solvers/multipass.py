@@ -26,11 +26,13 @@ Solved by the trapezoidal rule on ``STEPS`` and ``2 STEPS`` points, Richardson-e
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from hdbench import YES, no
 from hdbench.simulate import BLOWUP
 from hdbench_plugins.solvers.least_squares import mp_quadrature
-from hdbench_plugins.solvers.regime import adapted_momentum, isotropic_data, sgd_gamma, small_batches
+from hdbench_plugins.solvers.regime import (adapted_momentum, flow_clock, isotropic_data, rate_along_the_clock, sgd_gamma,
+                                            small_batches)
 
 
 STEPS = 1000
@@ -78,23 +80,34 @@ def gradient_flow(x, w, p0, alpha, lam, sigma, m0, q0, s_grid):
 
 
 def _solve_on_grid(n, s_max, x, w, p0, alpha, lam, tau, sigma, m0, q0):
+    """``tau``: the temperature as a function of the clock ``s`` (constant without a schedule)."""
     h = s_max / n
     grid = h * np.arange(n + 1)
+    temp = np.broadcast_to(np.asarray(tau(grid), float), grid.shape)
     err, psi_gf, m = gradient_flow(x, w, p0, alpha, lam, sigma, m0, q0, grid)
     decay = np.exp(-2 * np.outer(grid, x + lam))
     k1, k2 = decay @ (w * x), decay @ (w * x**2)
     psi = psi_gf.copy()
-    if tau > 0:
-        c = tau / alpha
-        for i in range(1, n + 1):   # trapezoid: psi_i = f_i + c h [K_i psi_0/2 + sum_j K_{i-j} psi_j + K_0 psi_i/2]
-            memory = k2[i] * psi[0] / 2 + k2[i - 1:0:-1] @ psi[1:i]
-            psi[i] = (psi_gf[i] + c * h * memory) / (1 - c * h * k2[0] / 2)
+    if temp.any():
+        c = h / alpha
+        for i in range(1, n + 1):   # psi_i = f_i + (h/alpha) [K_i (tau psi)_0/2 + sum_j K_{i-j} (tau psi)_j + K_0 (tau psi)_i/2]
+            memory = k2[i] * temp[0] * psi[0] / 2 + k2[i - 1:0:-1] @ (temp[1:i] * psi[1:i])
+            psi[i] = (psi_gf[i] + c * memory) / (1 - c * temp[i] * k2[0] / 2)
             if not psi[i] < BLOWUP:      # diverged: nothing later is needed (and it would overflow)
                 psi[i:] = np.inf
                 break
+        tp = temp * psi
         for i in range(1, n + 1):
-            err[i] += tau * h * (k1[i] * psi[0] / 2 + k1[i - 1:0:-1] @ psi[1:i] + k1[0] * psi[i] / 2)
+            err[i] += h * (k1[i] * tp[0] / 2 + k1[i - 1:0:-1] @ tp[1:i] + k1[0] * tp[i] / 2)
     return grid, err, psi, m
+
+
+def _read(grid, values, at):
+    """Grid values read at ``at``: a cubic spline (outputs fall between grid points under a schedule),
+    linear where a divergence left infinities."""
+    if np.isfinite(values).all():
+        return CubicSpline(grid, values)(at)
+    return np.interp(at, grid, values)
 
 
 def solve_volterra_multipass(s, times, steps=STEPS):
@@ -102,17 +115,20 @@ def solve_volterra_multipass(s, times, steps=STEPS):
     scale, tau, lam = dmft_units(s)
     l, w, p0 = mp_quadrature(s.alpha)
     x = s.alpha * l
-    args = (x, w, p0, s.alpha, lam, tau, p["sigma"], p["m0"], p["q0"])
-    s_times = scale * np.asarray(times, float)
+    s_times = scale * flow_clock(s, times)
     s_max = max(float(s_times[-1]), 1e-12)
-    if tau / s.alpha * (w @ (x**2 / (2 * (x + lam)))) >= 1:        # past the stability edge
+    factor = rate_along_the_clock(s, scale, float(np.max(times)))
+    temperature = (lambda sv: tau) if factor is None else (lambda sv: tau * factor(sv))
+    hottest = tau if factor is None else tau * float(np.max(factor(np.linspace(0.0, s_max, 2001))))
+    if hottest / s.alpha * (w @ (x**2 / (2 * (x + lam)))) >= 1:        # past the stability edge
         steps = max(steps, int(np.ceil(s_max / H_UNSTABLE)))
+    args = (x, w, p0, s.alpha, lam, temperature, p["sigma"], p["m0"], p["q0"])
     coarse = _solve_on_grid(steps, s_max, *args)
     fine = _solve_on_grid(2 * steps, s_max, *args)
     out = {}
     with np.errstate(invalid="ignore"):             # inf - inf past a divergence: caught below
         for name, i in (("D", 1), ("psi", 2), ("m", 3)):
-            out[name] = (4 * np.interp(s_times, fine[0], fine[i]) - np.interp(s_times, coarse[0], coarse[i])) / 3
+            out[name] = (4 * _read(fine[0], fine[i], s_times) - _read(coarse[0], coarse[i], s_times)) / 3
         res = {"risk": 0.5 * (out["D"] + p["sigma"] ** 2), "D": out["D"], "m": out["m"],
                "q": out["D"] + 2 * out["m"] - 1, "train_risk": out["psi"] / 2}
         sane = np.isfinite(res["q"]) & (res["q"] < BLOWUP) & (out["D"] >= 0) & (out["psi"] >= 0)

@@ -111,6 +111,19 @@ def flow_clock(s, times):
     return np.concatenate([[0.0], np.cumsum(pieces)]) + quad(schedule, 0.0, times[0], epsabs=1e-13)[0]
 
 
+def rate_along_the_clock(s, scale, t_end, points=20001):
+    """``u -> f(t(u))``, the schedule's factor read on the clock ``u(t) = scale int_0^t f`` (the time of
+    a theory whose rate the schedule multiplies; trapezoid on ``points`` over [0, t_end]), or None
+    without a schedule. A schedule at 0 stops the clock; ``f`` is then 0 there."""
+    schedule = schedule_of(s)
+    if schedule is None:
+        return None
+    t = np.linspace(0.0, max(float(t_end or s.t_max), 1e-9), points)
+    f = np.asarray(schedule(t), float)
+    clock = scale * np.concatenate([[0.0], np.cumsum((f[1:] + f[:-1]) / 2 * np.diff(t))])
+    return lambda u: np.asarray(schedule(np.interp(u, clock, t)), float)
+
+
 def on_clock(flow, s, times):
     """A noise-free flow under ``s``'s schedule: ``flow`` (a solver at constant gamma, of any increasing
     times) run on ``s`` without its schedule at the distinct values of :func:`flow_clock` (a schedule

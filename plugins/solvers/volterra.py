@@ -9,10 +9,15 @@ the risk ``P = (sum_j lambda_j rho_j + sigma^2)/2`` solves the Volterra equation
 ``kD(t) = (gamma^2/d) sum_j lambda_j exp(-2 gamma lambda_j t)``; the mean of ``e`` follows gradient flow
 exactly, so ``m = 1 + (m0 - 1) <e^{-gamma lambda t}>``, ``q = D + 2m - 1`` (``<.>``: mean over the spectrum).
 Convergent iff ``(gamma/2) tr(Sigma)/d < 1``; the limit is ``P = (sigma^2/2) / (1 - gamma/2)``.
+Under a learning-rate schedule ``gamma f(t)`` the equations hold on the clock ``u = int_0^t gamma f``,
+where the kernel is a convolution again and the rate weights the memory:
+``P(u) = F(u) + int_0^u <lambda^2 e^{-2 lambda (u - v)}> gamma f(t(v)) P(v) dv`` and
+``D(u) = D0 <e^{-2 lambda u}> + int_0^u <lambda e^{-2 lambda (u - v)}> 2 gamma f(t(v)) P(v) dv``, with ``F``
+and ``m`` read at ``u`` (at constant gamma, ``u = gamma t`` gives the equations above).
 
 - ``lsq-volterra``: the d -> infinity limit above, solved by product integration: ``P`` piecewise
   linear, the kernel (a sum of exponentials) integrated exactly on each step, so stiff directions
-  (large ``lambda``) cost nothing; steps ``h = min(t_max/1000, 1/(4 gamma lambda_max))`` and ``h/2``,
+  (large ``lambda``) cost nothing; clock steps ``h = min(u_max/1000, 1/(4 lambda_max))`` and ``h/2``,
   Richardson-extrapolated (at most ``MAX_STEPS`` points): within 2e-8 relative of the closed forms
   (tests/test_volterra.py).
 - ``lsq-exact-recursion``: the exact expected recursion at finite d for Gaussian data, batch B,
@@ -27,17 +32,18 @@ Convergent iff ``(gamma/2) tr(Sigma)/d < 1``; the limit is ``P = (sigma^2/2) / (
   to the simulation's seed means is Monte Carlo; its gap to ``lsq-volterra`` is the pure finite-d
   effect (for momentum, with ``lsq-volterra`` at ``sgd_gamma = gamma/(1 - beta)``: the fixed-beta
   limit, ``hdbench_plugins.solvers.regime.sgd_gamma``). Under a learning-rate schedule step ``k`` has
-  ``eta = (gamma B/d) f((k + 1/2) B/d)``, as in the simulation (the Volterra kernel would no longer be a
-  convolution: ``lsq-volterra`` takes constant gamma only).
+  ``eta = (gamma B/d) f((k + 1/2) B/d)``, as in the simulation.
 """
 from __future__ import annotations
 
 import numpy as np
+from scipy.interpolate import CubicSpline
 
 from hdbench import YES, no
 from hdbench_plugins.common.spectra import spectrum
 from hdbench_plugins.common.momentum import heavy_ball
-from hdbench_plugins.solvers.regime import schedule_of, sgd_gamma, streaming_sgd, unregularised
+from hdbench_plugins.solvers.regime import (flow_clock, rate_along_the_clock, schedule_of, sgd_gamma, streaming_sgd,
+                                            unregularised)
 
 
 MAX_STEPS = 4000         # grid points of the fine solve; capped (stiff spectra): 5e-6 relative at d = 1e4, beta = 1 (measured)
@@ -86,43 +92,52 @@ def _kernel_weights(rates, h, m, coef):
     return A, B
 
 
-def _volterra_on_grid(n, t_max, gamma, sigma, D0, lam, w):
-    """``P`` and ``D`` on ``n + 1`` equally spaced points of [0, t_max] (product trapezoid)."""
-    h = t_max / n
+def _volterra_on_grid(n, u_max, rate, sigma, D0, lam, w):
+    """``P`` and ``D`` on ``n + 1`` equally spaced points of the clock [0, u_max] (product trapezoid);
+    ``rate(u)`` is the learning rate ``gamma f`` there, which weights ``P`` inside the memory."""
+    h = u_max / n
     grid = h * np.arange(n + 1)
-    rates = 2 * gamma * lam
+    g = np.broadcast_to(rate(grid), grid.shape)
+    rates = 2 * lam
     decay = np.exp(-np.outer(grid, rates))                              # [n+1, U]
     F = 0.5 * (D0 * decay @ (w * lam) + sigma**2)
-    A, B = _kernel_weights(rates, h, n, gamma**2 * w * lam**2)         # kernel weights, lag 1..n
+    A, B = _kernel_weights(rates, h, n, w * lam**2)                   # kernel weights, lag 1..n
     P = np.empty(n + 1)
     P[0] = F[0]
     for i in range(1, n + 1):
-        # int_0^{t_i} kern(t_i - s) P(s) ds = sum_j A[i-j-1] P_j + B[i-j-1] P_{j+1}, j = 0..i-1
-        history = A[i - 1::-1] @ P[:i] + B[i - 1:0:-1] @ P[1:i]
-        P[i] = (F[i] + history) / (1 - B[0])
-    aD, bD = _kernel_weights(rates, h, n, gamma**2 * w * lam)
+        # int_0^{u_i} kern(u_i - v) g(v) P(v) dv = sum_j A[i-j-1] (gP)_j + B[i-j-1] (gP)_{j+1}, j = 0..i-1
+        gP = g[:i] * P[:i]
+        history = A[i - 1::-1] @ gP + B[i - 1:0:-1] @ gP[1:]
+        P[i] = (F[i] + history) / (1 - B[0] * g[i])
+    aD, bD = _kernel_weights(rates, h, n, w * lam)
     D = D0 * decay @ w
+    gP = g * P
     for i in range(1, n + 1):
-        D[i] += 2 * (aD[i - 1::-1] @ P[:i] + bD[i - 1::-1] @ P[1:i + 1])
+        D[i] += 2 * (aD[i - 1::-1] @ gP[:i] + bD[i - 1::-1] @ gP[1:i + 1])
     return grid, P, D
 
 
 def solve_volterra(s, times):
-    """Product trapezoid at steps h and h/2, Richardson-extrapolated (error O(h^4) for smooth P)."""
+    """Product trapezoid at steps h and h/2 of the clock ``u = int_0^t gamma f``, Richardson-extrapolated
+    (error O(h^4) for smooth P), read at the output times by a cubic spline (outputs are grid points
+    without a schedule)."""
     p = s.model_params
     gamma, sigma = sgd_gamma(s), p["sigma"]
     D0 = p["q0"] - 2 * p["m0"] + 1
     lam, w = _spectrum_weights(s)
     times = np.asarray(times, float)
-    t_max = float(times[-1])
+    clock = gamma * flow_clock(s, times)
+    u_max = max(float(clock[-1]), 1e-12)
+    factor = rate_along_the_clock(s, gamma, times[-1])
+    rate = (lambda u: gamma) if factor is None else (lambda u: gamma * factor(u))
     per = max(len(times) - 1, 1)          # a multiple of the output intervals: outputs on the grid
-    n = per * int(np.ceil(t_max / min(t_max / 1000, 1.0 / (4 * gamma * lam.max())) / per))
+    n = per * int(np.ceil(u_max / min(u_max / 1000, 1.0 / (4 * lam.max())) / per))
     n = min(n, per * max(1, MAX_STEPS // (2 * per)))
-    grid, P1, D1 = _volterra_on_grid(n, t_max, gamma, sigma, D0, lam, w)
-    _, P2, D2 = _volterra_on_grid(2 * n, t_max, gamma, sigma, D0, lam, w)
+    grid, P1, D1 = _volterra_on_grid(n, u_max, rate, sigma, D0, lam, w)
+    _, P2, D2 = _volterra_on_grid(2 * n, u_max, rate, sigma, D0, lam, w)
     P, D = (4 * P2[::2] - P1) / 3, (4 * D2[::2] - D1) / 3
-    risk, D = np.interp(times, grid, P), np.interp(times, grid, D)
-    m = 1 + (p["m0"] - 1) * (np.exp(-gamma * np.outer(times, lam)) @ w)
+    risk, D = CubicSpline(grid, P)(clock), CubicSpline(grid, D)(clock)
+    m = 1 + (p["m0"] - 1) * (np.exp(-np.outer(clock, lam)) @ w)
     return {"risk": risk, "D": D, "m": m, "q": D + 2 * m - 1}
 
 
