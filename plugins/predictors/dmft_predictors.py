@@ -72,6 +72,7 @@ class DmftSGDBatch(_DMFT):
     name = "dmft-sgd-batch"
     description = "multi-pass SGD with batch fraction b = B/n: DMFT on the SGD step itself (exact for the simulation)"
     clock = "poisson"
+    schedules = True        # step k of the grid is SGD's step k: size gamma f_k b, kicks of gamma f_k
     examples = [{"model": {"name": "glm", "params": {"loss": "logistic"}},
                  "dynamics": {"name": "sgd", "params": {"gamma": 1.0, "batch_size": 8}},
                  "alpha": 2.0, "d": 200, "t_max": 2.0}]

@@ -4,7 +4,7 @@
 | dmft-gf          | ``dZ = ds``                        | gradient flow (Celentano et al., Mignacco et al.) | Richardson, h, h/2, h/4 |
 | dmft-sgf         | ``dZ = ds + sqrt(tau) dW``         | SGF / SME (Nishiyama-Imaizumi; Fan-Wang's SME) | Richardson, 3 levels   |
 | dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson, 3 levels     |
-| dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n |
+| dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n (step k: gamma f_k B / n under a schedule) |
 | dmft-sgd-epochs  | ``tau`` once an epoch, at a uniform step | SGD reshuffled per epoch (docs/theory/multipass.md section 2a) | aligned with the epochs; Richardson to h = gamma B / n, or that grid itself |
 
 Each predicts any finite-data scenario of the ``linear``, ``glm`` or ``committee`` model on isotropic
@@ -30,6 +30,8 @@ one replica on a grid of coarse step ``h <= DETERMINISTIC_H``, and ``unc`` is th
 """
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from hdbench import YES, no
@@ -38,7 +40,7 @@ from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, extrapolation_weights, interpolate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
-from hdbench_plugins.solvers.regime import flow_clock, rate_along_the_clock
+from hdbench_plugins.solvers.regime import flow_clock, rate_along_the_clock, schedule_of
 
 
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
@@ -109,6 +111,19 @@ def problem_of(s, clock, t_end=None):
                         tau_at=_temperature(s, tau, scale, t_end) if clock != "flow" else None), scale
 
 
+def _sgd_steps(s, times, problem, scale, exact_step):
+    """Under a schedule, the simulated SGD's own grid: step k (``dt = exact_step / scale = B/d`` of t)
+    has the factor ``f_k = f((k + 1/2) dt)``, so its size ``exact_step f_k`` and temperature ``tau f_k``
+    (``dmft.solve``'s ``steps``). Returns the problem without ``tau_at``, the steps and the clock at
+    the output times (grid nodes: the simulation records at whole steps)."""
+    dt = exact_step / scale
+    T = max(1, int(np.ceil(float(np.max(times)) / dt - 1e-9)))
+    f = np.asarray(schedule_of(s)((np.arange(T) + 0.5) * dt), float)
+    nodes = np.concatenate([[0.0], np.cumsum(exact_step * f)])
+    at = nodes[np.clip(np.rint(np.asarray(times, float) / dt).astype(int), 0, T)]
+    return dataclasses.replace(problem, tau_at=None), (exact_step * f, problem.tau * f), at
+
+
 def _temperature(s, tau, scale, t_end):
     """``s -> tau f(t(s))`` along the DMFT clock, or None without a schedule."""
     rate = rate_along_the_clock(s, scale, t_end)
@@ -155,6 +170,10 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     problem, scale = problem_of(s, clock, float(np.max(times)))
     s_times = scale * flow_clock(s, times)
     s_max = max(float(s_times[-1]), 1e-9)
+    uneven = None
+    if exact_step is not None and problem.tau_at is not None:     # a schedule: the simulated SGD's own steps
+        problem, uneven, s_times = _sgd_steps(s, times, problem, scale, exact_step)
+        s_max = float(s_times[-1])
     deterministic = problem.side.exact_paths      # square loss on a linear teacher: no Monte Carlo (dmft.solve)
     if deterministic:             # no Monte Carlo: one replica, on a grid fine for the time span
         steps, replicas = int(np.clip(np.ceil(s_max / DETERMINISTIC_H), *DETERMINISTIC_STEPS)), 1
@@ -167,6 +186,10 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     for r in range(replicas):
         args = (paths // replicas, tangent_paths // replicas, seed + 7919 * r)
         while True:
+            if uneven is not None:
+                T = len(uneven[0])
+                solved = [(dmft.solve(problem, float(uneven[0].sum()), T, *args, steps=uneven, **more), 1.0)]
+                break
             if exact_step is not None:
                 T = max(1, int(np.ceil(s_max / exact_step - 1e-9)))
                 solved = [(dmft.solve(problem, T * exact_step, T, *args, **more), 1.0)]

@@ -17,16 +17,16 @@ def parameter_side(RG, mu, CG, h, lam, Q0, R0, up=None):
     GLM; the hidden units of a committee) and a teacher of ``M``: from ``R_G [T, T, p, p]``,
     ``mu [T, p, M]``, ``C_G [T, T, p, p]``, the start ``Q0 = E theta0 theta0^T``, ``R0 = E theta0 theta*^T``,
     the flattened ``(C_theta [Kp, Kp], m = E theta theta*^T [Kp, M], Rt [Kp, Kp])``, index ``k p + a``,
-    ``K = T + 1``. ``up[k]`` [p, p] is ``R_G(k, k + 1)``, nonzero when the force of step k depends on the
-    margin at its end (the implicit step): then ``theta_{k+1}`` appears on both sides and the system is
-    not unit triangular."""
+    ``K = T + 1``; ``h``: the grid step, one number or one per step (the ridge's shrink). ``up[k]``
+    [p, p] is ``R_G(k, k + 1)``, nonzero when the force of step k depends on the margin at its end (the
+    implicit step): then ``theta_{k+1}`` appears on both sides and the system is not unit triangular."""
     T, p, M = mu.shape
     K = T + 1
     eye = np.eye(p)
     A = np.zeros((K, p, K, p))
     A[1:, :, :T, :] = (RG * np.tril(np.ones((T, T)))[:, :, None, None]).transpose(0, 2, 1, 3)
     A[np.arange(K), :, np.arange(K), :] = eye
-    A[np.arange(1, K), :, np.arange(T), :] -= (1.0 - h * lam) * eye
+    A[np.arange(1, K), :, np.arange(T), :] -= (1.0 - np.broadcast_to(np.asarray(h, float), (T,))[:, None, None] * lam) * eye
     if up is not None:
         A[np.arange(1, K), :, np.arange(1, K), :] += up
     Minv = solve_triangular(A.reshape(K * p, K * p), np.eye(K * p), lower=True, unit_diagonal=up is None)

@@ -75,44 +75,47 @@ def _chunked(arr, chunks):
 
 def square_side_moments(consts, S, Rt):
     """The square-loss sample side (linear teacher) for any clock with independent increments, exactly in
-    expectation over the clocks: from ``E dZ = h`` and ``E dZ^2 = m2`` alone, the outputs a Monte-Carlo
+    expectation over the clocks: from ``E dZ = h`` and ``E dZ^2 = m2`` alone (each one number, or one per
+    step), the outputs a Monte-Carlo
     side would give with infinitely many clock paths. ``S = E zeta zeta^T``: the covariance of the
     residuals before the responses, ``C_theta - m - m^T + E theta*^2 + sigma^2``.
 
     Why it is exact: the margins solve ``(I + Rt D) r = zeta``, ``D = diag(dZ)``, ``Rt`` strictly lower.
     Write ``dZ = h + Delta`` (``E Delta = 0``, ``E Delta^2 = v = m2 - h^2``): ``r = Lbar zeta - G Delta r``
-    with ``Lbar = (I + h Rt)^-1`` and ``G = Lbar Rt`` (strictly lower). ``r_j`` depends on the increments
+    with ``Lbar = (I + Rt diag(h))^-1`` and ``G = Lbar Rt`` (strictly lower). ``r_j`` depends on the increments
     before ``j`` only, so ``Delta_j`` is independent of ``r_j``, of ``zeta`` and of every earlier
     ``Delta``: ``E Delta_j r_j Delta_l r_l = v a_j [j = l]`` with ``a = diag E r r^T``. Hence
     ``E L = Lbar``, ``A = E r r^T = P + v G diag(a) G^T`` with ``P = Lbar S Lbar^T``, whose diagonal is
     the unit-lower-triangular system ``(I - v G o G) a = diag P`` (``o``: entrywise), and
-    ``E dZ_j r_j r_l = h A(j, l) - v a_j G(l, j)``. O(K^3) in a few BLAS calls, no paths: a Monte-Carlo
+    ``E dZ_j r_j r_l = h_j A(j, l) - v a_j G(l, j)``. O(K^3) in a few BLAS calls, no paths: a Monte-Carlo
     side costs O(K^3) a path and is heavy-tailed under SGF (each margin a geometric Brownian motion
     whose second moment a few paths carry). ``v = 0`` (the flow clock) is the deterministic path."""
-    alpha, h = float(consts[0]), float(consts[1])
+    alpha = float(consts[0])
     S, Rt = np.asarray(S, float), np.asarray(Rt, float)
     K = len(S)
     T = K - 1
+    h = np.append(np.broadcast_to(np.asarray(consts[1], float), (T,)), 0.0)    # E dZ per step (one each on an uneven grid)
     m2 = np.broadcast_to(np.asarray(consts[2], float), (T,))    # one per step under a schedule
     eye = np.eye(K)
-    Lbar = solve_triangular(eye + h * Rt, eye, lower=True, unit_diagonal=True)
+    Lbar = solve_triangular(eye + Rt * h, eye, lower=True, unit_diagonal=True)
     G = Lbar @ Rt
-    v = np.append(m2 - h * h, 0.0)        # Var Delta_j (the last step has no force)
+    v = np.append(m2 - h[:T] ** 2, 0.0)   # Var Delta_j (the last step has no force)
     P = Lbar @ S @ Lbar.T
     a = solve_triangular(eye - G * G * v, np.diag(P).copy(), lower=True, unit_diagonal=True)
     Ga = G * (v * a)
     A = P + Ga @ G.T
-    E = h * A - Ga.T                      # E[j, l] = E dZ_j r_j r_l
-    RG = alpha * h * Lbar[:T, :T]
-    CG = np.tril(alpha * h * E[:T, :T].T, -1)
+    E = h[:, None] * A - Ga.T             # E[j, l] = E dZ_j r_j r_l
+    RG = alpha * h[:T, None] * Lbar[:T, :T]
+    CG = np.tril(alpha * h[:T, None] * E[:T, :T].T, -1)
     CG = CG + CG.T + np.diag(alpha * m2 * a[:T])
     return RG, -RG.sum(1), CG, a / 2, np.zeros(T)
 
 
 @functools.lru_cache(maxsize=32)
 def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, stein=False):
-    """Jitted Monte-Carlo sample side of a GLM: (Lperp, m, Rt, xi [N, K], rstar [N], eps [N], dZ [N, K],
-    prior [N, K], past [K, K], jumps) -> (R_G, mu, C_G, train loss, R_G(k, k + 1)); the first ``tangents``
+    """Jitted Monte-Carlo sample side of a GLM: (consts, steps [T], Lperp, m, Rt, xi [N, K], rstar [N], eps [N],
+    dZ [N, K], prior [N, K], past [K, K], jumps) -> (R_G, mu, C_G, train loss, R_G(k, k + 1)), ``steps``
+    the grid's steps ``E dZ_k`` (one each: an uneven grid is an SGD step each under a schedule); the first ``tangents``
     paths of each chunk carry the tangents. With ``width`` (jump clocks) the tangents use Woodbury over
     each path's jump indices ``jumps`` [N, width] (O(K m^2) per path); without, a dense triangular
     inverse (O(K^3)). ``stein`` (dense tangents only): the response mixes the tangents with Stein's
@@ -161,7 +164,7 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, ste
         return label(rs, {"link": spec.link}, jnp) + spec.sigma * ep
 
     @jax.jit
-    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
+    def run(consts, steps, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
         alpha, h, m2 = consts[0], consts[1], consts[2]
         phase = _epoch_phase(Rt.reshape(K, 1, K, 1), cells) if epochs else None
         U, S, Vt = jnp.linalg.svd(Lperp)              # zeta = rs m / RHO + U diag(S) z, z = V^T xi
@@ -251,10 +254,10 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, ste
         Hj = Hj * N / (chunks * tangents)
         if stein and width is None:
             Hj = _stein_mixed(Hj, sums[6], chunks * tangents, N, S, U)
-        RG = alpha * h * jnp.tril(Hj[:T, :T])
-        up = alpha * h * jnp.diagonal(Hj, 1) * implicit      # R_G(k, k + 1): 0 unless implicit (Stein's noise there)
-        mu = alpha * h * Pr[:T] / RHO - (RG @ m[:T] + up * m[1:]) / RHO
-        CG = alpha * h * jnp.where(past[:T, :T], PP[:T, :T], 0.0)
+        RG = alpha * steps[:, None] * jnp.tril(Hj[:T, :T])
+        up = alpha * steps * jnp.diagonal(Hj, 1) * implicit      # R_G(k, k + 1): 0 unless implicit (Stein's noise there)
+        mu = alpha * steps * Pr[:T] / RHO - (RG @ m[:T] + up * m[1:]) / RHO
+        CG = alpha * steps[:, None] * jnp.where(past[:T, :T], PP[:T, :T], 0.0)
         CG = CG + CG.T + jnp.diag(alpha * m2 * P2[:T])
         return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), up
     return run
@@ -269,7 +272,7 @@ def committee_side(spec, K, chunks, tangents, cells=0, stein=False):
     takes them: ``R_G [T, T, p, p]``, ``mu [T, p, M]``, ``C_G [T, T, p, p]``, the train loss [K], and zeros
     for ``R_G(k, k + 1)``. ``stein``: the response mixes in Stein's estimator (``_stein_mixed``) as
     ``glm_side``'s does (the solver asks for it under the flow clock, for both: a committee of one unit
-    stays that GLM side on every clock)."""
+    stays that GLM side on every clock). ``steps`` [T]: as ``glm_side``'s."""
     from hdbench_plugins.common.committee import g
     T, p = K - 1, spec.hidden
     epochs = cells > 0
@@ -282,7 +285,7 @@ def committee_side(spec, K, chunks, tangents, cells=0, stein=False):
     grad, hess, value = jax.vmap(jax.grad(loss)), jax.vmap(jax.hessian(loss)), jax.vmap(loss)
 
     @jax.jit
-    def run(consts, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
+    def run(consts, steps, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
         alpha, h, m2 = consts[0], consts[1], consts[2]
         Rt4 = Rt.reshape(K, p, K, p)
         phase = _epoch_phase(Rt4, cells) if epochs else None
@@ -348,9 +351,9 @@ def committee_side(spec, K, chunks, tangents, cells=0, stein=False):
             Hj = _stein_mixed(Hj, sums[6], chunks * tangents, N, S, U)
         Hj = Hj.reshape(K, p, K, p).transpose(0, 2, 1, 3)                 # [k, j, a, c]
         lower = jnp.tril(jnp.ones((T, T)))[:, :, None, None]
-        RG = alpha * h * Hj[:T, :T] * lower
-        mu = alpha * h * Pr[:T] / RHO - jnp.einsum("kjab,jbm->kam", RG, m.reshape(K, p, M)[:T]) / RHO
-        CG = alpha * h * jnp.where(past[:T, :T, None, None], PP[:T, :T], 0.0)
+        RG = alpha * steps[:, None, None, None] * Hj[:T, :T] * lower
+        mu = alpha * steps[:, None, None] * Pr[:T] / RHO - jnp.einsum("kjab,jbm->kam", RG, m.reshape(K, p, M)[:T]) / RHO
+        CG = alpha * steps[:, None, None, None] * jnp.where(past[:T, :T, None, None], PP[:T, :T], 0.0)
         CG = CG + CG.transpose(1, 0, 3, 2) + jnp.eye(T)[:, :, None, None] * (alpha * m2 * P2[:T])[:, None]
         return RG, mu, CG, jnp.where(jnp.arange(K) < sums[5], train, jnp.inf), jnp.zeros((T, p, p))
     return run

@@ -50,7 +50,7 @@ class Solution:
 
 def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_paths: int = 4000, seed: int = 0,
           coarsen: int = 0, damping: float = 0.6, tol: float = TOL, max_iter: int = 60, average: int = 3,
-          implicit: bool | None = None) -> Solution:
+          implicit: bool | None = None, steps=None) -> Solution:
     """The fixed point on ``T`` steps of ``h = s_max / T`` (module doc). ``paths``: Monte-Carlo paths of
     the sample side (none for the square loss on a linear teacher: ``square_side_moments`` is exact in
     expectation over the clocks, so that fixed point is deterministic and iterated to ``tol = 1e-12``);
@@ -58,8 +58,17 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     ``coarsen``: draw the noise ``2^coarsen`` times finer and aggregate it (see ``draw``);
     ``implicit``: the linearly implicit margin step of ``glm_side`` (default: for the flow clock of a
     Monte-Carlo side, the only clock whose increments are never negative and never a large jump; a
-    linear teacher with square loss is solved exactly, with the explicit step)."""
+    linear teacher with square loss is solved exactly, with the explicit step);
+    ``steps``: an uneven grid ``(h_k, tau_k)`` [T] each, step k of size ``h_k`` at temperature ``tau_k``
+    (``dmft-sgd-batch`` under a schedule: one SGD step each, ``sum h_k = s_max``; jump clocks, no
+    ``coarsen``)."""
     h = s_max / T
+    if steps is not None:
+        if coarsen or problem.clock not in JUMP_CLOCKS or problem.clock == "epoch" or problem.tau_at is not None:
+            raise ValueError("an uneven grid is for the jump clocks' exact steps, without coarsen or tau_at")
+        hk, tauk = (np.asarray(x, float) for x in steps)
+        if hk.shape != (T,) or tauk.shape != (T,) or abs(hk.sum() - s_max) > 1e-9 * s_max:
+            raise ValueError(f"steps: {T} step sizes summing to s_max = {s_max:g} and {T} temperatures")
     K = T + 1
     p = problem
     committee = isinstance(p.side, CommitteeLoss)
@@ -97,6 +106,9 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
 
     m2 = clock_second_moment(p.clock, h, p.tau)
     m2_steps = np.full(T, m2)
+    if steps is not None:
+        m2_steps = clock_second_moment(p.clock, hk, tauk)
+        m2 = float(np.mean(m2_steps))
     if p.tau_at is not None:    # E dZ^2 per step: h^2 plus the variances of the 2^coarsen fine steps it sums
         fine = T * 2**coarsen
         variance = clock_second_moment(p.clock, h / 2**coarsen, temperatures(fine)) - (h / 2**coarsen) ** 2
@@ -112,7 +124,10 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
             return ()
         kz, kx, kr, ke = jax.random.split(key, 4)
         Tf = T * 2**coarsen
-        dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, temperatures(Tf), p.epoch)
+        if steps is None:
+            dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, temperatures(Tf), p.epoch)
+        else:
+            dZ = clock_increments(p.clock, kz, (paths, T), hk, tauk)
         xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1, pd), jnp.float64))
         for _ in range(coarsen):
             dZ = dZ[:, 0::2] + dZ[:, 1::2]
@@ -139,6 +154,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     # SGF's dense side keeps the tangents alone
     stein = p.clock == "flow"
     past = epoch_past(K, cells or None)
+    grid_steps = np.full(T, h) if steps is None else hk
     current = {"key": key, "valid": K}
 
     def redraw():
@@ -150,22 +166,23 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
 
     def update(kernels):
         RG, mu, CG, up = kernels
-        C, m, Rt = parameter_side(RG, mu, CG, h, p.lam, Q0, R0, up if implicit else None)
+        C, m, Rt = parameter_side(RG, mu, CG, grid_steps, p.lam, Q0, R0, up if implicit else None)
         noise = (jnp.asarray(a) for a in current["noise"])
         if deterministic:
             S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
-            out = square_side_moments((p.alpha, h, m2_steps), S, Rt)
+            out = square_side_moments((p.alpha, grid_steps, m2_steps), S, Rt)
         else:
             # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
             # its scale cannot wreck the factor of the early times
             Lperp = np.zeros((K * pd, K * pd))
             v = current["valid"] * pd
             Lperp[:v, :v] = psd_cholesky((C - m @ m.T / RHO)[:v, :v])
-            out = current["run"](current["consts"], jnp.asarray(Lperp), jnp.asarray(m if committee else m[:, 0]),
+            out = current["run"](current["consts"], jnp.asarray(grid_steps), jnp.asarray(Lperp),
+                                 jnp.asarray(m if committee else m[:, 0]),
                                  jnp.asarray(Rt), *noise)
         nRG, nmu, nCG, train, nup = (np.array(x).reshape(shape) for x, shape in zip(out, (
             (T, T, pd, pd), (T, pd, md), (T, T, pd, pd), (K,), (T, pd, pd))))
-        if p.tau_at is not None and not deterministic:     # the side's diagonal took one E dZ^2 for all steps
+        if (p.tau_at is not None or steps is not None) and not deterministic:    # the side's diagonal took one E dZ^2 for all steps
             nCG[np.arange(T), np.arange(T)] *= (m2_steps / m2)[:, None, None]
         bad = first_blowup(nRG, nmu, nCG, train, nup)
         current["valid"] = max(bad, 1)
@@ -187,4 +204,5 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     q, m, train = (np.array(x) for x in zip(*history))
     if not committee:
         q, m = q[:, :, 0, 0], m[:, :, 0, 0]
-    return Solution(s=h * np.arange(K), q=q, m=m, train=train, iterations=it, converged=converged)
+    grid = np.concatenate([[0.0], np.cumsum(grid_steps)])
+    return Solution(s=grid, q=q, m=m, train=train, iterations=it, converged=converged)
