@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hdbench
 from hdbench import YES, Predictor, no
-from hdbench_plugins.solvers.regime import on_clock
+from hdbench_plugins.solvers.regime import adapted_momentum, on_clock, schedule_of
 from hdbench_plugins.solvers.dmft_runs import (COMMITTEE_PATHS, COMMITTEE_STEPS, EPOCH_CELLS, MAX_DENSE, MAX_EPOCH_STEPS,
                                               MAX_EXACT_STEPS, predict_dmft, supports_dmft)
 
@@ -19,9 +19,14 @@ class _DMFT(Predictor):
     paths = 16000           # Monte-Carlo paths of the sample side
     tangent_paths = 4000    # of which carry the O(T^3) tangents (a linear teacher's square loss has no paths)
     replicas = 4            # independent solves: their spread is the reported uncertainty
+    velocity = False        # carries dimension-adapted momentum's velocity (Problem.velocity)
 
     def supports(self, s):
-        return supports_dmft(s)
+        base = supports_dmft(s, velocity=self.velocity)
+        if base and self.velocity and adapted_momentum(s) and schedule_of(s) is not None:
+            return no("dimension-adapted momentum under a schedule: the velocity's memory varies along the "
+                      "DMFT clock, which this theory does not carry")
+        return base
 
     def predict(self, s, times):
         steps, paths, tangent_paths = self.steps, self.paths, self.tangent_paths
@@ -50,9 +55,10 @@ class DmftSGF(_DMFT):
     description = "stochastic gradient flow / SME on finite data: DMFT with Gaussian clocks (Nishiyama-Imaizumi)"
     clock = "gaussian"
     schedules = True        # the clock runs at int gamma(t) dt / alpha, its temperature gamma(t) varies along it
+    velocity = True
 
     def supports(self, s):
-        base = supports_dmft(s)
+        base = super().supports(s)
         if base and s.model == "glm" and (s.model_params["activation"], s.model_params["loss"]) == ("quadratic", "square"):
             # measured: refining 20 -> 2560 steps leaves 1e-4 of the paths blowing up (docs/validation/dmft.md)
             return no("activation 'quadratic' with the square loss: a cubic force, on which the Gaussian clock's "
@@ -66,6 +72,7 @@ class DmftSGD(_DMFT):
     clock = "poisson"
     steps = 40              # jump clocks: sparse tangents make fine grids cheap; their O(b) error is large
     schedules = True        # as dmft-sgf: kicks of gamma(t) at rate 1/gamma(t) on the clock int gamma dt / alpha
+    velocity = True
 
 
 class DmftSGDBatch(_DMFT):

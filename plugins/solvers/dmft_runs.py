@@ -40,7 +40,7 @@ from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, extrapolation_weights, interpolate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
-from hdbench_plugins.solvers.regime import flow_clock, rate_along_the_clock, schedule_of
+from hdbench_plugins.solvers.regime import adapted_momentum, flow_clock, rate_along_the_clock, schedule_of
 
 
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
@@ -58,9 +58,10 @@ EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at lar
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
-def supports_dmft(s, batch_limit=True):
-    """The DMFT's models and regime; ``batch_limit`` False for ``dmft-sgd-batch``, exact at any B/n."""
-    base = supports_multipass(s, models=("linear", "glm", "committee"), batch_limit=batch_limit)
+def supports_dmft(s, batch_limit=True, velocity=False):
+    """The DMFT's models and regime; ``batch_limit`` False for ``dmft-sgd-batch``, exact at any B/n;
+    ``velocity`` for the clocks that carry dimension-adapted momentum's velocity (``Problem.velocity``)."""
+    base = supports_multipass(s, models=("linear", "glm", "committee"), batch_limit=batch_limit, second_order=velocity)
     if not base:
         return base
     p = s.model_params
@@ -107,8 +108,10 @@ def problem_of(s, clock, t_end=None):
     if clock != "flow" and tau == 0:      # SGF / SGD theories of a GD scenario: the scenario's gamma
         tau = s.dynamics_params["gamma"]
     epoch = tau * epoch_visits(s) if clock == "epoch" else None
+    velocity = s.dynamics_params["kappa"] / scale if adapted_momentum(s) else None     # kappa per unit t, in s
     return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock, epoch=epoch,
-                        tau_at=_temperature(s, tau, scale, t_end) if clock != "flow" else None), scale
+                        tau_at=_temperature(s, tau, scale, t_end) if clock != "flow" else None,
+                        velocity=velocity), scale
 
 
 def _sgd_steps(s, times, problem, scale, exact_step):

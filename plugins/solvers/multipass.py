@@ -49,9 +49,10 @@ def dmft_units(s):
     return gamma / alpha, tau, alpha * s.model_params.get("ridge", 0.0)
 
 
-def supports_multipass(s, models=("linear",), batch_limit=True):
+def supports_multipass(s, models=("linear",), batch_limit=True, second_order=False):
     """Isotropic finite data under a multi-pass dynamics, with ``B/n`` small unless the theory is exact
-    at any batch fraction (``batch_limit`` False)."""
+    at any batch fraction (``batch_limit`` False); dimension-adapted momentum for a theory with its
+    velocity (``second_order``)."""
     if s.model not in models:
         return no(f"model '{s.model}' is not one of {', '.join(models)}")
     if not isotropic_data(s):
@@ -62,7 +63,7 @@ def supports_multipass(s, models=("linear",), batch_limit=True):
         return no(f"dynamics '{s.dynamics}' is not one of {', '.join(MULTIPASS_DYNAMICS)}")
     if not batch_limit and not adapted_momentum(s):
         return YES
-    return small_batches(s)
+    return small_batches(s, second_order=second_order)
 
 
 def gradient_flow(x, w, p0, alpha, lam, sigma, m0, q0, s_grid):

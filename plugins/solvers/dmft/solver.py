@@ -34,6 +34,7 @@ class Problem:
     clock: str
     epoch: float | None = None   # the epoch clock's epoch length (``tau`` when each epoch visits every sample)
     tau_at: object = None        # under a schedule: s -> the temperature at s (``tau`` is then its scale)
+    velocity: float | None = None   # heavy ball's rate in s (dimension-adapted momentum: kappa alpha / gamma)
 
 
 @dataclasses.dataclass
@@ -64,8 +65,9 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     ``coarsen``)."""
     h = s_max / T
     if steps is not None:
-        if coarsen or problem.clock not in JUMP_CLOCKS or problem.clock == "epoch" or problem.tau_at is not None:
-            raise ValueError("an uneven grid is for the jump clocks' exact steps, without coarsen or tau_at")
+        if (coarsen or problem.clock not in JUMP_CLOCKS or problem.clock == "epoch" or problem.tau_at is not None
+                or problem.velocity is not None):
+            raise ValueError("an uneven grid is for the jump clocks' exact steps, without coarsen, tau_at or velocity")
         hk, tauk = (np.asarray(x, float) for x in steps)
         if hk.shape != (T,) or tauk.shape != (T,) or abs(hk.sum() - s_max) > 1e-9 * s_max:
             raise ValueError(f"steps: {T} step sizes summing to s_max = {s_max:g} and {T} temperatures")
@@ -155,6 +157,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     stein = p.clock == "flow"
     past = epoch_past(K, cells or None)
     grid_steps = np.full(T, h) if steps is None else hk
+    carry = None if p.velocity is None else float(np.exp(-p.velocity * h))    # the velocity's memory a step
     current = {"key": key, "valid": K}
 
     def redraw():
@@ -166,7 +169,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
 
     def update(kernels):
         RG, mu, CG, up = kernels
-        C, m, Rt = parameter_side(RG, mu, CG, grid_steps, p.lam, Q0, R0, up if implicit else None)
+        C, m, Rt = parameter_side(RG, mu, CG, grid_steps, p.lam, Q0, R0, up if implicit else None, carry)
         noise = (jnp.asarray(a) for a in current["noise"])
         if deterministic:
             S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
