@@ -509,6 +509,24 @@ class DMFTSolve:
         self.solve(clock, T, paths)
 
 
+class EpochSquareSide:
+    """Least squares' exact epoch side (``epoch_square_side``, no paths): one fixed point at tau = 1.8,
+    alpha = 2, 5 epochs, vs the cells an epoch (T = 5 cells). The predictor refines up to 256 cells
+    near the stability edge; this is what each level costs."""
+
+    params = [32, 64, 128]
+    param_names = ["cells"]
+    timeout = 600
+
+    def setup(self, cells):
+        from hdbench_plugins.solvers import dmft
+        self.dmft = dmft
+        self.problem = dmft.Problem(dmft.SquareLinear(0.5), 2.0, 0.0, 0.0, 0.0, 1.8, "epoch", epoch=1.8)
+
+    def time_solve(self, cells):
+        self.dmft.solve(self.problem, 9.0, 5 * cells, max_iter=400)
+
+
 class PhaseRetrievalDMFT:
     """``dmft-gf`` on phase retrieval under GD (alpha = 1, 2; gamma = 0.5, d = 1000, 8 seeds, t = 4),
     where margins near 0 with large labels make the pathwise response heavy-tailed

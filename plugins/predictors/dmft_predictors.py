@@ -104,9 +104,6 @@ class DmftSGDBatch(_DMFT):
                             exact_step=s.dynamics_params["gamma"] * b)
 
 
-LINEAR_PATHS = 2     # least squares under the epoch clock: half the paths (its margins are Gaussian; docs/validation/epochs.md)
-
-
 class DmftSGDEpochs(_DMFT):
     name = "dmft-sgd-epochs"
     description = ("multi-pass SGD reshuffled per epoch: DMFT with epoch clocks (one kick per sample per "
@@ -140,8 +137,6 @@ class DmftSGDEpochs(_DMFT):
         paths, tangent_paths, steps = self.paths, self.tangent_paths, self.steps
         if s.model == "committee":
             paths, tangent_paths, steps = paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS, COMMITTEE_STEPS
-        elif s.model == "linear":       # only the clocks are random here (Gaussian margins, matched moments)
-            paths, tangent_paths = paths // LINEAR_PATHS, tangent_paths // LINEAR_PATHS
         if s.dynamics == "sgd-epochs" and s.n // s.dynamics_params["batch_size"] <= self.finest_cells:
             return predict_dmft(s, times, self.clock, None, 1, paths, tangent_paths, self.replicas,
                                 exact_step=self.target_step(s))

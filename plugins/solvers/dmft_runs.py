@@ -26,7 +26,7 @@ standard error over independent replicas and the Richardson extrapolation's erro
 quadrature (``predict_dmft``). The leaderboard shows it next to the error. On a linear teacher with the
 square loss the sample side is exact in expectation over the clocks, so there is no Monte Carlo:
 one replica on a grid of coarse step ``h <= DETERMINISTIC_H``, and ``unc`` is the extrapolation's alone
-(except under the epoch clock, whose increments are dependent: Monte Carlo as for a GLM).
+(the epoch clock too: its dependent increments are averaged exactly, epoch by epoch, ``epoch_square_side``).
 """
 from __future__ import annotations
 
@@ -55,6 +55,8 @@ COMMITTEE_PATHS = 2        # committees use 1/2 of the paths: same error within 
 EPOCH_CELLS = 16           # the epoch clock's coarsest grid: at least this many cells an epoch (its O(h) error is large)
 MAX_EPOCH_STEPS = 640      # the epoch clock on the simulation's own grid: at most this many steps
 EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at large tau (docs/validation/epochs.md)
+EPOCH_EXACT_TOL = 0.02     # least squares' exact epoch side: refine until the extrapolation's estimate is 2% of a curve
+MAX_EPOCH_EXACT_STEPS = 1280   # ... with the finest level at most this many steps (O(T^3) an iteration)
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
@@ -98,11 +100,8 @@ def problem_of(s, clock, t_end=None):
     if s.model == "committee":
         side = dmft.CommitteeLoss(p["K"], p["M"], p["activation"], p["A"], tuple(second_layer(p)), p["sigma"])
         q0, m0 = initial_overlaps(p) if p["init"] == "overlaps" else (p["q0"] * np.eye(p["K"]), np.zeros((p["K"], p["M"])))
-    elif clock == "epoch" and s.model == "linear":      # no exact side: the epoch clock's increments are dependent
-        side = dmft.GlmLoss("linear", "linear", "square", p["sigma"])
-    elif clock != "epoch" and (s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear"
-                                                       and p["loss"] == "square")):
-        side = dmft.SquareLinear(p["sigma"])
+    elif s.model == "linear" or (p["link"] == "linear" and p["activation"] == "linear" and p["loss"] == "square"):
+        side = dmft.SquareLinear(p["sigma"])        # exact in expectation over every clock, the epoch's too
     else:
         side = dmft.GlmLoss(p["link"], p["activation"], p["loss"], p["sigma"])
     if clock != "flow" and tau == 0:      # SGF / SGD theories of a GD scenario: the scenario's gamma
@@ -112,6 +111,30 @@ def problem_of(s, clock, t_end=None):
     return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock, epoch=epoch,
                         tau_at=_temperature(s, tau, scale, t_end) if clock != "flow" else None,
                         velocity=velocity), scale
+
+
+def _extrapolated(s, s_times, solved, s_max, steps, target_step):
+    """The curves of the levels ``solved`` combined, and the extrapolation one order lower from the finer
+    levels (None for a single level)."""
+    with np.errstate(invalid="ignore"):
+        grids = [{k: interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for k in ("q", "m", "train")}
+                 for sol, _ in solved]
+    best = _curves(s, combine([c for _, c in solved], grids))
+    if len(solved) == 1:
+        return best, None
+    fewer = len(solved) - 1
+    weights = extrapolation_weights(fewer, s_max / steps / 2, target_step) if target_step else RICHARDSON[fewer]
+    return best, _curves(s, combine(weights, grids[1:]))
+
+
+def _extrapolation_gap(*args):
+    """The largest gap between the extrapolation and the one an order lower, relative to each curve's
+    scale (the a-posteriori error estimate ``unc`` reports)."""
+    best, low = _extrapolated(*args)
+    if low is None:
+        return 0.0
+    gaps = [np.max(np.abs(best[k] - low[k])) / max(np.max(np.abs(best[k])), 1e-12) for k in best]
+    return float(np.nan_to_num(max(gaps), nan=np.inf))
 
 
 def _sgd_steps(s, times, problem, scale, exact_step):
@@ -186,8 +209,10 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
         s_max = steps * problem.epoch / cells
     runs, lower = [], []
     more = {"tol": tol, "max_iter": EPOCH_MAX_ITER} if clock == "epoch" else {"tol": tol}
+    refine = deterministic and clock == "epoch" and exact_step is None
     for r in range(replicas):
         args = (paths // replicas, tangent_paths // replicas, seed + 7919 * r)
+        done = {}           # exact sides: a level's solve is reused when the grids are refined
         while True:
             if uneven is not None:
                 T = len(uneven[0])
@@ -198,23 +223,28 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
                 solved = [(dmft.solve(problem, T * exact_step, T, *args, **more), 1.0)]
                 break
             weights = extrapolation_weights(levels, s_max / steps, target_step) if target_step else RICHARDSON[levels]
-            solved = [(dmft.solve(problem, s_max, steps * 2**i, *args, coarsen=levels - 1 - i, **more), c)
-                      for i, c in enumerate(weights)]
+            solved = []
+            for i, c in enumerate(weights):
+                T = steps * 2**i
+                if T not in done or not deterministic:
+                    done[T] = dmft.solve(problem, s_max, T, *args, coarsen=levels - 1 - i, **more)
+                solved.append((done[T], c))
             # SGF's explicit margin step is unstable where h l'' > 2 (phase retrieval's large labels; gradient
             # flow's step is implicit, see dmft.solve); the flows are not, so their blow-up is retried finer
             blown = any(not np.isfinite(sol.q).all() for sol, _ in solved)
-            if not (blown and clock in ("flow", "gaussian") and steps < MAX_STEPS):
+            if blown and clock in ("flow", "gaussian") and steps < MAX_STEPS:
+                steps *= 2
+                continue
+            # the exact epoch side is cheap enough to refine until its extrapolation settles: near the
+            # stability edge the coarse grids' own algorithm is unstable (docs/validation/epochs.md)
+            if not (refine and _extrapolation_gap(s, s_times, solved, s_max, steps, target_step) > EPOCH_EXACT_TOL
+                    and steps * 2**levels <= MAX_EPOCH_EXACT_STEPS):
                 break
             steps *= 2
-        with np.errstate(invalid="ignore"):
-            grids = [{k: interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for k in ("q", "m", "train")}
-                     for sol, _ in solved]
-        runs.append(_curves(s, combine([c for _, c in solved], grids)))
-        if len(solved) > 1:          # the extrapolation one order lower, from the finer grids
-            fewer = len(solved) - 1
-            weights = (extrapolation_weights(fewer, s_max / steps / 2, target_step) if target_step
-                       else RICHARDSON[fewer])
-            lower.append(_curves(s, combine(weights, grids[1:])))
+        best, low = _extrapolated(s, s_times, solved, s_max, steps, target_step)
+        runs.append(best)
+        if low is not None:
+            lower.append(low)
     return summarise_replicas(runs, lower or None)
 
 

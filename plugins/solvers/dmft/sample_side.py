@@ -111,6 +111,47 @@ def square_side_moments(consts, S, Rt):
     return RG, -RG.sum(1), CG, a / 2, np.zeros(T)
 
 
+def epoch_square_side(consts, S, Rt, cells, visit):
+    """The square-loss sample side (linear teacher) under the epoch clock, exactly in expectation over
+    the clocks: each epoch of ``cells`` steps kicks each sample by ``tau`` with probability ``visit``, at
+    a uniformly random step, independently across epochs (``consts = (alpha, tau)``; the grid step is
+    ``h = visit tau / cells``). ``S``, ``Rt`` and the outputs as ``square_side_moments``'s.
+
+    Why it is exact: the residuals solve ``rho = zeta - Rt D rho``. Epoch e's kick at step i moves every
+    later residual by ``-tau Rt(., i) rho_i``, and ``rho_i`` depends on earlier epochs only, so
+    ``rho^(e) = A_i rho^(e-1)`` with ``A_i = I - tau Rt(., i) e_i^T``, ``i`` independent of
+    ``rho^(e-1)``. Hence, epoch by epoch and each in ``O(K^2 cells)``:
+    ``M = E rho rho^T -> (1 - visit) M + (visit / cells) sum_i A_i M A_i^T``; the mean response
+    ``Lbar -> Abar Lbar`` with ``Abar = I - h Rt(., cells)``; ``R_G(k, .) = alpha h Lbar(k, .)`` from the
+    epochs before k's; ``C_G(k, k) = alpha tau^2 (visit / cells) M(k, k)``; and for j in an earlier
+    epoch ``C_G(k, j) = alpha tau^2 (visit / cells)^2 E[rho_k rho_j | kicks at j and k]``, the column
+    ``A_j M e_j`` pinned at j's epoch and carried through the later epochs by ``Abar``. Two kicks never
+    share an epoch. No paths: the dependent increments that rule out ``square_side_moments`` are
+    averaged exactly."""
+    alpha, tau = float(consts[0]), float(consts[1])
+    S, Rt = np.asarray(S, float), np.asarray(Rt, float)
+    K = len(S)
+    T = K - 1
+    h = visit * tau / cells
+    M, Lbar, W = S.copy(), np.eye(K), np.zeros((K, K))
+    RG, lower, diag, train = np.zeros((T, T)), np.zeros((T, T)), np.zeros(T), np.zeros(K)
+    for start in range(0, T, cells):
+        idx = np.arange(start, min(start + cells, T))
+        R, Mii = Rt[:, idx], np.diag(M)[idx]
+        RG[idx] = alpha * h * Lbar[idx, :T]                 # a kick at k: no other one earlier in k's epoch
+        lower[idx] = alpha * tau * tau * (visit / cells) ** 2 * W[idx, :T]
+        diag[idx] = alpha * tau * tau * (visit / cells) * Mii
+        Lbar -= h * R @ Lbar[idx]                          # earlier epochs' columns through this epoch
+        W -= h * R @ W[idx]
+        W[:, idx] = M[:, idx] - tau * R * Mii               # this epoch's kick pinned at j: A_j M e_j
+        MR = M[:, idx] @ R.T
+        M = M - h * (MR + MR.T) + h * tau * (R * Mii) @ R.T
+        train[idx] = np.diag(M)[idx] / 2
+    train[T] = M[T, T] / 2
+    CG = lower + lower.T + np.diag(diag)
+    return RG, -RG.sum(1), CG, train, np.zeros(T)
+
+
 @functools.lru_cache(maxsize=32)
 def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, stein=False):
     """Jitted Monte-Carlo sample side of a GLM: (consts, steps [T], Lperp, m, Rt, xi [N, K], rstar [N], eps [N],

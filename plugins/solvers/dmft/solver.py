@@ -14,7 +14,8 @@ from hdbench_plugins.solvers.dmft.clocks import (JUMP_CLOCKS, clock_increments, 
                                                  epoch_priors, jump_indices, moment_matched)
 from hdbench_plugins.solvers.dmft.linalg import psd_cholesky
 from hdbench_plugins.solvers.dmft.parameter_side import RHO, diagonal_blocks, parameter_side
-from hdbench_plugins.solvers.dmft.sample_side import CHUNK, CommitteeLoss, committee_side, glm_side, square_side_moments, first_blowup
+from hdbench_plugins.solvers.dmft.sample_side import (CHUNK, CommitteeLoss, committee_side, epoch_square_side, first_blowup,
+                                                      glm_side, square_side_moments)
 
 
 # With common random numbers the iteration is a deterministic map: a loose stop is a bias every replica
@@ -79,8 +80,6 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     deterministic = p.side.exact_paths
     epochs = p.clock == "epoch"
     cells = epoch_cells(h, p.epoch) if epochs else 0
-    if deterministic and epochs:
-        raise ValueError("the epoch clock's increments are dependent: solve a square loss as a GlmLoss side")
     implicit = (p.clock == "flow" and not p.side.exact_paths and not committee) if implicit is None else implicit
     if implicit and (p.clock != "flow" or p.side.exact_paths or committee):
         raise ValueError("the implicit margin step is built for the flow clock of a Monte-Carlo (GlmLoss) side")
@@ -173,7 +172,8 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         noise = (jnp.asarray(a) for a in current["noise"])
         if deterministic:
             S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
-            out = square_side_moments((p.alpha, grid_steps, m2_steps), S, Rt)
+            out = (epoch_square_side((p.alpha, p.tau), S, Rt, cells, p.epoch / p.tau) if epochs else
+                   square_side_moments((p.alpha, grid_steps, m2_steps), S, Rt))
         else:
             # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
             # its scale cannot wreck the factor of the early times
