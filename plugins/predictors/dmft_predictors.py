@@ -60,7 +60,7 @@ class DmftSGF(_DMFT):
     def supports(self, s):
         base = super().supports(s)
         if base and s.model == "glm" and (s.model_params["activation"], s.model_params["loss"]) == ("quadratic", "square"):
-            # measured: refining 20 -> 2560 steps leaves 1e-4 of the paths blowing up (docs/validation/dmft.md)
+            # refining the grid barely shrinks the share of paths that blow up (docs/validation/dmft.md)
             return no("activation 'quadratic' with the square loss: a cubic force, on which the Gaussian clock's "
                       "Euler-Maruyama margin step blows up on some paths at every grid (use dmft-gf or dmft-sgd)")
         return base
