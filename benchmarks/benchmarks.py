@@ -454,6 +454,27 @@ class FiniteDataPredict:
         self.pred.predict(self.scenario, self.times)
 
 
+class VelocityDMFTPredict:
+    """Warm predict of the DMFT with heavy ball's velocity (dimension-adapted momentum, kappa = 0.5,
+    alpha = 2, d = 1000, t = 8) on least squares (the exact square side: no paths), beside
+    lsq-homogenized-sgd's per-node ODE of the same limit."""
+
+    params = [["dmft-sgd", "lsq-homogenized-sgd"]]
+    param_names = ["predictor"]
+    timeout = 300
+
+    def setup(self, name):
+        self.scenario = hdbench.Scenario.from_dict({
+            "model": {"name": "linear", "params": {"sigma": 0.5}}, "alpha": 2.0,
+            "dynamics": {"name": "momentum", "params": {"gamma": 0.5, "kappa": 0.5}}, "d": 1000, "t_max": 8.0,
+            "seeds": 16})
+        self.pred, self.times = hdbench.registry().predictor(name), self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, name):
+        self.pred.predict(self.scenario, self.times)
+
+
 class PerModePredict:
     """Warm predict of the per-eigenvalue ODEs (modes.py) on a beta = 1 power law, t = 4: 10^3 and
     10^4 distinct eigenvalues, unbinned (bins = 0) and in 256 geometric bins. The cost is set by the
