@@ -27,7 +27,9 @@ a K x K block (``mu_k``: K x M) and the same equations hold blockwise (``paramet
 blocks; a GLM has blocks of 1).
 
 Because the penalty is quadratic, the parameter side is linear and Gaussian: ``C_theta``, ``m`` and
-``Rt`` follow exactly from one unit lower-triangular system (no particles, no noise). The sample side
+``Rt`` follow exactly from one unit lower-triangular system (no particles, no noise). Heavy ball
+(``Problem.velocity``) passes each update through a causal moving-average filter before it moves
+``theta`` (``parameter_side``); the system stays lower triangular. The sample side
 is Monte Carlo over ``N`` paths (vmapped, in chunks, jitted once per shape), with
 - Rao-Blackwellisation over the current clock increment (``dZ_k`` is independent of ``r_k``):
   ``C_G(k, j) = alpha h E[l'_k l'_j dZ_j]`` (k > j), ``C_G(k, k) = alpha E[dZ^2] E[l'_k^2]``,
@@ -37,9 +39,9 @@ is Monte Carlo over ``N`` paths (vmapped, in chunks, jitted once per shape), wit
   (O(T m^2) for m jumps) for the jump clocks, on ``tangent_paths`` of the paths;
 - ``mu`` by Stein's lemma in ``r*`` with the path ``zeta - m r*`` held fixed:
   ``mu_k = alpha h E[l'_k r*] - sum_j R_G(k, j) m_j`` (valid for discontinuous labels such as sign);
-- for square loss on a linear teacher the sample side is exact given the clocks
-  (``r - y = L (zeta - y)``, ``L = (I + Rt D_Z)^-1``): only the clocks are sampled, and for gradient
-  flow the whole solve is deterministic;
+- for square loss on a linear teacher the sample side is exact in expectation over the clocks too
+  (``square_side_moments``; ``epoch_square_side`` for the epoch clock's dependent increments): no
+  paths, a deterministic fixed point;
 - the normals ``(r*, eps, xi)`` moment-matched (sample mean 0, sample covariance I): removes the O(1/N)
   bias that the fixed point's nonlinear dependence on their sample moments causes;
 - for gradient flow a linearly implicit margin step (``glm_side``), stable where the explicit one
@@ -55,9 +57,9 @@ to remove the O(h), O(h^2) errors of the explicit scheme.
 from hdbench_plugins.solvers.dmft.clocks import CLOCKS, clock_increments, clock_second_moment, jump_indices, moment_matched
 from hdbench_plugins.solvers.dmft.linalg import psd_cholesky, unit_lower_inverse
 from hdbench_plugins.solvers.dmft.parameter_side import RHO, parameter_side
-from hdbench_plugins.solvers.dmft.sample_side import CommitteeLoss, GlmLoss, SquareLinear, square_side_moments
+from hdbench_plugins.solvers.dmft.sample_side import CommitteeLoss, GlmLoss, SquareLinear, epoch_square_side, square_side_moments
 from hdbench_plugins.solvers.dmft.solver import TOL, Problem, Solution, solve
 
 __all__ = ["CLOCKS", "RHO", "TOL", "CommitteeLoss", "GlmLoss", "Problem", "Solution", "SquareLinear",
-           "clock_increments", "clock_second_moment", "jump_indices", "moment_matched", "parameter_side",
-           "psd_cholesky", "solve", "square_side_moments", "unit_lower_inverse"]
+           "clock_increments", "clock_second_moment", "epoch_square_side", "jump_indices", "moment_matched",
+           "parameter_side", "psd_cholesky", "solve", "square_side_moments", "unit_lower_inverse"]

@@ -54,8 +54,9 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
           coarsen: int = 0, damping: float = 0.6, tol: float = TOL, max_iter: int = 60, average: int = 3,
           implicit: bool | None = None, steps=None) -> Solution:
     """The fixed point on ``T`` steps of ``h = s_max / T`` (module doc). ``paths``: Monte-Carlo paths of
-    the sample side (none for the square loss on a linear teacher: ``square_side_moments`` is exact in
-    expectation over the clocks, so that fixed point is deterministic and iterated to ``tol = 1e-12``);
+    the sample side (none for the square loss on a linear teacher: ``square_side_moments``, or
+    ``epoch_square_side`` under the epoch clock, is exact in expectation over the clocks, so that fixed
+    point is deterministic and iterated to ``tol = 1e-12``);
     ``tangent_paths``: how many of them also carry the tangents for ``R_G`` (O(T^3) each);
     ``coarsen``: draw the noise ``2^coarsen`` times finer and aggregate it (see ``draw``);
     ``implicit``: the linearly implicit margin step of ``glm_side`` (default: for the flow clock of a
