@@ -13,7 +13,10 @@ leaderboard shows which limit each dynamics has. ``tau = gamma`` (docs/conventio
 section 0). Supported: square and logistic losses with smooth activations (linear, erf, tanh,
 quadratic: phase retrieval is quadratic/quadratic/square), any teacher link, label noise, ridge;
 committees of K hidden units with erf or linear activations, any M, either initialisation, the second
-layer fixed (the parameter process of a coordinate is its K first-layer weights). Not supported: kinks
+layer fixed (the parameter process of a coordinate is its K first-layer weights); momentum (fixed beta:
+SGD at gamma / (1 - beta); dimension-adapted ``kappa``: ``dmft-sgd`` and ``dmft-sgf`` carry the velocity,
+``Problem.velocity``). ``dmft-sgf`` declines phase retrieval (its Euler-Maruyama margin step blows up on
+the cubic force at every grid). Not supported: kinks
 (relu, hinge: the tangent responses would miss their delta terms), anisotropic data, a trained second
 layer (an O(1)-dimensional parameter outside the DMFT's parameter process).
 
