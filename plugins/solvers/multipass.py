@@ -26,10 +26,10 @@ Solved by the trapezoidal rule on ``STEPS`` and ``2 STEPS`` points, Richardson-e
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from hdbench import YES, no
 from hdbench.simulate import BLOWUP
+from hdbench_plugins.solvers.dmft_scaffold import interpolate
 from hdbench_plugins.solvers.least_squares import mp_quadrature
 from hdbench_plugins.solvers.regime import (adapted_momentum, flow_clock, isotropic_data, rate_along_the_clock, sgd_gamma,
                                             small_batches)
@@ -103,14 +103,6 @@ def _solve_on_grid(n, s_max, x, w, p0, alpha, lam, tau, sigma, m0, q0):
     return grid, err, psi, m
 
 
-def _read(grid, values, at):
-    """Grid values read at ``at``: a cubic spline (outputs fall between grid points under a schedule),
-    linear where a divergence left infinities."""
-    if np.isfinite(values).all():
-        return CubicSpline(grid, values)(at)
-    return np.interp(at, grid, values)
-
-
 def solve_volterra_multipass(s, times, steps=STEPS):
     p = s.model_params
     scale, tau, lam = dmft_units(s)
@@ -129,7 +121,7 @@ def solve_volterra_multipass(s, times, steps=STEPS):
     out = {}
     with np.errstate(invalid="ignore"):             # inf - inf past a divergence: caught below
         for name, i in (("D", 1), ("psi", 2), ("m", 3)):
-            out[name] = (4 * _read(fine[0], fine[i], s_times) - _read(coarse[0], coarse[i], s_times)) / 3
+            out[name] = (4 * interpolate(s_times, fine[0], fine[i]) - interpolate(s_times, coarse[0], coarse[i])) / 3
         res = {"risk": 0.5 * (out["D"] + p["sigma"] ** 2), "D": out["D"], "m": out["m"],
                "q": out["D"] + 2 * out["m"] - 1, "train_risk": out["psi"] / 2}
         sane = np.isfinite(res["q"]) & (res["q"] < BLOWUP) & (out["D"] >= 0) & (out["psi"] >= 0)

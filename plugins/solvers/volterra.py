@@ -37,11 +37,11 @@ and ``m`` read at ``u`` (at constant gamma, ``u = gamma t`` gives the equations 
 from __future__ import annotations
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
 from hdbench import YES, no
 from hdbench_plugins.common.spectra import spectrum
 from hdbench_plugins.common.momentum import heavy_ball
+from hdbench_plugins.solvers.dmft_scaffold import interpolate
 from hdbench_plugins.solvers.regime import (flow_clock, rate_along_the_clock, schedule_of, sgd_gamma, streaming_sgd,
                                             unregularised)
 
@@ -136,7 +136,7 @@ def solve_volterra(s, times):
     grid, P1, D1 = _volterra_on_grid(n, u_max, rate, sigma, D0, lam, w)
     _, P2, D2 = _volterra_on_grid(2 * n, u_max, rate, sigma, D0, lam, w)
     P, D = (4 * P2[::2] - P1) / 3, (4 * D2[::2] - D1) / 3
-    risk, D = CubicSpline(grid, P)(clock), CubicSpline(grid, D)(clock)
+    risk, D = interpolate(clock, grid, P), interpolate(clock, grid, D)
     m = 1 + (p["m0"] - 1) * (np.exp(-np.outer(clock, lam)) @ w)
     return {"risk": risk, "D": D, "m": m, "q": D + 2 * m - 1}
 
