@@ -316,6 +316,7 @@ SCHEDULED = {   # each schedule-following predictor on a scenario it supports (d
     "lsq-homogenized-sgd": lambda: _lsq("sgd", 1.5, alpha=2.0, d=1000),
     "lsq-volterra": lambda: _lsq("online-sgd", 1.5, d=1000),
     "lsq-volterra-multipass": lambda: _lsq("sgd", 1.5, alpha=2.0, d=1000),
+    "dmft-sgd-epochs": lambda: _lsq("sgd-epochs", 1.5, alpha=2.0, d=1000),     # the exact epoch side
     "glm-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic"}, 1.0, d=1000, t_max=8.0),
     "glm-aniso-ode": lambda: _online("glm", {"link": "sign", "loss": "logistic", "spectrum": "power-law", "beta": 1.0},
                                      1.0, d=1000, t_max=8.0),

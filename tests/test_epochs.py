@@ -41,7 +41,7 @@ def test_epoch_priors_and_past():
     dZ = np.zeros((2, 9))
     dZ[0, [1, 5]] = 1.0            # epochs of 4 cells: kicks at cell 1 (epoch 0) and cell 1 (epoch 1)
     dZ[1, [3, 4]] = 1.0            # cell 3 (epoch 0), cell 0 (epoch 1)
-    prior = epoch_priors(dZ, 0.25, 1.0)
+    prior = epoch_priors(dZ, 4)
     assert prior[0].tolist() == [8, 8, 1, 1, 8, 8, 5, 5, 8]
     assert prior[1].tolist() == [8, 8, 8, 8, 8, 4, 4, 4, 8]
     past = epoch_past(9, 4)
@@ -164,3 +164,67 @@ def test_committee_epochs_on_the_simulations_own_grid(registry):
     curves = registry.predictor("dmft-sgd-epochs").predict(s, sim.times)
     result = hdbench.score(sim, curves)
     assert within_noise(result), (result["ratio"], result["z_max"], result["worst_observable"])
+
+
+# -- schedules: cells of equal length in t, each kicking by gamma f there ------------------------------
+WARMUP_COSINE = {"name": "warmup_cosine_decay", "init_value": 0.0, "peak_value": 1.0, "warmup_steps": 1.0,
+                 "decay_steps": 6.0, "end_value": 0.1}
+
+
+@pytest.mark.parametrize("model, batch_size", [("linear", 1), ("logistic", 1), ("linear", 50), ("logistic", 50)],
+                         ids=["lsq-extrapolated", "logistic-extrapolated", "lsq-own-grid", "logistic-own-grid"])
+def test_dmft_sgd_epochs_under_a_constant_schedule_is_that_gamma(registry, model, batch_size):
+    """The uneven epoch grid at a constant factor c is the even grid of gamma c: the same cells, kicks
+    and random numbers, so the same prediction to rounding (extrapolated, and on the simulation's own
+    grid of 16 batches an epoch)."""
+    plain = scenario(model, "sgd-epochs", gamma=1.0, d=400, t_max=3.0, n_times=7, batch_size=batch_size)
+    halved = plain.with_(dynamics_params={"gamma": 2.0, "schedule": {"name": "constant", "value": 0.5}})
+    pred = registry.predictor("dmft-sgd-epochs")
+    small = dict(paths=4000, tangent_paths=1000, replicas=2) if model == "logistic" else {}
+    for k, v in small.items():
+        setattr(pred, k, v)
+    try:
+        ours, ref = pred.predict(halved, plain.times()), pred.predict(plain, plain.times())
+    finally:
+        for k in small:
+            delattr(pred, k)
+    for k in ref:
+        np.testing.assert_allclose(ours[k], ref[k], rtol=1e-9, atol=1e-12, err_msg=k)
+
+
+def test_uneven_exact_epoch_side_is_the_monte_carlo_side():
+    """Kicks that vary from cell to cell (a schedule): least squares' exact side against the
+    Monte-Carlo side on the same uneven grid, as ``test_exact_epoch_square_side_is_the_monte_carlo_side``."""
+    cells, T, tau = 8, 24, 1.0
+    f = 0.3 + np.sin(np.linspace(0.1, 3.0, T)) ** 2
+    grid = (tau * f / cells, tau * f)
+    problem = lambda side: dmft.Problem(side, 2.0, 0.0, 0.3, 0.2, tau, "epoch", epoch=tau)
+    exact = dmft.solve(problem(dmft.SquareLinear(0.5)), grid[0].sum(), T, steps=grid, cells=cells)
+    mc = [dmft.solve(problem(dmft.GlmLoss("linear", "linear", "square", 0.5)), grid[0].sum(), T,
+                     paths=64000, tangent_paths=16000, seed=seed, steps=grid, cells=cells) for seed in (0, 1)]
+    np.testing.assert_allclose(exact.s[1:], np.cumsum(grid[0]))
+    for name in ("q", "m", "train"):
+        ours, theirs = getattr(exact, name).mean(0), [getattr(sol, name).mean(0) for sol in mc]
+        se = np.abs(theirs[0] - theirs[1]).max() / np.sqrt(2)
+        assert np.abs(ours - (theirs[0] + theirs[1]) / 2).max() < 5 * max(se, 1e-4), name
+    with pytest.raises(ValueError, match="visit / cells"):
+        dmft.solve(problem(dmft.SquareLinear(0.5)), grid[0].sum(), T, steps=(grid[0], 2 * grid[1]), cells=cells)
+
+
+@pytest.mark.parametrize("model, batch_size", [("linear", 1), pytest.param("logistic", 1, marks=pytest.mark.slow),
+                                               ("linear", 50)],
+                         ids=["lsq-extrapolated", "logistic-extrapolated", "lsq-own-grid"])     # logistic: 60 s
+def test_dmft_sgd_epochs_follows_a_schedule(registry, model, batch_size):
+    """Warmup + cosine on reshuffled epochs (gamma 1.5, alpha 2): within the noise, where the same theory
+    at constant gamma and the with-replacement theory under the schedule are far off."""
+    s = scenario(model, "sgd-epochs", gamma=1.5, d=1000 if batch_size == 1 else 800, t_max=6.0, n_times=31,
+                 batch_size=batch_size, schedule=WARMUP_COSINE)
+    sim = hdbench.simulate(s)
+    pred = registry.predictor("dmft-sgd-epochs")
+    assert pred.schedules and pred.supports(s)
+    result = hdbench.score(sim, pred.predict(s, sim.times))
+    assert within_noise(result), (result["ratio"], result["z_max"], result["worst_observable"])
+    threshold = z_threshold(len(sim.times) - 1, s.seeds)
+    assert max_z(sim, pred.predict(s.with_(dynamics_params={"schedule": None}), sim.times)) > 3 * threshold
+    if batch_size == 1:
+        assert max_z(sim, registry.predictor("dmft-sgd").predict(s, sim.times)) > 3 * threshold

@@ -100,10 +100,11 @@ def test_a_schedule_is_part_of_the_scenario_and_constant_gamma_keeps_its_hash():
 
 
 def test_a_constant_gamma_theory_is_not_asked_about_a_scheduled_run():
-    spec = lsq("sgd", alpha=2.0, schedule=WARMUP_COSINE, d=100, t_max=2.0).to_dict()
-    out = task_predict(spec, "dmft-sgd-epochs")
+    spec = {"model": {"name": "spiked-tensor", "params": {"lam": 1.2}},
+            "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0, "schedule": WARMUP_COSINE}}, "d": 100, "t_max": 1.0}
+    out = task_predict(spec, "bgj-effective")
     assert (out["status"], out["message"]) == ("n/a", "learning-rate schedule: this theory takes a constant gamma only")
-    assert task_predict(spec, "lsq-homogenized-sgd")["status"] == "ok"
+    assert task_predict({**spec, "dynamics": {"name": "online-sgd", "params": {"gamma": 1.0}}}, "bgj-effective")["status"] == "ok"
 
 
 def _glm(dynamics, **dyn):

@@ -110,6 +110,7 @@ class DmftSGDEpochs(_DMFT):
                    "epoch, at a uniformly random step), extrapolated to the simulation's own batch fraction")
     clock = "epoch"
     steps = 40
+    schedules = True        # cells of equal length in t, each kicking by gamma f there (dmft_runs._epoch_steps)
     examples = [{"model": {"name": "glm", "params": {"loss": "logistic"}},
                  "dynamics": {"name": "sgd-epochs", "params": {"gamma": 1.0}},
                  "alpha": 2.0, "d": 200, "t_max": 3.0}]

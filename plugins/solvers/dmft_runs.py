@@ -5,7 +5,7 @@
 | dmft-sgf         | ``dZ = ds + sqrt(tau) dW``         | SGF / SME (Nishiyama-Imaizumi; Fan-Wang's SME) | Richardson, 3 levels   |
 | dmft-sgd         | ``tau dN``, N Poisson of rate 1/tau | multi-pass SGD, B = o(n) (Fan-Wang)        | Richardson, 3 levels     |
 | dmft-sgd-batch   | ``tau Poisson(b)`` per step        | SGD with batch fraction b = B/n, learning rate = the grid step (exact, no extrapolation) | h = gamma B / n (step k: gamma f_k B / n under a schedule) |
-| dmft-sgd-epochs  | ``tau`` once an epoch, at a uniform step | SGD reshuffled per epoch (docs/theory/multipass.md section 2a) | aligned with the epochs; Richardson to h = gamma B / n, or that grid itself |
+| dmft-sgd-epochs  | ``tau`` once an epoch, at a uniform step | SGD reshuffled per epoch (docs/theory/multipass.md section 2a) | aligned with the epochs (under a schedule: cells equal in t, kicks gamma f there); Richardson to h = gamma B / n, or that grid itself |
 
 Each predicts any finite-data scenario of the ``linear``, ``glm`` or ``committee`` model on isotropic
 data (GD, SGF, SGD, SGD with epochs): a theory scored on another theory's dynamics is how the
@@ -153,6 +153,19 @@ def _sgd_steps(s, times, problem, scale, exact_step):
     return dataclasses.replace(problem, tau_at=None), (exact_step * f, problem.tau * f), at
 
 
+def _epoch_steps(s, problem, scale, s_max, T):
+    """Under a schedule, the epoch clock's grid of ``T`` cells spanning ``s_max`` at a constant rate: cells
+    of equal length in t (each visited with the same probability), cell k's kick ``tau f_k`` with ``f_k``
+    the schedule's mean over the cell (8-point Gauss-Legendre) and its step ``(visit / cells) tau f_k``.
+    Returns ``(h_k, tau_k)`` and the cells an epoch."""
+    cells = int(round(T * problem.epoch / s_max))
+    dt = s_max / scale / T
+    nodes, weights = np.polynomial.legendre.leggauss(8)
+    points = (np.arange(T)[:, None] + (nodes[None, :] + 1) / 2) * dt
+    tau = problem.tau * (np.asarray(schedule_of(s)(points.ravel()), float).reshape(T, -1) @ weights / 2)
+    return (problem.epoch / problem.tau / cells * tau, tau), cells
+
+
 def _temperature(s, tau, scale, t_end):
     """``s -> tau f(t(s))`` along the DMFT clock, or None without a schedule."""
     rate = rate_along_the_clock(s, scale, t_end)
@@ -206,9 +219,12 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     deterministic = problem.side.exact_paths      # square loss on a linear teacher: no Monte Carlo (dmft.solve)
     if deterministic:             # no Monte Carlo: one replica, on a grid fine for the time span
         steps, replicas = int(np.clip(np.ceil(s_max / DETERMINISTIC_H), *DETERMINISTIC_STEPS)), 1
+    epoch_schedule = clock == "epoch" and problem.tau_at is not None and exact_step is None
     if clock == "epoch" and exact_step is None:      # a grid aligned with the epochs
-        cells = max(EPOCH_CELLS, int(round(steps * problem.epoch / s_max)))
-        steps = int(np.ceil(s_max * cells / problem.epoch - 1e-9))
+        # under a schedule in the clock at a constant rate (t scale), each level's grid then follows f
+        span = scale * float(np.max(times)) if epoch_schedule else s_max
+        cells = max(EPOCH_CELLS, int(round(steps * problem.epoch / span)))
+        steps = int(np.ceil(span * cells / problem.epoch - 1e-9))
         s_max = steps * problem.epoch / cells
     runs, lower = [], []
     more = {"tol": tol, "max_iter": EPOCH_MAX_ITER} if clock == "epoch" else {"tol": tol}
@@ -219,7 +235,8 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
         while True:
             if uneven is not None:
                 T = len(uneven[0])
-                solved = [(dmft.solve(problem, float(uneven[0].sum()), T, *args, steps=uneven, **more), 1.0)]
+                cells = int(round(problem.epoch / exact_step)) if clock == "epoch" else None
+                solved = [(dmft.solve(problem, float(uneven[0].sum()), T, *args, steps=uneven, cells=cells, **more), 1.0)]
                 break
             if exact_step is not None:
                 T = max(1, int(np.ceil(s_max / exact_step - 1e-9)))
@@ -229,7 +246,13 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
             solved = []
             for i, c in enumerate(weights):
                 T = steps * 2**i
-                if T not in done or not deterministic:
+                if T in done and deterministic:
+                    pass
+                elif epoch_schedule:
+                    grid, cells = _epoch_steps(s, problem, scale, s_max, T)
+                    done[T] = dmft.solve(dataclasses.replace(problem, tau_at=None), float(grid[0].sum()), T, *args,
+                                         coarsen=levels - 1 - i, steps=grid, cells=cells, **more)
+                else:
                     done[T] = dmft.solve(problem, s_max, T, *args, coarsen=levels - 1 - i, **more)
                 solved.append((done[T], c))
             # SGF's explicit margin step is unstable where h l'' > 2 (phase retrieval's large labels; gradient

@@ -25,24 +25,30 @@ def epoch_cells(h, epoch):
     return cells
 
 
+def epoch_kicks(key, shape, cells, visit):
+    """``[paths, steps]``, 1 where the epoch clock kicks: each path once per epoch of ``cells`` steps with
+    probability ``visit`` (1 when every sample is visited; less when an epoch drops the remainder of
+    n / B), at a uniformly random cell, independently across epochs. Stratified (a Latin hypercube over
+    the epochs): each epoch visits exactly the expected share of the paths, spread evenly over its cells."""
+    rng = _rng(key)
+    paths, steps = shape
+    epochs = -(-steps // cells)
+    visited = int(round(paths * visit))
+    kicks = np.zeros((paths, epochs * cells))
+    for e in range(epochs):
+        kicks[rng.permutation(paths)[:visited], e * cells + np.arange(visited) % cells] = 1.0
+    return kicks[:, :steps]
+
+
 def clock_increments(clock, key, shape, h, tau, epoch=None):
     """Increments ``dZ`` [paths, steps] on the grid of step ``h``. ``epoch`` (the epoch clock only): the
-    epoch length; each path jumps by ``tau`` once per epoch with probability ``epoch / tau`` (1 when every
-    sample is visited; less when an epoch drops the remainder of n / B), at a uniformly random cell."""
+    epoch length; each path jumps by ``tau`` once per epoch with probability ``epoch / tau``
+    (``epoch_kicks``)."""
     if clock == "flow":
         return np.full(shape, h)
-    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
     if clock == "epoch":
-        paths, steps = shape
-        cells = epoch_cells(h, epoch)
-        epochs = -(-steps // cells)
-        # stratified (a Latin hypercube over the epochs): each epoch visits exactly the expected share
-        # of the paths, spread evenly over its cells
-        visited = int(round(paths * epoch / tau))
-        dZ = np.zeros((paths, epochs * cells))
-        for e in range(epochs):
-            dZ[rng.permutation(paths)[:visited], e * cells + np.arange(visited) % cells] = tau
-        return dZ[:, :steps]
+        return tau * epoch_kicks(key, shape, epoch_cells(h, epoch), epoch / tau)
+    rng = _rng(key)
     if clock == "gaussian":
         return h + np.sqrt(tau * h) * rng.standard_normal(shape)
     if clock == "poisson":     # tau may vary by step (a schedule); at tau = 0 the clock is the flow's
@@ -53,19 +59,22 @@ def clock_increments(clock, key, shape, h, tau, epoch=None):
     raise ValueError(f"unknown clock {clock!r} (one of {', '.join(CLOCKS)})")
 
 
+def _rng(key):
+    return np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
+
+
 def clock_second_moment(clock, h, tau):
     """``E dZ^2`` per step (the epoch clock: its mean, ``tau h``); ``tau`` a number or one per step."""
     return {"flow": h * h, "gaussian": h * h + tau * h, "poisson": tau * h + h * h, "bernoulli": tau * h,
             "epoch": tau * h}[clock]
 
 
-def epoch_priors(dZ, h, epoch):
+def epoch_priors(dZ, cells):
     """``[paths, steps]``: the index of each path's kick earlier in the same epoch as step k (if none, the
     last index, which must be a step without a kick). Conditioned on a kick at k (the only steps whose
     force counts), a path has no other kick in k's epoch before k: the sample side takes that kick back
-    out."""
+    out. Epochs of ``cells`` steps."""
     paths, steps = dZ.shape
-    cells = epoch_cells(h, epoch)
     k = np.arange(steps)
     start = (k // cells) * cells
     last = np.where(dZ != 0, k, -1)

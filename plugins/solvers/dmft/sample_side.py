@@ -111,41 +111,44 @@ def square_side_moments(consts, S, Rt):
     return RG, -RG.sum(1), CG, a / 2, np.zeros(T)
 
 
-def epoch_square_side(consts, S, Rt, cells, visit):
+def epoch_square_side(alpha, S, Rt, cells, visit, kicks):
     """The square-loss sample side (linear teacher) under the epoch clock, exactly in expectation over
-    the clocks: each epoch of ``cells`` steps kicks each sample by ``tau`` with probability ``visit``, at
-    a uniformly random step, independently across epochs (``consts = (alpha, tau)``; the grid step is
-    ``h = visit tau / cells``). ``S``, ``Rt`` and the outputs as ``square_side_moments``'s.
+    the clocks: each epoch of ``cells`` steps kicks each sample with probability ``visit``, at a
+    uniformly random step, independently across epochs; a kick at step i has the size ``kicks[i]`` (one
+    ``tau`` at a constant rate; ``tau f_i`` under a schedule), so the grid's steps are
+    ``h_i = (visit / cells) kicks[i]``. ``S``, ``Rt`` and the outputs as ``square_side_moments``'s.
 
     Why it is exact: the residuals solve ``rho = zeta - Rt D rho``. Epoch e's kick at step i moves every
-    later residual by ``-tau Rt(., i) rho_i``, and ``rho_i`` depends on earlier epochs only, so
-    ``rho^(e) = A_i rho^(e-1)`` with ``A_i = I - tau Rt(., i) e_i^T``, ``i`` independent of
-    ``rho^(e-1)``. Hence, epoch by epoch and each in ``O(K^2 cells)``:
-    ``M = E rho rho^T -> (1 - visit) M + (visit / cells) sum_i A_i M A_i^T``; the mean response
-    ``Lbar -> Abar Lbar`` with ``Abar = I - h Rt(., cells)``; ``R_G(k, .) = alpha h Lbar(k, .)`` from the
-    epochs before k's; ``C_G(k, k) = alpha tau^2 (visit / cells) M(k, k)``; and for j in an earlier
-    epoch ``C_G(k, j) = alpha tau^2 (visit / cells)^2 E[rho_k rho_j | kicks at j and k]``, the column
-    ``A_j M e_j`` pinned at j's epoch and carried through the later epochs by ``Abar``. Two kicks never
-    share an epoch. No paths: the dependent increments that rule out ``square_side_moments`` are
-    averaged exactly."""
-    alpha, tau = float(consts[0]), float(consts[1])
+    later residual by ``-tau_i Rt(., i) rho_i``, and ``rho_i`` depends on earlier epochs only, so
+    ``rho^(e) = A_i rho^(e-1)`` with ``A_i = I - tau_i Rt(., i) e_i^T``, ``i`` independent of
+    ``rho^(e-1)``. Hence, epoch by epoch and each in ``O(K^2 cells)``, with ``q = visit / cells``:
+    ``M = E rho rho^T -> (1 - visit) M + q sum_i A_i M A_i^T``; the mean response
+    ``Lbar -> Abar Lbar`` with ``Abar = I - Rt(., cells) diag(h)``; ``R_G(k, .) = alpha h_k Lbar(k, .)`` from
+    the epochs before k's; ``C_G(k, k) = alpha tau_k^2 q M(k, k)``; and for j in an earlier epoch
+    ``C_G(k, j) = alpha tau_k tau_j q^2 E[rho_k rho_j | kicks at j and k]``, the column ``A_j M e_j``
+    pinned at j's epoch and carried through the later epochs by ``Abar``. Two kicks never share an
+    epoch. No paths: the dependent increments that rule out ``square_side_moments`` are averaged
+    exactly."""
     S, Rt = np.asarray(S, float), np.asarray(Rt, float)
     K = len(S)
     T = K - 1
-    h = visit * tau / cells
+    q = visit / cells
+    tau = np.broadcast_to(np.asarray(kicks, float), (T,))
+    h = q * tau
     M, Lbar, W = S.copy(), np.eye(K), np.zeros((K, K))
     RG, lower, diag, train = np.zeros((T, T)), np.zeros((T, T)), np.zeros(T), np.zeros(K)
     for start in range(0, T, cells):
         idx = np.arange(start, min(start + cells, T))
         R, Mii = Rt[:, idx], np.diag(M)[idx]
-        RG[idx] = alpha * h * Lbar[idx, :T]                 # a kick at k: no other one earlier in k's epoch
-        lower[idx] = alpha * tau * tau * (visit / cells) ** 2 * W[idx, :T]
-        diag[idx] = alpha * tau * tau * (visit / cells) * Mii
-        Lbar -= h * R @ Lbar[idx]                          # earlier epochs' columns through this epoch
-        W -= h * R @ W[idx]
-        W[:, idx] = M[:, idx] - tau * R * Mii               # this epoch's kick pinned at j: A_j M e_j
-        MR = M[:, idx] @ R.T
-        M = M - h * (MR + MR.T) + h * tau * (R * Mii) @ R.T
+        Rh = R * h[idx]
+        RG[idx] = alpha * h[idx, None] * Lbar[idx, :T]      # a kick at k: no other one earlier in k's epoch
+        lower[idx] = alpha * q * q * tau[idx, None] * W[idx, :T] * tau[None, :]
+        diag[idx] = alpha * q * tau[idx] ** 2 * Mii
+        Lbar -= Rh @ Lbar[idx]                             # earlier epochs' columns through this epoch
+        W -= Rh @ W[idx]
+        W[:, idx] = M[:, idx] - R * (tau[idx] * Mii)        # this epoch's kick pinned at j: A_j M e_j
+        MR = M[:, idx] @ Rh.T
+        M = M - (MR + MR.T) + (Rh * (tau[idx] * Mii)) @ R.T
         train[idx] = np.diag(M)[idx] / 2
     train[T] = M[T, T] / 2
     CG = lower + lower.T + np.diag(diag)
@@ -170,8 +173,9 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, ste
     ``clocks.epoch_priors``) taken back out, margin and tangent alike, and ``C_G(k, j)`` keeps the forces
     of ``past[k, j]`` (earlier epochs) only. Every path counts at every step with the weight ``h``, as
     for independent increments (where ``prior`` is void and ``past`` is ``j < k``). The train loss is
-    averaged exactly over the phase of the current epoch (``_phase_averaged``) where ``consts[3] > 0``:
-    it does not feed back, so the solver asks for it in the averaging phase only.
+    averaged exactly over the phase of the current epoch (``_phase_averaged``, ``consts[4]`` the visit
+    probability of a cell) where ``consts[3] > 0``: it does not feed back, so the solver asks for it in
+    the averaging phase only. On an uneven grid (a schedule) step k's kicks are ``steps[k] / consts[4]``.
 
     ``implicit``: the force of step k is linearly implicit in the margin,
     ``G_k = [l'(r_k) + l''_+(r_k) (r_{k+1} - r_k)] dZ_k`` with ``l''_+ = max(l'', 0)``: the DMFT of
@@ -206,7 +210,7 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, ste
 
     @jax.jit
     def run(consts, steps, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
-        alpha, h, m2 = consts[0], consts[1], consts[2]
+        alpha, m2 = consts[0], consts[2]
         phase = _epoch_phase(Rt.reshape(K, 1, K, 1), cells) if epochs else None
         U, S, Vt = jnp.linalg.svd(Lperp)              # zeta = rs m / RHO + U diag(S) z, z = V^T xi
         V = Vt.T
@@ -246,7 +250,7 @@ def glm_side(spec, K, chunks, tangents, width=None, implicit=False, cells=0, ste
                 P, H2 = force(r_given, r_given, y[:, None]), dforce(r_given, r_given, y[:, None])
                 train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(
                     lambda x: loss(x[..., 0], y.reshape((-1,) + (1,) * (x.ndim - 2))),
-                    r_given[..., None], P[..., None], phase, m2 / h, h * h / m2), lambda: train_loss)
+                    r_given[..., None], P[..., None], phase, steps, consts[4]), lambda: train_loss)
             if width is None:
                 # (I + Rt D1 + Rt D2 S) dr = dzeta, S the shift to the next step: lower triangular with
                 # diagonal e = 1 + Rt(k, k-1) D2_{k-1} (1 for the explicit scheme, D2 = 0)
@@ -327,7 +331,7 @@ def committee_side(spec, K, chunks, tangents, cells=0, stein=False):
 
     @jax.jit
     def run(consts, steps, Lperp, m, Rt, xi, rstar, eps, dZ, prior, past, jumps):
-        alpha, h, m2 = consts[0], consts[1], consts[2]
+        alpha, m2 = consts[0], consts[2]
         Rt4 = Rt.reshape(K, p, K, p)
         phase = _epoch_phase(Rt4, cells) if epochs else None
         U, S, Vt = jnp.linalg.svd(Lperp)              # as glm_side: zeta = rs m^T / RHO + U diag(S) z
@@ -363,7 +367,7 @@ def committee_side(spec, K, chunks, tangents, cells=0, stein=False):
                 def margins_loss(x):
                     out = (v * g(spec.activation, x)).sum(-1) - y.reshape((-1,) + (1,) * (x.ndim - 2))
                     return 0.5 * out ** 2
-                train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(margins_loss, r, P, phase, m2 / h, h * h / m2),
+                train_loss = jax.lax.cond(consts[3] > 0, lambda: _phase_averaged(margins_loss, r, P, phase, steps, consts[4]),
                                           lambda: train_loss)
             paths_tangent = jnp.einsum("nkab,nkbjc->nkajc", H[:tangents], J).reshape(-1, K * p, K * p)
             stein_sums = (jnp.zeros((K * p, K * p)),) * 3
@@ -436,14 +440,15 @@ def _epoch_phase(Rt4, cells):
     return jnp.asarray(cand), Rt4[k[:, None], :, cand, :], jnp.asarray(before)
 
 
-def _phase_averaged(loss, r_given, force_given, phase, tau, q):
+def _phase_averaged(loss, r_given, force_given, phase, steps, q):
     """``sum_paths E loss(r_k)`` [K] averaged exactly over where the current epoch kicked the path: not
     yet (probability ``1 - (k - start) q``, margin ``r_given``), or at a step ``c`` before k (each
-    probability ``q = h / tau``, margin ``r_given_k - Rt(k, c) tau l'(r_given_c)``). The Monte Carlo is
-    left with the other epochs' phases. Margins and forces [n, K, p]; ``loss`` maps margins [..., p]
-    to losses [...]."""
+    probability ``q``, the visit probability of a cell; margin ``r_given_k - Rt(k, c) tau_c l'(r_given_c)``,
+    the kick ``tau_c = h_c / q`` from the grid's steps ``steps`` [T]). The Monte Carlo is left with the
+    other epochs' phases. Margins and forces [n, K, p]; ``loss`` maps margins [..., p] to losses [...]."""
     cand, Rkc, before = phase
-    hyp = r_given[:, :, None] - tau * jnp.einsum("kjab,nkjb->nkja", Rkc, force_given[:, cand])
+    kick = jnp.append(steps, 0.0)[cand] / q                                    # [K, cells]
+    hyp = r_given[:, :, None] - jnp.einsum("kjab,nkjb->nkja", Rkc, force_given[:, cand] * kick[None, :, :, None])
     return ((1 - before.sum(1) * q) * loss(r_given)
             + q * jnp.where(before, loss(hyp), 0.0).sum(2)).sum(0)
 

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from hdbench_plugins.solvers.dmft_scaffold import iterate
-from hdbench_plugins.solvers.dmft.clocks import (JUMP_CLOCKS, clock_increments, clock_second_moment, epoch_cells, epoch_past,
-                                                 epoch_priors, jump_indices, moment_matched)
+from hdbench_plugins.solvers.dmft.clocks import (JUMP_CLOCKS, clock_increments, clock_second_moment, epoch_cells, epoch_kicks,
+                                                 epoch_past, epoch_priors, jump_indices, moment_matched)
 from hdbench_plugins.solvers.dmft.linalg import psd_cholesky
 from hdbench_plugins.solvers.dmft.parameter_side import RHO, diagonal_blocks, parameter_side
 from hdbench_plugins.solvers.dmft.sample_side import (CHUNK, CommitteeLoss, committee_side, epoch_square_side, first_blowup,
@@ -52,7 +52,7 @@ class Solution:
 
 def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_paths: int = 4000, seed: int = 0,
           coarsen: int = 0, damping: float = 0.6, tol: float = TOL, max_iter: int = 60, average: int = 3,
-          implicit: bool | None = None, steps=None) -> Solution:
+          implicit: bool | None = None, steps=None, cells: int | None = None) -> Solution:
     """The fixed point on ``T`` steps of ``h = s_max / T`` (module doc). ``paths``: Monte-Carlo paths of
     the sample side (none for the square loss on a linear teacher: ``square_side_moments``, or
     ``epoch_square_side`` under the epoch clock, is exact in expectation over the clocks, so that fixed
@@ -64,23 +64,32 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
     linear teacher with square loss is solved exactly, with the explicit step);
     ``steps``: an uneven grid ``(h_k, tau_k)`` [T] each, step k of size ``h_k`` at temperature ``tau_k``
     (``dmft-sgd-batch`` under a schedule: one SGD step each, ``sum h_k = s_max``; jump clocks, no
-    ``coarsen``)."""
+    ``coarsen`` but for the epoch clock); ``cells``: the epoch clock on an uneven grid, its cells an
+    epoch (then ``h_k = (visit / cells) tau_k``: each cell is visited with the same probability, its kick
+    ``tau_k`` is the temperature there)."""
     h = s_max / T
+    p = problem
+    epochs = p.clock == "epoch"
     if steps is not None:
-        if (coarsen or problem.clock not in JUMP_CLOCKS or problem.clock == "epoch" or problem.tau_at is not None
-                or problem.velocity is not None):
-            raise ValueError("an uneven grid is for the jump clocks' exact steps, without coarsen, tau_at or velocity")
+        if ((coarsen and not epochs) or p.clock not in JUMP_CLOCKS or p.tau_at is not None
+                or p.velocity is not None or (cells is None) == epochs):
+            raise ValueError("an uneven grid is for the jump clocks' exact steps, without tau_at or velocity, "
+                             "coarsen and cells for the epoch clock only")
         hk, tauk = (np.asarray(x, float) for x in steps)
         if hk.shape != (T,) or tauk.shape != (T,) or abs(hk.sum() - s_max) > 1e-9 * s_max:
             raise ValueError(f"steps: {T} step sizes summing to s_max = {s_max:g} and {T} temperatures")
+        if epochs and not np.allclose(hk, p.epoch / p.tau / cells * tauk, rtol=1e-9, atol=0.0):
+            raise ValueError("steps: the epoch clock's step k is (visit / cells) tau_k")
     K = T + 1
-    p = problem
     committee = isinstance(p.side, CommitteeLoss)
     pd, md = (p.side.hidden, p.side.teachers) if committee else (1, 1)
     Q0, R0 = np.reshape(np.asarray(p.q0, float), (pd, pd)), np.reshape(np.asarray(p.m0, float), (pd, md))
     deterministic = p.side.exact_paths
-    epochs = p.clock == "epoch"
-    cells = epoch_cells(h, p.epoch) if epochs else 0
+    if epochs and steps is None:
+        cells = epoch_cells(h, p.epoch)
+    cells = cells if epochs else 0
+    visit = p.epoch / p.tau if epochs else 0.0
+    kicks = (p.tau if steps is None else tauk) if epochs else None
     implicit = (p.clock == "flow" and not p.side.exact_paths and not committee) if implicit is None else implicit
     if implicit and (p.clock != "flow" or p.side.exact_paths or committee):
         raise ValueError("the implicit margin step is built for the flow clock of a Monte-Carlo (GlmLoss) side")
@@ -126,16 +135,20 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
             return ()
         kz, kx, kr, ke = jax.random.split(key, 4)
         Tf = T * 2**coarsen
-        if steps is None:
-            dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, temperatures(Tf), p.epoch)
+        if epochs:      # where the kicks are; their sizes are the coarse grid's (below)
+            dZ = epoch_kicks(kz, (paths, Tf), cells * 2**coarsen, visit)
+        elif steps is None:
+            dZ = clock_increments(p.clock, kz, (paths, Tf), h / 2**coarsen, temperatures(Tf))
         else:
             dZ = clock_increments(p.clock, kz, (paths, T), hk, tauk)
         xi = np.asarray(jax.random.normal(kx, (paths, Tf + 1, pd), jnp.float64))
         for _ in range(coarsen):
             dZ = dZ[:, 0::2] + dZ[:, 1::2]
             xi = np.concatenate([xi[:, :1], (xi[:, 1::2] + xi[:, 2::2]) / np.sqrt(2)], axis=1)
+        if epochs:
+            dZ = dZ * kicks
         dZ = np.concatenate([dZ, np.zeros((paths, 1))], axis=1)
-        prior = epoch_priors(dZ, h, p.epoch) if epochs else np.full(dZ.shape, T)
+        prior = epoch_priors(dZ, cells) if epochs else np.full(dZ.shape, T)
         jumps = jump_indices(dZ) if sparse else np.zeros((paths, 1), np.int64)
         rstar = np.asarray(jax.random.normal(kr, (paths, md), jnp.float64))
         eps = np.asarray(jax.random.normal(ke, (paths, 1), jnp.float64))
@@ -173,7 +186,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         noise = (jnp.asarray(a) for a in current["noise"])
         if deterministic:
             S = C - m[:, :1] - m[:, 0][None, :] + RHO + p.side.sigma ** 2
-            out = (epoch_square_side((p.alpha, p.tau), S, Rt, cells, p.epoch / p.tau) if epochs else
+            out = (epoch_square_side(p.alpha, S, Rt, cells, visit, kicks) if epochs else
                    square_side_moments((p.alpha, grid_steps, m2_steps), S, Rt))
         else:
             # past a divergence (index ``valid``) C is huge: factor only the sane block, so that
@@ -198,7 +211,7 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         return state, (nRG, nmu, nCG, nup)
 
     with jax.enable_x64(True):
-        current["consts"] = jnp.asarray([p.alpha, h, m2, 0.0], jnp.float64)
+        current["consts"] = jnp.asarray([p.alpha, h, m2, 0.0, visit / cells if epochs else 0.0], jnp.float64)
         current["noise"] = draw(key)
         current["run"] = side(current["noise"])
         start = (np.zeros((T, T, pd, pd)), np.zeros((T, pd, md)), np.zeros((T, T, pd, pd)), np.zeros((T, pd, pd)))
