@@ -9,7 +9,7 @@ import hdbench
 from hdbench import YES, Predictor, no
 from hdbench_plugins.solvers.regime import adapted_momentum, on_clock, schedule_of
 from hdbench_plugins.solvers.dmft_runs import (COMMITTEE_PATHS, COMMITTEE_STEPS, EPOCH_CELLS, MAX_DENSE, MAX_EPOCH_STEPS,
-                                              MAX_EXACT_STEPS, predict_dmft, supports_dmft)
+                                              MAX_EXACT_STEPS, adagrad_norm, predict_dmft, supports_dmft)
 
 
 class _DMFT(Predictor):
@@ -20,9 +20,10 @@ class _DMFT(Predictor):
     tangent_paths = 4000    # of which carry the O(T^3) tangents (a linear teacher's square loss has no paths)
     replicas = 4            # independent solves: their spread is the reported uncertainty
     velocity = False        # carries dimension-adapted momentum's velocity (Problem.velocity)
+    adaptive = False        # carries AdaGrad-Norm's accumulator (dmft_runs.adagrad_norm)
 
     def supports(self, s):
-        base = supports_dmft(s, velocity=self.velocity)
+        base = supports_dmft(s, velocity=self.velocity, adaptive=self.adaptive)
         if base and self.velocity and adapted_momentum(s) and schedule_of(s) is not None:
             return no("dimension-adapted momentum under a schedule: the velocity's memory varies along the "
                       "DMFT clock, which this theory does not carry")
@@ -32,6 +33,9 @@ class _DMFT(Predictor):
         steps, paths, tangent_paths = self.steps, self.paths, self.tangent_paths
         if s.model == "committee":
             steps, paths, tangent_paths = min(steps, COMMITTEE_STEPS), paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
+        if s.dynamics == "adagrad-norm":
+            return adagrad_norm(s, times, lambda t, f: predict_dmft(
+                s, t, self.clock, steps, self.levels, paths, tangent_paths, self.replicas, schedule=f, gradients=True))
         return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas,
                             target_step=self.target_step(s))
 
@@ -56,6 +60,7 @@ class DmftSGF(_DMFT):
     clock = "gaussian"
     schedules = True        # the clock runs at int gamma(t) dt / alpha, its temperature gamma(t) varies along it
     velocity = True
+    adaptive = True         # AdaGrad-Norm: a schedule that its own solution sets
 
     def supports(self, s):
         base = super().supports(s)
@@ -73,6 +78,7 @@ class DmftSGD(_DMFT):
     steps = 40              # jump clocks: sparse tangents make fine grids cheap; their O(b) error is large
     schedules = True        # as dmft-sgf: kicks of gamma(t) at rate 1/gamma(t) on the clock int gamma dt / alpha
     velocity = True
+    adaptive = True
 
 
 class DmftSGDBatch(_DMFT):

@@ -15,7 +15,8 @@ quadratic: phase retrieval is quadratic/quadratic/square), any teacher link, lab
 committees of K hidden units with erf or linear activations, any M, either initialisation, the second
 layer fixed (the parameter process of a coordinate is its K first-layer weights); momentum (fixed beta:
 SGD at gamma / (1 - beta); dimension-adapted ``kappa``: ``dmft-sgd`` and ``dmft-sgf`` carry the velocity,
-``Problem.velocity``). ``dmft-sgf`` declines phase retrieval (its Euler-Maruyama margin step blows up on
+``Problem.velocity``); AdaGrad-Norm (``dmft-sgd`` and ``dmft-sgf``: a schedule its own solution sets,
+``adagrad_norm``). ``dmft-sgf`` declines phase retrieval (its Euler-Maruyama margin step blows up on
 the cubic force at every grid). Not supported: kinks
 (relu, hinge: the tangent responses would miss their delta terms), anisotropic data, a trained second
 layer (an O(1)-dimensional parameter outside the DMFT's parameter process).
@@ -60,15 +61,24 @@ MAX_EPOCH_STEPS = 640      # the epoch clock on the simulation's own grid: at mo
 EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at large tau (docs/validation/epochs.md)
 EPOCH_EXACT_TOL = 0.02     # least squares' exact epoch side: refine until the extrapolation's estimate is 2% of a curve
 MAX_EPOCH_EXACT_STEPS = 1280   # ... with the finest level at most this many steps (O(T^3) an iteration)
+ADAGRAD_POINTS = 161      # AdaGrad-Norm: its accumulator G on this many points of [0, t_end] (trapezoid)
+ADAGRAD_TOL = 1e-6         # ... Picard's iteration on G stops when G moves by less than this, relative
+ADAGRAD_MAX_ITER = 40
+PRIMARIES = ("q", "m", "train", "grad2")    # what a solve returns (dmft.Solution), the observables' sources
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
-def supports_dmft(s, batch_limit=True, velocity=False):
+def supports_dmft(s, batch_limit=True, velocity=False, adaptive=False):
     """The DMFT's models and regime; ``batch_limit`` False for ``dmft-sgd-batch``, exact at any B/n;
-    ``velocity`` for the clocks that carry dimension-adapted momentum's velocity (``Problem.velocity``)."""
-    base = supports_multipass(s, models=("linear", "glm", "committee"), batch_limit=batch_limit, second_order=velocity)
+    ``velocity`` for the clocks that carry dimension-adapted momentum's velocity (``Problem.velocity``);
+    ``adaptive`` for those that carry AdaGrad-Norm's accumulator (``adagrad_norm``)."""
+    base = supports_multipass(s, models=("linear", "glm", "committee"), batch_limit=batch_limit, second_order=velocity,
+                              adaptive=adaptive)
     if not base:
         return base
+    if s.dynamics == "adagrad-norm" and s.model_params.get("ridge", 0.0):
+        return no(f"ridge = {s.model_params['ridge']:g} under adagrad-norm: the penalty's share of the "
+                  "accumulated gradient norm is not in this theory")
     p = s.model_params
     if s.model == "committee":
         if p["activation"] not in COMMITTEE_ACTIVATIONS:
@@ -94,9 +104,10 @@ def epoch_visits(s):
     return (s.n // B) * B / s.n
 
 
-def problem_of(s, clock, t_end=None):
+def problem_of(s, clock, t_end=None, schedule=None):
     """The DMFT ``Problem`` of a scenario and the time scale ``s = scale * t`` (under a schedule
-    ``s = scale * int_0^t f``, and the temperature ``tau f(t)`` varies along the clock up to ``t_end``)."""
+    ``s = scale * int_0^t f``, and the temperature ``tau f(t)`` varies along the clock up to ``t_end``;
+    ``schedule``: a factor ``f(t)`` in place of the scenario's)."""
     scale, tau, lam = dmft_units(s)
     p = s.model_params
     q0, m0 = p["q0"], p.get("m0")
@@ -112,7 +123,7 @@ def problem_of(s, clock, t_end=None):
     epoch = tau * epoch_visits(s) if clock == "epoch" else None
     velocity = s.dynamics_params["kappa"] / scale if adapted_momentum(s) else None     # kappa per unit t, in s
     return dmft.Problem(side=side, alpha=s.alpha, lam=lam, q0=q0, m0=m0, tau=tau, clock=clock, epoch=epoch,
-                        tau_at=_temperature(s, tau, scale, t_end) if clock != "flow" else None,
+                        tau_at=_temperature(s, tau, scale, t_end, schedule) if clock != "flow" else None,
                         velocity=velocity), scale
 
 
@@ -120,7 +131,7 @@ def _extrapolated(s, s_times, solved, s_max, steps, target_step):
     """The curves of the levels ``solved`` combined, and the extrapolation one order lower from the finer
     levels (None for a single level)."""
     with np.errstate(invalid="ignore"):
-        grids = [{k: interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for k in ("q", "m", "train")}
+        grids = [{k: interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for k in PRIMARIES}
                  for sol, _ in solved]
     best = _curves(s, combine([c for _, c in solved], grids))
     if len(solved) == 1:
@@ -136,24 +147,24 @@ def _extrapolation_gap(*args):
     best, low = _extrapolated(*args)
     if low is None:
         return 0.0
-    gaps = [np.max(np.abs(best[k] - low[k])) / max(np.max(np.abs(best[k])), 1e-12) for k in best]
+    gaps = [np.max(np.abs(best[k] - low[k])) / max(np.max(np.abs(best[k])), 1e-12) for k in best if k != "grad2"]
     return float(np.nan_to_num(max(gaps), nan=np.inf))
 
 
-def _sgd_steps(s, times, problem, scale, exact_step):
+def _sgd_steps(s, times, problem, scale, exact_step, schedule):
     """Under a schedule, the simulated SGD's own grid: step k (``dt = exact_step / scale = B/d`` of t)
     has the factor ``f_k = f((k + 1/2) dt)``, so its size ``exact_step f_k`` and temperature ``tau f_k``
     (``dmft.solve``'s ``steps``). Returns the problem without ``tau_at``, the steps and the clock at
     the output times (grid nodes: the simulation records at whole steps)."""
     dt = exact_step / scale
     T = max(1, int(np.ceil(float(np.max(times)) / dt - 1e-9)))
-    f = np.asarray(schedule_of(s)((np.arange(T) + 0.5) * dt), float)
+    f = np.asarray(schedule((np.arange(T) + 0.5) * dt), float)
     nodes = np.concatenate([[0.0], np.cumsum(exact_step * f)])
     at = nodes[np.clip(np.rint(np.asarray(times, float) / dt).astype(int), 0, T)]
     return dataclasses.replace(problem, tau_at=None), (exact_step * f, problem.tau * f), at
 
 
-def _epoch_steps(s, problem, scale, s_max, T):
+def _epoch_steps(schedule, problem, scale, s_max, T):
     """Under a schedule, the epoch clock's grid of ``T`` cells spanning ``s_max`` at a constant rate: cells
     of equal length in t (each visited with the same probability), cell k's kick ``tau f_k`` with ``f_k``
     the schedule's mean over the cell (8-point Gauss-Legendre) and its step ``(visit / cells) tau f_k``.
@@ -162,13 +173,13 @@ def _epoch_steps(s, problem, scale, s_max, T):
     dt = s_max / scale / T
     nodes, weights = np.polynomial.legendre.leggauss(8)
     points = (np.arange(T)[:, None] + (nodes[None, :] + 1) / 2) * dt
-    tau = problem.tau * (np.asarray(schedule_of(s)(points.ravel()), float).reshape(T, -1) @ weights / 2)
+    tau = problem.tau * (np.asarray(schedule(points.ravel()), float).reshape(T, -1) @ weights / 2)
     return (problem.epoch / problem.tau / cells * tau, tau), cells
 
 
-def _temperature(s, tau, scale, t_end):
+def _temperature(s, tau, scale, t_end, schedule=None):
     """``s -> tau f(t(s))`` along the DMFT clock, or None without a schedule."""
-    rate = rate_along_the_clock(s, scale, t_end)
+    rate = rate_along_the_clock(s, scale, t_end, schedule=schedule)
     return None if rate is None else (lambda sv: tau * rate(sv))
 
 
@@ -193,7 +204,7 @@ def _observables(s, q, m, train):
 
 @serial_blas
 def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths=4000, replicas=4,
-                 exact_step=None, seed=0, target_step=0.0, tol=dmft.TOL):
+                 exact_step=None, seed=0, target_step=0.0, tol=dmft.TOL, schedule=None, gradients=False):
     """Curves and their uncertainty ``unc(NAME)``.
 
     ``replicas`` independent solves, each with ``paths / replicas`` Monte-Carlo paths (of which
@@ -208,13 +219,16 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     the extrapolation goes to, 0 for the time-continuous limit, or the simulated algorithm's own step
     when the grid discretises exactly as it does (the epoch clock). The epoch clock's grids are aligned
     with the epochs: ``steps`` is rounded so that an epoch holds a whole number of coarse cells.
+    ``schedule``: a factor ``f(t)`` in place of the scenario's schedule; ``gradients``: also return
+    ``grad2``, the train samples' mean squared force ``E |l'(r)|^2`` (AdaGrad-Norm's accumulator rate).
     """
-    problem, scale = problem_of(s, clock, float(np.max(times)))
-    s_times = scale * flow_clock(s, times)
+    schedule = schedule_of(s) if schedule is None else schedule
+    problem, scale = problem_of(s, clock, float(np.max(times)), schedule)
+    s_times = scale * flow_clock(s, times, schedule)
     s_max = max(float(s_times[-1]), 1e-9)
     uneven = None
     if exact_step is not None and problem.tau_at is not None:     # a schedule: the simulated SGD's own steps
-        problem, uneven, s_times = _sgd_steps(s, times, problem, scale, exact_step)
+        problem, uneven, s_times = _sgd_steps(s, times, problem, scale, exact_step, schedule)
         s_max = float(s_times[-1])
     deterministic = problem.side.exact_paths      # square loss on a linear teacher: no Monte Carlo (dmft.solve)
     if deterministic:             # no Monte Carlo: one replica, on a grid fine for the time span
@@ -249,7 +263,7 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
                 if T in done and deterministic:
                     pass
                 elif epoch_schedule:
-                    grid, cells = _epoch_steps(s, problem, scale, s_max, T)
+                    grid, cells = _epoch_steps(schedule, problem, scale, s_max, T)
                     done[T] = dmft.solve(dataclasses.replace(problem, tau_at=None), float(grid[0].sum()), T, *args,
                                          coarsen=levels - 1 - i, steps=grid, cells=cells, **more)
                 else:
@@ -271,14 +285,49 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
         runs.append(best)
         if low is not None:
             lower.append(low)
-    return summarise_replicas(runs, lower or None)
+    out = summarise_replicas(runs, lower or None)
+    if not gradients:
+        out = {k: v for k, v in out.items() if k not in ("grad2", "unc(grad2)")}
+    return out
+
+
+def adagrad_norm(s, times, predict):
+    """AdaGrad-Norm on finite data: SGD under the schedule ``f(t) / sqrt(1 + G(t) / b^2)`` (``sgd_gamma`` is
+    its starting rate ``gamma / b``), where ``G(t) = int_0^t E_i |l'(r_i)|^2`` accumulates the train
+    samples' mean squared force (``regime.adaptive_ode``'s ``dG/dt``, the DMFT's ``grad2``).
+    ``predict(times, schedule)``: the DMFT's curves and ``grad2`` under a schedule, with common random
+    numbers from call to call. The rate at t depends on ``G`` before t only, so Picard's iteration
+    converges (its error falls like ``(c t)^n / n!``): from ``G = 0``, solve under the last ``G``'s rate
+    until ``G`` on ``ADAGRAD_POINTS`` points moves by less than ``ADAGRAD_TOL`` of its largest value.
+    Returns the last solve's curves at ``times``."""
+    b2 = s.dynamics_params["b"] ** 2
+    base = schedule_of(s)
+    grid = np.linspace(0.0, float(np.max(times)), ADAGRAD_POINTS)
+    union = np.union1d(grid, times)
+    at_grid, at_times = np.searchsorted(union, grid), np.searchsorted(union, times)
+    G = np.zeros(ADAGRAD_POINTS)
+    for _ in range(ADAGRAD_MAX_ITER):
+        def rate(t, G=G):
+            factor = 1.0 / np.sqrt(1.0 + np.interp(t, grid, G) / b2)
+            return factor if base is None else np.asarray(base(t), float) * factor
+        out = predict(union, rate)
+        g2 = out["grad2"][at_grid]
+        fresh = np.concatenate([[0.0], np.cumsum((g2[1:] + g2[:-1]) / 2 * np.diff(grid))])
+        if not np.isfinite(fresh).all():        # a divergence: the last solve's curves say where
+            break
+        moved, G = np.max(np.abs(fresh - G)), fresh
+        if moved <= ADAGRAD_TOL * max(np.max(G), 1e-12):
+            break
+    return {k: np.asarray(v)[at_times] for k, v in out.items() if k not in ("grad2", "unc(grad2)")}
 
 
 def _curves(s, prim):
-    """Observables from the primaries ``{q, m, train}``, +inf from the first non-finite time on."""
-    prim = [prim[k] for k in ("q", "m", "train")]
+    """Observables from the primaries ``{q, m, train}`` and ``grad2`` as it is, +inf from the first
+    non-finite time on."""
+    grad2, prim = prim["grad2"], [prim[k] for k in ("q", "m", "train")]
     blown = np.maximum.accumulate(~np.logical_and.reduce([np.isfinite(x).reshape(len(x), -1).all(1) for x in prim]))
     curves = _observables(s, *(np.where(blown.reshape((-1,) + (1,) * (x.ndim - 1)), 0.0, x) for x in prim))
+    curves["grad2"] = grad2
     return {k: np.where(blown, np.inf, v) for k, v in curves.items()}
 
 

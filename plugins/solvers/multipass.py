@@ -49,18 +49,19 @@ def dmft_units(s):
     return gamma / alpha, tau, alpha * s.model_params.get("ridge", 0.0)
 
 
-def supports_multipass(s, models=("linear",), batch_limit=True, second_order=False):
+def supports_multipass(s, models=("linear",), batch_limit=True, second_order=False, adaptive=False):
     """Isotropic finite data under a multi-pass dynamics, with ``B/n`` small unless the theory is exact
     at any batch fraction (``batch_limit`` False); dimension-adapted momentum for a theory with its
-    velocity (``second_order``)."""
+    velocity (``second_order``); AdaGrad-Norm for a theory with its accumulator (``adaptive``)."""
+    dynamics = MULTIPASS_DYNAMICS + (("adagrad-norm",) if adaptive else ())
     if s.model not in models:
         return no(f"model '{s.model}' is not one of {', '.join(models)}")
     if not isotropic_data(s):
         return isotropic_data(s)
     if s.alpha is None:
         return no("online data: this theory needs finite data (alpha)")
-    if s.dynamics not in MULTIPASS_DYNAMICS:
-        return no(f"dynamics '{s.dynamics}' is not one of {', '.join(MULTIPASS_DYNAMICS)}")
+    if s.dynamics not in dynamics:
+        return no(f"dynamics '{s.dynamics}' is not one of {', '.join(dynamics)}")
     if not batch_limit and not adapted_momentum(s):
         return YES
     return small_batches(s, second_order=second_order)

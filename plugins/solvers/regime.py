@@ -100,22 +100,24 @@ def learning_rate(s):
     return (lambda t: gamma) if schedule is None else (lambda t: gamma * schedule(t))
 
 
-def flow_clock(s, times):
+def flow_clock(s, times, schedule=None):
     """``tau(t) = int_0^t f``: a gradient flow ``dtheta/dt = -gamma f(t) grad L`` (no noise term) is
-    the flow at constant ``gamma`` read at ``tau(t)`` instead of ``t``; ``times`` itself without a schedule."""
+    the flow at constant ``gamma`` read at ``tau(t)`` instead of ``t``; ``times`` itself without a schedule.
+    ``schedule``: a factor ``f(t)`` in place of the scenario's."""
     times = np.asarray(times, float)
-    schedule = schedule_of(s)
+    schedule = schedule_of(s) if schedule is None else schedule
     if schedule is None:
         return times
     pieces = [quad(schedule, a, b, limit=200, epsabs=1e-13, epsrel=1e-12)[0] for a, b in zip(times[:-1], times[1:])]
     return np.concatenate([[0.0], np.cumsum(pieces)]) + quad(schedule, 0.0, times[0], epsabs=1e-13)[0]
 
 
-def rate_along_the_clock(s, scale, t_end, points=20001):
+def rate_along_the_clock(s, scale, t_end, points=20001, schedule=None):
     """``u -> f(t(u))``, the schedule's factor read on the clock ``u(t) = scale int_0^t f`` (the time of
     a theory whose rate the schedule multiplies; trapezoid on ``points`` over [0, t_end]), or None
-    without a schedule. A schedule at 0 stops the clock; ``f`` is then 0 there."""
-    schedule = schedule_of(s)
+    without a schedule. A schedule at 0 stops the clock; ``f`` is then 0 there. ``schedule``: a factor
+    ``f(t)`` in place of the scenario's."""
+    schedule = schedule_of(s) if schedule is None else schedule
     if schedule is None:
         return None
     t = np.linspace(0.0, max(float(t_end or s.t_max), 1e-9), points)
