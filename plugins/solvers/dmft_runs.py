@@ -260,7 +260,7 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
             solved = []
             for i, c in enumerate(weights):
                 T = steps * 2**i
-                if T in done and deterministic:
+                if T in done and deterministic:      # exact sides: reused when the grids are refined
                     pass
                 elif epoch_schedule:
                     grid, cells = _epoch_steps(schedule, problem, scale, s_max, T)
@@ -318,6 +318,8 @@ def adagrad_norm(s, times, predict):
         moved, G = np.max(np.abs(fresh - G)), fresh
         if moved <= ADAGRAD_TOL * max(np.max(G), 1e-12):
             break
+    else:       # an unsettled G is a wrong rate: a recorded failure, not a curve
+        raise RuntimeError(f"adagrad-norm: the accumulator G still moved by {moved:.2g} after {ADAGRAD_MAX_ITER} solves")
     return {k: np.asarray(v)[at_times] for k, v in out.items() if k not in ("grad2", "unc(grad2)")}
 
 
