@@ -5,9 +5,11 @@ docs/theory/multipass.md sections 1-3.
 """
 from __future__ import annotations
 
+import numpy as np
+
 import hdbench
 from hdbench import YES, Predictor, no
-from hdbench_plugins.solvers.regime import adapted_momentum, on_clock, schedule_of
+from hdbench_plugins.solvers.regime import adapted_momentum, on_clock, schedule_of, sgd_gamma
 from hdbench_plugins.solvers.dmft_runs import (COMMITTEE_PATHS, COMMITTEE_STEPS, EPOCH_CELLS, MAX_DENSE, MAX_EPOCH_STEPS,
                                               MAX_EXACT_STEPS, adagrad_norm, predict_dmft, supports_dmft)
 
@@ -86,28 +88,39 @@ class DmftSGDBatch(_DMFT):
     description = "multi-pass SGD with batch fraction b = B/n: DMFT on the SGD step itself (exact for the simulation)"
     clock = "poisson"
     schedules = True        # step k of the grid is SGD's step k: size gamma f_k b, kicks of gamma f_k
+    adaptive = True         # AdaGrad-Norm: step k's rate from the squared moves of steps <= k (adagrad_norm's dt)
     examples = [{"model": {"name": "glm", "params": {"loss": "logistic"}},
                  "dynamics": {"name": "sgd", "params": {"gamma": 1.0, "batch_size": 8}},
                  "alpha": 2.0, "d": 200, "t_max": 2.0}]
 
     def supports(self, s):
-        base = supports_dmft(s, batch_limit=False)      # exact at any batch fraction b = B/n
+        base = supports_dmft(s, batch_limit=False, adaptive=True)      # exact at any batch fraction b = B/n
         if not base:
             return base
-        if s.dynamics != "sgd":
-            return no(f"dynamics '{s.dynamics}' is not sgd (this theory is exact for with-replacement batches)")
-        steps = s.t_max * s.d / s.dynamics_params["batch_size"]     # s_max / (gamma b) = t_max d / B
+        if s.dynamics not in ("sgd", "adagrad-norm"):
+            return no(f"dynamics '{s.dynamics}' is not sgd or adagrad-norm (this theory is exact for with-replacement batches)")
+        dt = s.dynamics_params["batch_size"] / s.d
+        steps = s.t_max / dt        # s_max / (gamma b) = t_max d / B
         if steps > MAX_EXACT_STEPS:
             return no(f"t_max d / B = {steps:.0f} SGD steps > {MAX_EXACT_STEPS}: too fine a grid (use dmft-sgd)")
         if s.model == "committee" and steps * s.model_params["K"] > MAX_DENSE:
             return no(f"K t_max d / B = {steps * s.model_params['K']:.0f} > {MAX_DENSE}: the committee's dense "
                       "tangents on this grid are too slow (use dmft-sgd)")
+        schedule = schedule_of(s)
+        if s.dynamics == "adagrad-norm" and schedule is not None:
+            f = np.asarray(schedule((np.arange(int(np.ceil(steps - 1e-9))) + 0.5) * dt), float)
+            if (f <= 0).any():      # a step that does not move says nothing of its gradient (adagrad_norm)
+                return no("adagrad-norm under a schedule that is 0 at a step: the accumulator reads each step's "
+                          "gradient from its move")
         return YES
 
     def predict(self, s, times):
-        b = s.dynamics_params["batch_size"] / s.n
-        return predict_dmft(s, times, self.clock, None, 1, self.paths, self.tangent_paths, self.replicas,
-                            exact_step=s.dynamics_params["gamma"] * b)
+        exact_step = sgd_gamma(s) * s.dynamics_params["batch_size"] / s.n
+        solve = lambda t, f=None: predict_dmft(s, t, self.clock, None, 1, self.paths, self.tangent_paths, self.replicas,
+                                               exact_step=exact_step, schedule=f, gradients=f is not None)
+        if s.dynamics == "adagrad-norm":
+            return adagrad_norm(s, times, solve, dt=s.dynamics_params["batch_size"] / s.d)
+        return solve(times)
 
 
 class DmftSGDEpochs(_DMFT):

@@ -15,8 +15,8 @@ quadratic: phase retrieval is quadratic/quadratic/square), any teacher link, lab
 committees of K hidden units with erf or linear activations, any M, either initialisation, the second
 layer fixed (the parameter process of a coordinate is its K first-layer weights); momentum (fixed beta:
 SGD at gamma / (1 - beta); dimension-adapted ``kappa``: ``dmft-sgd`` and ``dmft-sgf`` carry the velocity,
-``Problem.velocity``); AdaGrad-Norm (``dmft-sgd`` and ``dmft-sgf``: a schedule its own solution sets,
-``adagrad_norm``). ``dmft-sgf`` declines phase retrieval (its Euler-Maruyama margin step blows up on
+``Problem.velocity``); AdaGrad-Norm (``dmft-sgd``, ``dmft-sgf`` and ``dmft-sgd-batch``: a schedule its own
+solution sets, ``adagrad_norm``). ``dmft-sgf`` declines phase retrieval (its Euler-Maruyama margin step blows up on
 the cubic force at every grid). Not supported: kinks
 (relu, hinge: the tangent responses would miss their delta terms), anisotropic data, a trained second
 layer (an O(1)-dimensional parameter outside the DMFT's parameter process).
@@ -44,7 +44,7 @@ from hdbench_plugins.common.glm import population
 from hdbench_plugins.solvers import dmft
 from hdbench_plugins.solvers.dmft_scaffold import RICHARDSON, combine, extrapolation_weights, interpolate, serial_blas, summarise_replicas
 from hdbench_plugins.solvers.multipass import dmft_units, supports_multipass
-from hdbench_plugins.solvers.regime import adapted_momentum, flow_clock, rate_along_the_clock, schedule_of
+from hdbench_plugins.solvers.regime import adapted_momentum, flow_clock, rate_along_the_clock, schedule_of, sgd_gamma
 
 
 SMOOTH_ACTIVATIONS = ("linear", "erf", "tanh", "quadratic")   # the tangents need l'' without delta terms
@@ -64,7 +64,8 @@ MAX_EPOCH_EXACT_STEPS = 1280   # ... with the finest level at most this many ste
 ADAGRAD_POINTS = 161      # AdaGrad-Norm: its accumulator G on this many points of [0, t_end] (trapezoid)
 ADAGRAD_TOL = 1e-6         # ... Picard's iteration on G stops when G moves by less than this, relative
 ADAGRAD_MAX_ITER = 40
-PRIMARIES = ("q", "m", "train", "grad2")    # what a solve returns (dmft.Solution), the observables' sources
+PRIMARIES = ("q", "m", "train", "grad2", "moved2")    # what a solve returns (dmft.Solution), the observables' sources
+ACCUMULATOR_RATES = ("grad2", "moved2")     # AdaGrad-Norm's inputs, not observables
 MAX_DENSE = 100            # dmft-sgd-batch on a committee: K * (SGD steps) beyond this is declined
 
 
@@ -76,9 +77,6 @@ def supports_dmft(s, batch_limit=True, velocity=False, adaptive=False):
                               adaptive=adaptive)
     if not base:
         return base
-    if s.dynamics == "adagrad-norm" and s.model_params.get("ridge", 0.0):
-        return no(f"ridge = {s.model_params['ridge']:g} under adagrad-norm: the penalty's share of the "
-                  "accumulated gradient norm is not in this theory")
     p = s.model_params
     if s.model == "committee":
         if p["activation"] not in COMMITTEE_ACTIVATIONS:
@@ -147,7 +145,8 @@ def _extrapolation_gap(*args):
     best, low = _extrapolated(*args)
     if low is None:
         return 0.0
-    gaps = [np.max(np.abs(best[k] - low[k])) / max(np.max(np.abs(best[k])), 1e-12) for k in best if k != "grad2"]
+    gaps = [np.max(np.abs(best[k] - low[k])) / max(np.max(np.abs(best[k])), 1e-12) for k in best
+            if k not in ACCUMULATOR_RATES]
     return float(np.nan_to_num(max(gaps), nan=np.inf))
 
 
@@ -220,7 +219,9 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     when the grid discretises exactly as it does (the epoch clock). The epoch clock's grids are aligned
     with the epochs: ``steps`` is rounded so that an epoch holds a whole number of coarse cells.
     ``schedule``: a factor ``f(t)`` in place of the scenario's schedule; ``gradients``: also return
-    ``grad2``, the train samples' mean squared force ``E |l'(r)|^2`` (AdaGrad-Norm's accumulator rate).
+    ``grad2``, the train samples' mean squared force ``E |l'(r)|^2`` (AdaGrad-Norm's accumulator rate),
+    and on the grid ``exact_step`` ``moved2``, the squared move ``|theta_{k+1} - theta_k|^2`` of the step
+    starting at each time (``adagrad_norm``'s input at a finite batch fraction).
     """
     schedule = schedule_of(s) if schedule is None else schedule
     problem, scale = problem_of(s, clock, float(np.max(times)), schedule)
@@ -286,33 +287,56 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
         if low is not None:
             lower.append(low)
     out = summarise_replicas(runs, lower or None)
-    if not gradients:
-        out = {k: v for k, v in out.items() if k not in ("grad2", "unc(grad2)")}
-    return out
+    # a step's move is the grid's own: meaningless once levels of several grids are combined
+    dropped = () if gradients and exact_step is not None else ("moved2",)
+    dropped += () if gradients else ("grad2",)
+    return {k: v for k, v in out.items() if k not in dropped + tuple(f"unc({x})" for x in dropped)}
 
 
-def adagrad_norm(s, times, predict):
+def adagrad_norm(s, times, predict, dt=None):
     """AdaGrad-Norm on finite data: SGD under the schedule ``f(t) / sqrt(1 + G(t) / b^2)`` (``sgd_gamma`` is
     its starting rate ``gamma / b``), where ``G(t) = int_0^t E_i |l'(r_i)|^2`` accumulates the train
-    samples' mean squared force (``regime.adaptive_ode``'s ``dG/dt``, the DMFT's ``grad2``).
+    samples' mean squared force (``regime.adaptive_ode``'s ``dG/dt``, the DMFT's ``grad2``; a ridge
+    penalty's share of a per-sample gradient's squared norm, ``O(1/d)`` of it, drops out).
     ``predict(times, schedule)``: the DMFT's curves and ``grad2`` under a schedule, with common random
     numbers from call to call. The rate at t depends on ``G`` before t only, so Picard's iteration
     converges (its error falls like ``(c t)^n / n!``): from ``G = 0``, solve under the last ``G``'s rate
     until ``G`` on ``ADAGRAD_POINTS`` points moves by less than ``ADAGRAD_TOL`` of its largest value.
-    Returns the last solve's curves at ``times``."""
+
+    ``dt``: the simulated SGD's own step ``B/d`` (``dmft-sgd-batch``, a finite batch fraction). Then ``G``
+    is the simulation's sum: step k reads ``G_k = sum_{j <= k} (B/d)^2 |g_j|^2``, and the squared batch
+    gradient ``(B/d)^2 |g_j|^2 = |theta_{j+1} - theta_j|^2 / gamma_j^2`` is the solve's ``moved2`` over
+    the step's rate. It holds the ``(B/d)^2 |grad L|^2`` term (penalty included) that ``grad2`` lacks, O(1)
+    when ``B/d`` is. Returns the last solve's curves at ``times``."""
     b2 = s.dynamics_params["b"] ** 2
     base = schedule_of(s)
-    grid = np.linspace(0.0, float(np.max(times)), ADAGRAD_POINTS)
+    t_end = float(np.max(times))
+    if dt is None:
+        grid = np.linspace(0.0, t_end, ADAGRAD_POINTS)
+    else:       # the step nodes; the simulation records at whole steps
+        grid = dt * np.arange(max(1, int(np.ceil(t_end / dt - 1e-9))) + 1)
+        mids = (np.arange(len(grid) - 1) + 0.5) * dt
+        f = np.ones(len(mids)) if base is None else np.asarray(base(mids), float)
+        gamma0 = sgd_gamma(s)
     union = np.union1d(grid, times)
     at_grid, at_times = np.searchsorted(union, grid), np.searchsorted(union, times)
-    G = np.zeros(ADAGRAD_POINTS)
+    G = np.zeros(len(grid))
     for _ in range(ADAGRAD_MAX_ITER):
-        def rate(t, G=G):
-            factor = 1.0 / np.sqrt(1.0 + np.interp(t, grid, G) / b2)
-            return factor if base is None else np.asarray(base(t), float) * factor
+        if dt is None:
+            def rate(t, G=G):
+                factor = 1.0 / np.sqrt(1.0 + np.interp(t, grid, G) / b2)
+                return factor if base is None else np.asarray(base(t), float) * factor
+        else:           # G[k + 1] = G_k, step k's (its midpoint's) rate
+            factors = f / np.sqrt(1.0 + G[1:] / b2)
+
+            def rate(t, factors=factors):
+                return factors[np.clip(np.floor(np.asarray(t, float) / dt).astype(int), 0, len(factors) - 1)]
         out = predict(union, rate)
-        g2 = out["grad2"][at_grid]
-        fresh = np.concatenate([[0.0], np.cumsum((g2[1:] + g2[:-1]) / 2 * np.diff(grid))])
+        if dt is None:
+            g2 = out["grad2"][at_grid]
+            fresh = np.concatenate([[0.0], np.cumsum((g2[1:] + g2[:-1]) / 2 * np.diff(grid))])
+        else:
+            fresh = np.concatenate([[0.0], np.cumsum(out["moved2"][at_grid][:-1] / (gamma0 * factors) ** 2)])
         if not np.isfinite(fresh).all():        # a divergence: the last solve's curves say where
             break
         moved, G = np.max(np.abs(fresh - G)), fresh
@@ -320,16 +344,17 @@ def adagrad_norm(s, times, predict):
             break
     else:       # an unsettled G is a wrong rate: a recorded failure, not a curve
         raise RuntimeError(f"adagrad-norm: the accumulator G still moved by {moved:.2g} after {ADAGRAD_MAX_ITER} solves")
-    return {k: np.asarray(v)[at_times] for k, v in out.items() if k not in ("grad2", "unc(grad2)")}
+    return {k: np.asarray(v)[at_times] for k, v in out.items()
+            if k not in ACCUMULATOR_RATES + tuple(f"unc({x})" for x in ACCUMULATOR_RATES)}
 
 
 def _curves(s, prim):
-    """Observables from the primaries ``{q, m, train}`` and ``grad2`` as it is, +inf from the first
+    """Observables from the primaries ``{q, m, train}``, and the accumulator rates as they are, +inf from the first
     non-finite time on."""
-    grad2, prim = prim["grad2"], [prim[k] for k in ("q", "m", "train")]
+    rates, prim = {k: prim[k] for k in ACCUMULATOR_RATES}, [prim[k] for k in ("q", "m", "train")]
     blown = np.maximum.accumulate(~np.logical_and.reduce([np.isfinite(x).reshape(len(x), -1).all(1) for x in prim]))
     curves = _observables(s, *(np.where(blown.reshape((-1,) + (1,) * (x.ndim - 1)), 0.0, x) for x in prim))
-    curves["grad2"] = grad2
+    curves.update(rates)
     return {k: np.where(blown, np.inf, v) for k, v in curves.items()}
 
 

@@ -43,12 +43,14 @@ class Solution:
     """The grid ``s`` [K] and, per averaged iterate [A, K], ``q = C_theta(s, s)``, ``m``, the train
     loss ``E loss(r(s), y)`` and ``grad2``, the mean squared force ``E |l'(r(s), y)|^2`` over the train
     samples (summed over a committee's units; the epoch clock: given a kick at s; the last point
-    repeats the one before, the grid's end having no force)."""
+    repeats the one before, the grid's end having no force), and ``moved2``, step k's squared move
+    ``|theta(s_{k+1}) - theta(s_k)|^2 = C(k+1, k+1) - 2 C(k+1, k) + C(k, k)`` (the last point repeats too)."""
     s: np.ndarray
     q: np.ndarray
     m: np.ndarray
     train: np.ndarray
     grad2: np.ndarray
+    moved2: np.ndarray
     iterations: int
     converged: bool
 
@@ -211,9 +213,12 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         sane = (np.arange(K) < bad)[:, None, None]
         # C_G(k, k) = alpha E dZ_k^2 E|l'(r_k)|^2
         grad2 = np.trace(nCG[np.arange(T), np.arange(T)], axis1=1, axis2=2) / (p.alpha * m2_steps)
+        Ck = np.trace(C.reshape(K, pd, K, pd), axis1=1, axis2=3)
+        moved2 = np.diag(Ck)[1:] - 2 * np.diag(Ck, -1) + np.diag(Ck)[:-1]
         state = {"q": np.where(sane, diagonal_blocks(C, pd), np.inf), "m": np.where(sane, m.reshape(K, pd, md), np.inf),
                  "train": np.where(sane[:, 0, 0], train, np.inf),
-                 "grad2": np.where(sane[:, 0, 0], np.append(grad2, grad2[-1]), np.inf)}
+                 "grad2": np.where(sane[:, 0, 0], np.append(grad2, grad2[-1]), np.inf),
+                 "moved2": np.where(sane[:, 0, 0], np.append(moved2, moved2[-1]), np.inf)}
         return state, (nRG, nmu, nCG, nup)
 
     with jax.enable_x64(True):
@@ -223,9 +228,10 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
         start = (np.zeros((T, T, pd, pd)), np.zeros((T, pd, md)), np.zeros((T, T, pd, pd)), np.zeros((T, pd, pd)))
         fixed = iterate(update, start, redraw, damping=1.0 if deterministic else damping, tol=tol,
                         max_iter=max_iter, average=average, fresh_average=epochs)
-    history, it, converged = [(st["q"], st["m"], st["train"], st["grad2"]) for st in fixed.history], fixed.iterations, fixed.converged
-    q, m, train, grad2 = (np.array(x) for x in zip(*history))
+    history, it, converged = ([tuple(st[k] for k in ("q", "m", "train", "grad2", "moved2")) for st in fixed.history],
+                              fixed.iterations, fixed.converged)
+    q, m, train, grad2, moved2 = (np.array(x) for x in zip(*history))
     if not committee:
         q, m = q[:, :, 0, 0], m[:, :, 0, 0]
     grid = np.concatenate([[0.0], np.cumsum(grid_steps)])
-    return Solution(s=grid, q=q, m=m, train=train, grad2=grad2, iterations=it, converged=converged)
+    return Solution(s=grid, q=q, m=m, train=train, grad2=grad2, moved2=moved2, iterations=it, converged=converged)
