@@ -455,6 +455,30 @@ class FiniteDataPredict:
         self.pred.predict(self.scenario, self.times)
 
 
+class AdaptiveDMFTPredict:
+    """Warm predict of the DMFT on least squares (the exact square side, alpha = 2, d = 1000, t = 4) under
+    SGD at gamma = 1 and under AdaGrad-Norm from the same rate (gamma = b = 1): what Picard's iteration on
+    the accumulator costs. ``dmft-sgd`` (B = 1, G' from the mean squared force) and ``dmft-sgd-batch``
+    (B/d = 0.4, each step's squared move)."""
+
+    params = [["dmft-sgd", "dmft-sgd-batch"], ["sgd", "adagrad-norm"]]
+    param_names = ["predictor", "dynamics"]
+    timeout = 300
+
+    def setup(self, name, dynamics):
+        params = {"gamma": 1.0, "batch_size": 400 if name == "dmft-sgd-batch" else 1}
+        if dynamics == "adagrad-norm":
+            params["b"] = 1.0
+        self.scenario = hdbench.Scenario.from_dict({
+            "model": {"name": "linear", "params": {"sigma": 0.5}}, "alpha": 2.0,
+            "dynamics": {"name": dynamics, "params": params}, "d": 1000, "t_max": 4.0, "seeds": 16})
+        self.pred, self.times = hdbench.registry().predictor(name), self.scenario.times()
+        self.pred.predict(self.scenario, self.times)
+
+    def time_predict(self, name, dynamics):
+        self.pred.predict(self.scenario, self.times)
+
+
 class VelocityDMFTPredict:
     """Warm predict of the DMFT with heavy ball's velocity (dimension-adapted momentum, kappa = 0.5,
     alpha = 2, d = 1000, t = 8) on least squares (the exact square side: no paths), beside
