@@ -219,6 +219,8 @@ def solve(problem: Problem, s_max: float, T: int, paths: int = 16000, tangent_pa
                  "train": np.where(sane[:, 0, 0], train, np.inf),
                  "grad2": np.where(sane[:, 0, 0], np.append(grad2, grad2[-1]), np.inf),
                  "moved2": np.where(sane[:, 0, 0], np.append(moved2, moved2[-1]), np.inf)}
+        if not committee:       # the GLM's error, which the convergence test follows relative to itself
+            state["distance"] = np.where(sane[:, 0, 0], C.diagonal() - 2 * m[:, 0] + RHO, np.inf)
         return state, (nRG, nmu, nCG, nup)
 
     with jax.enable_x64(True):
