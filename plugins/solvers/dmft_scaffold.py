@@ -96,7 +96,7 @@ def _relative_change(x, prev):
         return 0.0
     x, prev = np.asarray(x), np.asarray(prev)
     ok = np.isfinite(x) & np.isfinite(prev)
-    return float((np.abs(x - prev)[ok] / np.maximum(np.abs(x[ok]), DISTANCE_FLOOR)).max(initial=0.0))
+    return float((np.abs(x[ok] - prev[ok]) / np.maximum(np.abs(x[ok]), DISTANCE_FLOOR)).max(initial=0.0))
 
 
 def _finite_rows(values):
