@@ -209,7 +209,7 @@ def test_dmft_sgd_batch_accumulates_each_steps_squared_batch_gradient(registry, 
     assert max_z(sim, theory.predict(fixed, sim.times)) > 3 * threshold
 
 
-@pytest.mark.slow       # 75 s: Picard's iteration takes 5-7 Monte-Carlo solves
+@pytest.mark.slow       # 40 s: Picard's iteration takes 4 one-replica and 2 full Monte-Carlo solves
 def test_dmft_sgd_matches_adagrad_norm_on_logistic_regression(registry):
     """Multi-pass AdaGrad-Norm on logistic regression (alpha = 2, gamma = 1, b = 0.5, d = 1000): within the
     noise, where SGD at the starting rate held fixed is far off."""

@@ -36,8 +36,10 @@ class _DMFT(Predictor):
         if s.model == "committee":
             steps, paths, tangent_paths = min(steps, COMMITTEE_STEPS), paths // COMMITTEE_PATHS, tangent_paths // COMMITTEE_PATHS
         if s.dynamics == "adagrad-norm":
-            return adagrad_norm(s, times, lambda t, f: predict_dmft(
-                s, t, self.clock, steps, self.levels, paths, tangent_paths, self.replicas, schedule=f, gradients=True))
+            solve = lambda replicas: lambda t, f: predict_dmft(
+                s, t, self.clock, steps, self.levels, paths * replicas // self.replicas,
+                tangent_paths * replicas // self.replicas, replicas, schedule=f, gradients=True)
+            return adagrad_norm(s, times, solve(self.replicas), rough=solve(1))
         return predict_dmft(s, times, self.clock, steps, self.levels, paths, tangent_paths, self.replicas,
                             target_step=self.target_step(s))
 
@@ -116,11 +118,12 @@ class DmftSGDBatch(_DMFT):
 
     def predict(self, s, times):
         exact_step = sgd_gamma(s) * s.dynamics_params["batch_size"] / s.n
-        solve = lambda t, f=None: predict_dmft(s, t, self.clock, None, 1, self.paths, self.tangent_paths, self.replicas,
-                                               exact_step=exact_step, schedule=f, gradients=f is not None)
+        solve = lambda replicas: lambda t, f=None: predict_dmft(
+            s, t, self.clock, None, 1, self.paths * replicas // self.replicas, self.tangent_paths * replicas // self.replicas,
+            replicas, exact_step=exact_step, schedule=f, gradients=f is not None)
         if s.dynamics == "adagrad-norm":
-            return adagrad_norm(s, times, solve, dt=s.dynamics_params["batch_size"] / s.d)
-        return solve(times)
+            return adagrad_norm(s, times, solve(self.replicas), dt=s.dynamics_params["batch_size"] / s.d, rough=solve(1))
+        return solve(self.replicas)(times)
 
 
 class DmftSGDEpochs(_DMFT):

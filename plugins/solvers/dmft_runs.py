@@ -62,7 +62,9 @@ EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at lar
 EPOCH_EXACT_TOL = 0.02     # least squares' exact epoch side: refine until the extrapolation's estimate is 2% of a curve
 MAX_EPOCH_EXACT_STEPS = 1280   # ... with the finest level at most this many steps (O(T^3) an iteration)
 ADAGRAD_POINTS = 161      # AdaGrad-Norm: its accumulator G on this many points of [0, t_end] (trapezoid)
-ADAGRAD_TOL = 1e-6         # ... Picard's iteration on G stops when G moves by less than this, relative
+ADAGRAD_TOL = 1e-4         # ... Picard's iteration on G stops when G moves by less than this, relative (it
+                           # contracts 8-50x a solve, so G is then within 2e-5 of its fixed point)
+ADAGRAD_ROUGH_TOL = 1e-3   # ... first on one replica to this (about that replica's own noise in G)
 ADAGRAD_MAX_ITER = 40
 PRIMARIES = ("q", "m", "train", "grad2", "moved2")    # what a solve returns (dmft.Solution), the observables' sources
 ACCUMULATOR_RATES = ("grad2", "moved2")     # AdaGrad-Norm's inputs, not observables
@@ -293,7 +295,7 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     return {k: v for k, v in out.items() if k not in dropped + tuple(f"unc({x})" for x in dropped)}
 
 
-def adagrad_norm(s, times, predict, dt=None):
+def adagrad_norm(s, times, predict, dt=None, rough=None):
     """AdaGrad-Norm on finite data: SGD under the schedule ``f(t) / sqrt(1 + G(t) / b^2)`` (``sgd_gamma`` is
     its starting rate ``gamma / b``), where ``G(t) = int_0^t E_i |l'(r_i)|^2`` accumulates the train
     samples' mean squared force (``regime.adaptive_ode``'s ``dG/dt``, the DMFT's ``grad2``; a ridge
@@ -302,6 +304,8 @@ def adagrad_norm(s, times, predict, dt=None):
     numbers from call to call. The rate at t depends on ``G`` before t only, so Picard's iteration
     converges (its error falls like ``(c t)^n / n!``): from ``G = 0``, solve under the last ``G``'s rate
     until ``G`` on ``ADAGRAD_POINTS`` points moves by less than ``ADAGRAD_TOL`` of its largest value.
+    ``rough``: a cheaper ``predict`` (one replica) whose iteration runs first, to ``ADAGRAD_ROUGH_TOL``:
+    ``predict`` then starts within the rough solve's noise of its own fixed point.
 
     ``dt``: the simulated SGD's own step ``B/d`` (``dmft-sgd-batch``, a finite batch fraction). Then ``G``
     is the simulation's sum: step k reads ``G_k = sum_{j <= k} (B/d)^2 |g_j|^2``, and the squared batch
@@ -320,30 +324,35 @@ def adagrad_norm(s, times, predict, dt=None):
         gamma0 = sgd_gamma(s)
     union = np.union1d(grid, times)
     at_grid, at_times = np.searchsorted(union, grid), np.searchsorted(union, times)
-    G = np.zeros(len(grid))
-    for _ in range(ADAGRAD_MAX_ITER):
+
+    def rate_of(G):
         if dt is None:
-            def rate(t, G=G):
+            def rate(t):
                 factor = 1.0 / np.sqrt(1.0 + np.interp(t, grid, G) / b2)
                 return factor if base is None else np.asarray(base(t), float) * factor
-        else:           # G[k + 1] = G_k, step k's (its midpoint's) rate
-            factors = f / np.sqrt(1.0 + G[1:] / b2)
+            return rate, None
+        factors = f / np.sqrt(1.0 + G[1:] / b2)        # G[k + 1] = G_k, step k's (its midpoint's) rate
+        return (lambda t: factors[np.clip(np.floor(np.asarray(t, float) / dt).astype(int), 0, len(factors) - 1)]), factors
 
-            def rate(t, factors=factors):
-                return factors[np.clip(np.floor(np.asarray(t, float) / dt).astype(int), 0, len(factors) - 1)]
-        out = predict(union, rate)
-        if dt is None:
-            g2 = out["grad2"][at_grid]
-            fresh = np.concatenate([[0.0], np.cumsum((g2[1:] + g2[:-1]) / 2 * np.diff(grid))])
-        else:
-            fresh = np.concatenate([[0.0], np.cumsum(out["moved2"][at_grid][:-1] / (gamma0 * factors) ** 2)])
-        if not np.isfinite(fresh).all():        # a divergence: the last solve's curves say where
-            break
-        moved, G = np.max(np.abs(fresh - G)), fresh
-        if moved <= ADAGRAD_TOL * max(np.max(G), 1e-12):
-            break
-    else:       # an unsettled G is a wrong rate: a recorded failure, not a curve
-        raise RuntimeError(f"adagrad-norm: the accumulator G still moved by {moved:.2g} after {ADAGRAD_MAX_ITER} solves")
+    G = np.zeros(len(grid))
+    for solve, tol in ([(rough, ADAGRAD_ROUGH_TOL)] if rough is not None else []) + [(predict, ADAGRAD_TOL)]:
+        for _ in range(ADAGRAD_MAX_ITER):
+            rate, factors = rate_of(G)
+            out = solve(union, rate)
+            if dt is None:
+                g2 = out["grad2"][at_grid]
+                fresh = np.concatenate([[0.0], np.cumsum((g2[1:] + g2[:-1]) / 2 * np.diff(grid))])
+            else:
+                fresh = np.concatenate([[0.0], np.cumsum(out["moved2"][at_grid][:-1] / (gamma0 * factors) ** 2)])
+            if not np.isfinite(fresh).all():        # a divergence: the last solve's curves say where
+                break
+            moved, G = np.max(np.abs(fresh - G)), fresh
+            if moved <= tol * max(np.max(G), 1e-12):
+                break
+        else:       # an unsettled G is a wrong rate: a recorded failure, not a curve
+            if solve is predict:
+                raise RuntimeError(f"adagrad-norm: the accumulator G still moved by {moved:.2g} after "
+                                   f"{ADAGRAD_MAX_ITER} solves")
     return {k: np.asarray(v)[at_times] for k, v in out.items()
             if k not in ACCUMULATOR_RATES + tuple(f"unc({x})" for x in ACCUMULATOR_RATES)}
 
