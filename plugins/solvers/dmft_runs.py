@@ -61,6 +61,8 @@ MAX_EPOCH_STEPS = 640      # the epoch clock on the simulation's own grid: at mo
 EPOCH_MAX_ITER = 200       # the epoch clock's iteration contracts slowly at large tau (docs/validation/epochs.md)
 EPOCH_EXACT_TOL = 0.02     # least squares' exact epoch side: refine until the extrapolation's estimate is 2% of a curve
 MAX_EPOCH_EXACT_STEPS = 1280   # ... with the finest level at most this many steps (O(T^3) an iteration)
+ASYMPTOTIC_RATIO = 8       # Richardson's levels h, h/2, h/4: a coarse difference this many times the next ...
+ASYMPTOTIC_FLOOR = 1e-2    # ... and above this share of the curve's scale drops the coarsest level there
 ADAGRAD_POINTS = 161      # AdaGrad-Norm: its accumulator G on this many points of [0, t_end] (trapezoid)
 ADAGRAD_TOL = 1e-4         # ... Picard's iteration on G stops when G moves by less than this, relative (it
                            # contracts 8-50x a solve, so G is then within 2e-5 of its fixed point)
@@ -133,12 +135,38 @@ def _extrapolated(s, s_times, solved, s_max, steps, target_step):
     with np.errstate(invalid="ignore"):
         grids = [{k: interpolate(s_times, sol.s, getattr(sol, k).mean(0)) for k in PRIMARIES}
                  for sol, _ in solved]
-    best = _curves(s, combine([c for _, c in solved], grids))
+    best = combine([c for _, c in solved], grids)
     if len(solved) == 1:
-        return best, None
+        return _curves(s, best), None
     fewer = len(solved) - 1
     weights = extrapolation_weights(fewer, s_max / steps / 2, target_step) if target_step else RICHARDSON[fewer]
-    return best, _curves(s, combine(weights, grids[1:]))
+    low = combine(weights, grids[1:])
+    if len(solved) == 3 and not target_step:
+        coarse = _before_the_asymptotic_regime(grids)
+        if coarse.any():        # there the finer two levels' extrapolation, with the first-order error estimate
+            best, low = (_where(coarse, replace, keep) for replace, keep in ((low, best), (grids[2], low)))
+    return _curves(s, best), _curves(s, low)
+
+
+def _before_the_asymptotic_regime(grids):
+    """The times where the coarsest of three levels is not yet in the regime ``c1 h + c2 h^2`` that
+    Richardson assumes (a fast early transient its step does not resolve): its difference to the next
+    level exceeds ``ASYMPTOTIC_RATIO`` times the next one's (2 to 4 in that regime) and
+    ``ASYMPTOTIC_FLOOR`` of the curve's scale, for any primary."""
+    out = np.zeros(len(grids[0]["q"]), bool)
+    with np.errstate(invalid="ignore"):
+        for k in ("q", "m", "train"):
+            g = [np.asarray(x[k]).reshape(len(out), -1) for x in grids]
+            d1, d2 = np.abs(g[0] - g[1]).max(1), np.abs(g[1] - g[2]).max(1)
+            finite = np.isfinite(g[2])
+            scale = np.abs(g[2][finite]).max(initial=0.0)
+            out |= (d1 > ASYMPTOTIC_RATIO * d2) & (d1 > ASYMPTOTIC_FLOOR * scale)
+    return out
+
+
+def _where(mask, a, b):
+    """``a`` where ``mask`` (over times) else ``b``, per curve."""
+    return {k: np.where(mask.reshape((-1,) + (1,) * (np.ndim(a[k]) - 1)), a[k], b[k]) for k in a}
 
 
 def _extrapolation_gap(*args):
@@ -216,7 +244,9 @@ def predict_dmft(s, times, clock, steps=40, levels=2, paths=16000, tangent_paths
     ``unc(NAME)`` combines in quadrature the standard error of the replica mean (independent replicas:
     honest whatever the correlation between the iterates of one solve) and the extrapolation error
     estimate ``|R_levels - R_(levels-1)|`` (the extrapolant from one level fewer, on the finer grids:
-    the standard a-posteriori bound, conservative for the higher-order one). ``target_step``: the step
+    the standard a-posteriori bound, conservative for the higher-order one); at times where the coarsest
+    of three levels is not yet in the asymptotic regime (``_before_the_asymptotic_regime``), the finer two
+    levels' extrapolation and the finest level's gap to it. ``target_step``: the step
     the extrapolation goes to, 0 for the time-continuous limit, or the simulated algorithm's own step
     when the grid discretises exactly as it does (the epoch clock). The epoch clock's grids are aligned
     with the epochs: ``steps`` is rounded so that an epoch holds a whole number of coarse cells.
