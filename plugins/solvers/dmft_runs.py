@@ -64,8 +64,8 @@ MAX_EPOCH_EXACT_STEPS = 1280   # ... with the finest level at most this many ste
 ASYMPTOTIC_RATIO = 8       # Richardson's levels h, h/2, h/4: a coarse difference this many times the next ...
 ASYMPTOTIC_FLOOR = 1e-2    # ... and above this share of the curve's scale drops the coarsest level there
 ADAGRAD_POINTS = 161      # AdaGrad-Norm: its accumulator G on this many points of [0, t_end] (trapezoid)
-ADAGRAD_TOL = 1e-4         # ... Picard's iteration on G stops when G moves by less than this, relative (it
-                           # contracts 8-50x a solve, so G is then within 2e-5 of its fixed point)
+ADAGRAD_TOL = 1e-4         # ... Picard's iteration on G stops when G moves by less than this, relative: it
+                           # contracts fast, so G is then far inside the Monte Carlo's noise (docs/theory/multipass.md)
 ADAGRAD_ROUGH_TOL = 1e-3   # ... first on one replica to this (about that replica's own noise in G)
 ADAGRAD_MAX_ITER = 40
 PRIMARIES = ("q", "m", "train", "grad2", "moved2")    # what a solve returns (dmft.Solution), the observables' sources
